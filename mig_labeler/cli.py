@@ -1,0 +1,166 @@
+"""The ``mig-labeler`` command line (click).
+
+Owns: parsing flags and environment variables (GFD's names accepted) into one frozen ``Config``
+(precedence flag > env > config file > default), logging set-up, and the single place where a
+``MigLabelerError`` becomes one line on stderr and an exit code. Commands stay thin: each calls
+into ``desired``/``loop``/``kube``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from mig_labeler import __version__
+from mig_labeler.config import Config, FileSettings, parse_config_file, parse_duration, parse_mig_strategy
+from mig_labeler.errors import EXIT_BAD_INPUT, ConfigError, MigLabelerError
+
+log = logging.getLogger("mig_labeler")
+
+LABEL_OPTIONS: list[Callable[[Any], Any]] = [
+    click.option("--fixture", type=click.Path(dir_okay=False), envvar="MIG_LABELER_FIXTURE",
+                 help="Read this node fixture through the fake NVML instead of real NVML (no GPU needed)."),
+    click.option("--mig-strategy", envvar=["GFD_MIG_STRATEGY", "MIG_STRATEGY"], metavar="none|single|mixed",
+                 help="How MIG devices are labelled.  [default: none]"),
+    click.option("--config-file", type=click.Path(dir_okay=False), envvar=["GFD_CONFIG_FILE", "CONFIG_FILE"],
+                 help="Device-plugin/GFD config file (version: v1; flags, sharing)."),
+    click.option("--no-timestamp", is_flag=True, default=False, envvar="GFD_NO_TIMESTAMP",
+                 help="Do not emit nvidia.com/gfd.timestamp."),
+    click.option("--machine-type-file", envvar="GFD_MACHINE_TYPE_FILE", metavar="PATH",
+                 help="File holding the machine type.  [default: /sys/class/dmi/id/product_name]"),
+    click.option("--fail-on-init-error", type=click.BOOL, envvar=["GFD_FAIL_ON_INIT_ERROR", "FAIL_ON_INIT_ERROR"],
+                 metavar="BOOLEAN", help="Exit 1 when NVML cannot start; false labels the node as GPU-less.  "
+                 "[default: true]"),
+    click.option("--gpu-present-label/--no-gpu-present-label", default=True,
+                 envvar="MIG_LABELER_GPU_PRESENT_LABEL", help="Emit nvidia.com/gpu.present=true.  [default: on]"),
+]
+
+
+def label_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(LABEL_OPTIONS):
+        f = option(f)
+    return f
+
+
+def _explicit(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT) and ctx.params.get(name) is not None
+
+
+def _pick(ctx: click.Context, name: str, file_value: Any, default: Any) -> Any:
+    """Flag > env > file > default (gfd-reference §4.4)."""
+    if _explicit(ctx, name):
+        return ctx.params[name]
+    return default if file_value is None else file_value
+
+
+def load_file_settings(path: str | None) -> FileSettings:
+    if not path:
+        return FileSettings()
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from e
+    return parse_config_file(text, path)
+
+
+def build_config(ctx: click.Context) -> Config:
+    p = ctx.params
+    file = load_file_settings(p.get("config_file"))
+    strategy = p["mig_strategy"] if _explicit(ctx, "mig_strategy") else None
+    interval = p.get("sleep_interval") if _explicit(ctx, "sleep_interval") else None
+    return Config(
+        mig_strategy=parse_mig_strategy(strategy) if strategy is not None else (file.mig_strategy or Config.mig_strategy),
+        sharing=file.sharing,
+        no_timestamp=bool(_pick(ctx, "no_timestamp", file.no_timestamp, False)) or bool(p["no_timestamp"]),
+        machine_type_file=_pick(ctx, "machine_type_file", file.machine_type_file, Config.machine_type_file),
+        fail_on_init_error=bool(_pick(ctx, "fail_on_init_error", file.fail_on_init_error, True)),
+        gpu_present_label=bool(p["gpu_present_label"]),
+        fixture=p.get("fixture"),
+        config_file=p.get("config_file"),
+        oneshot=bool(_pick(ctx, "oneshot", file.oneshot, False)) if "oneshot" in p else False,
+        sleep_interval=parse_duration(interval) if interval is not None else (file.sleep_interval or 60.0),
+        node_name=p.get("node_name") or None,
+        kubeconfig=p.get("kubeconfig") or None,
+        metrics_port=int(p.get("metrics_port") or 0) if "metrics_port" in p else 0,
+        log_format=p.get("log_format") or "text",
+    )
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"ts": round(record.created, 3), "level": record.levelname.lower(),
+                           "msg": record.getMessage()})
+
+
+def setup_logging(log_format: str, verbose: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("mig-labeler: %(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="mig-labeler")
+def cli() -> None:
+    """GFD-compatible Kubernetes node labels for NVIDIA GPUs and MIG devices.
+
+    Try it without a GPU:  mig-labeler labels --fixture fixtures/dgx-a100-mixed.yaml --mig-strategy mixed
+    """
+
+
+@cli.command()
+@label_options
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: sorted key=value lines; json: one object with sorted keys.")
+@click.pass_context
+def labels(ctx: click.Context, output: str, **_: Any) -> None:
+    """Print the labels this node would get. Writes nothing to Kubernetes."""
+    from mig_labeler.desired import desired_labels  # noqa: PLC0415 - keeps --help fast
+    from mig_labeler.discovery import open_source  # noqa: PLC0415
+
+    config = build_config(ctx)
+    setup_logging("text")
+    result = desired_labels(open_source(config.fixture, config.machine_type_file), config, int(time.time()))
+    for warning in result.warnings:
+        log.warning(warning)
+    if output == "json":
+        click.echo(json.dumps(result.labels, indent=2, sort_keys=True))
+    else:
+        for key in sorted(result.labels):
+            click.echo(f"{key}={result.labels[key]}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: the only place that turns an error into one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="mig-labeler", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("mig-labeler: aborted", err=True)
+        sys.exit(1)
+    except MigLabelerError as e:
+        click.echo(f"mig-labeler: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(0)
+    sys.exit(0)
+
+
+__all__ = ["EXIT_BAD_INPUT", "cli", "main"]

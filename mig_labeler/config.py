@@ -1,0 +1,234 @@
+"""The one frozen configuration object and the device-plugin/GFD config file format.
+
+Owns: ``Config``, ``Sharing``, ``MigStrategy``, duration parsing and ``parse_config_file`` (text
+in, ``FileSettings`` or ``ConfigError`` out). Must not read ``os.environ`` or flags: the CLI
+builds ``Config`` (precedence flag > env > file > default) and hands it to everything else.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from mig_labeler.errors import ConfigError
+from mig_labeler.label_names import PREFIX
+
+MIN_SLEEP_INTERVAL = 1.0  # GFD allows 0s, a hot loop re-initialising NVML (gfd-reference §10.13)
+
+
+class MigStrategy(str, enum.Enum):
+    NONE = "none"
+    SINGLE = "single"
+    MIXED = "mixed"
+
+
+def parse_mig_strategy(value: str) -> MigStrategy:
+    try:
+        return MigStrategy(value)
+    except ValueError:
+        raise ConfigError(f"unknown MIG strategy {value!r}: use none, single or mixed") from None
+
+
+@dataclass(frozen=True, slots=True)
+class SharedResource:
+    name: str  # full resource name, e.g. nvidia.com/gpu or nvidia.com/mig-1g.10gb
+    replicas: int
+    renamed: bool  # renameByDefault: true → no -SHARED suffix (gfd-reference §4.2)
+
+
+@dataclass(frozen=True, slots=True)
+class Sharing:
+    """The sharing block GFD consults: MPS if present, else time-slicing (gfd-reference §4.3)."""
+
+    kind: str = "none"  # "none" | "time-slicing" | "mps"
+    resources: tuple[SharedResource, ...] = ()
+
+    @property
+    def active_strategy(self) -> str:
+        if any(r.replicas > 1 for r in self.resources):
+            return self.kind
+        return "none"
+
+    def resource(self, name: str) -> SharedResource | None:
+        """The first entry for ``name`` wins; later duplicates are ignored, as in GFD."""
+        return next((r for r in self.resources if r.name == name), None)
+
+
+NO_SHARING = Sharing()
+
+
+@dataclass(frozen=True, slots=True)
+class FileSettings:
+    """What a config file sets; None means "not set in the file"."""
+
+    mig_strategy: MigStrategy | None = None
+    fail_on_init_error: bool | None = None
+    oneshot: bool | None = None
+    no_timestamp: bool | None = None
+    sleep_interval: float | None = None
+    machine_type_file: str | None = None
+    sharing: Sharing = NO_SHARING
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    mig_strategy: MigStrategy = MigStrategy.NONE
+    sharing: Sharing = NO_SHARING
+    no_timestamp: bool = False
+    machine_type_file: str = "/sys/class/dmi/id/product_name"
+    fail_on_init_error: bool = True
+    gpu_present_label: bool = True
+    fixture: str | None = None
+    config_file: str | None = None
+    oneshot: bool = False
+    sleep_interval: float = 60.0
+    node_name: str | None = None
+    kubeconfig: str | None = None
+    metrics_port: int = 8080
+    log_format: str = "text"
+
+    def summary(self) -> dict[str, Any]:
+        """The effective config as one JSON-able dict, logged once at start-up."""
+        return {
+            "migStrategy": self.mig_strategy.value,
+            "sharing": self.sharing.kind,
+            "sharedResources": {r.name: r.replicas for r in self.sharing.resources},
+            "noTimestamp": self.no_timestamp,
+            "machineTypeFile": self.machine_type_file,
+            "failOnInitError": self.fail_on_init_error,
+            "gpuPresentLabel": self.gpu_present_label,
+            "fixture": self.fixture,
+            "configFile": self.config_file,
+            "oneshot": self.oneshot,
+            "sleepInterval": self.sleep_interval,
+            "nodeName": self.node_name,
+            "metricsPort": self.metrics_port,
+        }
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Go duration syntax (``60s``, ``1m30s``, ``500ms``) or ``infinite``, in seconds.
+    A bare number is rejected, as GFD's CLI does: it has no unit."""
+    text = text.strip()
+    if text == "infinite":
+        return math.inf
+    if not text or _DURATION_PART.sub("", text) != "":
+        raise ConfigError(f"invalid duration {text!r}: use a Go duration such as 60s, 1m or 500ms, or 'infinite'")
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    if seconds < MIN_SLEEP_INTERVAL:
+        raise ConfigError(f"sleep interval {text!r} is below the minimum of 1s")
+    return seconds
+
+
+def _require_bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, not {value!r}")
+    return value
+
+
+def _resource_name(raw: Any, where: str) -> str:
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(f"{where}.name must be a non-empty string")
+    name = raw if "/" in raw else PREFIX + raw
+    prefix, _, short = name.partition("/")
+    if len(name) > 63 or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", short):
+        raise ConfigError(
+            f"{where}.name {raw!r} is not a valid resource name (write mig-1g.10gb.me, not mig-1g.10gb+me)"
+        )
+    if prefix + "/" != PREFIX:
+        raise ConfigError(f"{where}.name {raw!r} must be in the nvidia.com/ namespace")
+    return name
+
+
+def _parse_sharing_block(block: Any, kind: str) -> Sharing:
+    where = f"sharing.{'mps' if kind == 'mps' else 'timeSlicing'}"
+    if not isinstance(block, dict):
+        raise ConfigError(f"{where} must be a mapping")
+    rename_by_default = _require_bool(block.get("renameByDefault", False), f"{where}.renameByDefault")
+    entries = block.get("resources")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{where}.resources must be a non-empty list")
+    resources = []
+    for i, entry in enumerate(entries):
+        at = f"{where}.resources[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{at} must be a mapping with name and replicas")
+        name = _resource_name(entry.get("name"), at)
+        replicas = entry.get("replicas")
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 2:
+            raise ConfigError(f"{at}.replicas must be an integer of at least 2, not {replicas!r}")
+        resources.append(SharedResource(name, replicas, renamed=rename_by_default))
+    return Sharing(kind, tuple(resources))
+
+
+def parse_sharing(raw: Any) -> Sharing:
+    if raw is None:
+        return NO_SHARING
+    if not isinstance(raw, dict):
+        raise ConfigError("sharing must be a mapping")
+    if raw.get("mps") is not None:  # an MPS block hides the time-slicing block, as in GFD
+        return _parse_sharing_block(raw["mps"], "mps")
+    if raw.get("timeSlicing") is not None:
+        return _parse_sharing_block(raw["timeSlicing"], "time-slicing")
+    return NO_SHARING
+
+
+def _load_document(text: str, source: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"config file {source} is not valid YAML or JSON: {first}") from e
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"config file {source} must hold a mapping at the top level")
+    return doc
+
+
+def parse_config_file(text: str, source: str = "<config>") -> FileSettings:
+    doc = _load_document(text, source)
+    version = doc.get("version", "v1")
+    if version != "v1":
+        raise ConfigError(f"config file {source}: unknown version {version!r} (only v1 is supported)")
+    flags = doc.get("flags") or {}
+    if not isinstance(flags, dict) or not isinstance(flags.get("gfd") or {}, dict):
+        raise ConfigError(f"config file {source}: flags and flags.gfd must be mappings")
+    gfd = flags.get("gfd") or {}
+    try:
+        return _file_settings(flags, gfd, doc.get("sharing"))
+    except ConfigError as e:
+        raise ConfigError(f"config file {source}: {e}") from None
+
+
+def _optional(section: dict[str, Any], key: str, where: str) -> bool | None:
+    return None if section.get(key) is None else _require_bool(section[key], where)
+
+
+def _file_settings(flags: dict[str, Any], gfd: dict[str, Any], sharing: Any) -> FileSettings:
+    strategy = flags.get("migStrategy")
+    interval = gfd.get("sleepInterval")
+    if interval is not None and not isinstance(interval, str):
+        raise ConfigError(f"flags.gfd.sleepInterval must be a duration string such as 60s, not {interval!r}")
+    machine = gfd.get("machineTypeFile")
+    if machine is not None and not isinstance(machine, str):
+        raise ConfigError("flags.gfd.machineTypeFile must be a string")
+    return FileSettings(
+        mig_strategy=None if strategy is None else parse_mig_strategy(str(strategy)),
+        fail_on_init_error=_optional(flags, "failOnInitError", "flags.failOnInitError"),
+        oneshot=_optional(gfd, "oneshot", "flags.gfd.oneshot"),
+        no_timestamp=_optional(gfd, "noTimestamp", "flags.gfd.noTimestamp"),
+        sleep_interval=None if interval is None else parse_duration(interval),
+        machine_type_file=machine,
+        sharing=parse_sharing(sharing),
+    )

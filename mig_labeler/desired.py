@@ -1,0 +1,63 @@
+"""One read → compute → validate step: what the node's labels should be right now.
+
+Owns: turning a topology source and a config into the validated desired label map plus the
+warnings a human should see (rejected labels, MIG-INVALID reason, NVML absent). Shared by the
+``labels`` command and every daemon pass, so both print/publish exactly the same map.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from mig_labeler.config import Config, MigStrategy
+from mig_labeler.discovery import TopologySource
+from mig_labeler.errors import NvmlUnavailable
+from mig_labeler.label_names import Rejected, validate_labels
+from mig_labeler.labels import compute_labels
+from mig_labeler.labels.full_gpu import labelled_model
+from mig_labeler.labels.mig import single_strategy_problem
+from mig_labeler.nvml_reader import FIXTURE_HINT
+from mig_labeler.topology import NodeTopology
+
+log = logging.getLogger("mig_labeler")
+
+NO_GPUS = NodeTopology(driver_version="", cuda_driver_version=0, gpus=())
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredLabels:
+    labels: dict[str, str]
+    rejected: tuple[Rejected, ...]
+    topology: NodeTopology
+    warnings: tuple[str, ...]
+
+
+def read_or_fallback(source: TopologySource, config: Config) -> tuple[NodeTopology, list[str]]:
+    """GFD's init policy: with --fail-on-init-error NVML init failure is fatal (exit 1);
+    without it the node is treated as having no GPUs. Query failures always propagate."""
+    try:
+        return source.read(), []
+    except NvmlUnavailable as e:
+        hint = "" if config.fixture else f"; {FIXTURE_HINT}"
+        if config.fail_on_init_error:
+            raise NvmlUnavailable(f"{e}{hint}", e.code) from e
+        return NO_GPUS, [f"{e}; labelling as a node without GPUs (--fail-on-init-error=false){hint}"]
+
+
+def desired_labels(source: TopologySource, config: Config, started_at: int) -> DesiredLabels:
+    topology, warnings = read_or_fallback(source, config)
+    if not topology.gpus and not warnings and not config.fixture:
+        warnings.append(f"NVML found no GPUs on this node; {FIXTURE_HINT}")
+    if config.mig_strategy is MigStrategy.SINGLE:
+        problem = single_strategy_problem(topology)
+        if problem:
+            warnings.append(f"MIG strategy single is INVALID on this node: {problem}")
+    if len({g.name for g in topology.gpus}) > 1:
+        warnings.append(
+            f"several GPU models on this node; nvidia.com/gpu.* describes {labelled_model(topology.gpus)} "
+            "(most GPUs, then lexically smallest name)"
+        )
+    labels, rejected = validate_labels(compute_labels(topology, config, started_at))
+    warnings.extend(f"not publishing {r.key}={r.value!r}: {r.reason}" for r in rejected)
+    return DesiredLabels(labels, rejected, topology, tuple(warnings))

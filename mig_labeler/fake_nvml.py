@@ -1,0 +1,375 @@
+"""A fake ``pynvml`` module that answers NVML calls from a node fixture.
+
+Owns: pynvml's function names, return structs and ``NVMLError`` codes for everything the reader
+calls, answered from ``fixture.NodeFixture`` and the real GPU model table. It imports pynvml only
+for constants, struct classes and error classes. It enforces what real NVML enforces (calls before
+``nvmlInit`` fail, parent-only calls reject MIG handles and vice versa, empty MIG slots are
+NOT_FOUND), reloads its fixture file on every ``nvmlInit`` (how tests simulate a MIG
+reconfiguration), and counts calls (for the benchmarks). Used by tests, ``--fixture``,
+``make demo`` and ``make bench``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pynvml
+
+from mig_labeler.fixture import FixtureGpu, FixtureMigDevice, NodeFixture, load_fixture
+from mig_labeler.gpu_models import GiProfile
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class _GpuHandle:
+    index: int
+
+
+@dataclass(frozen=True)
+class _MigHandle:
+    gpu: int
+    slot: int
+
+
+@dataclass(frozen=True)
+class _GpuInstance:
+    gpu: int
+    slot: int
+
+
+@dataclass(frozen=True)
+class _ComputeInstance:
+    gpu: int
+    slot: int
+
+
+def _gi_id(slot: int) -> int:
+    # Instance IDs are driver-assigned and are neither slots nor profile IDs; keep them distinct.
+    return 2 * slot + 1
+
+
+class FakeNvml:
+    """Pass an instance wherever the ``pynvml`` module is expected."""
+
+    def __init__(self, source: str | Path | NodeFixture) -> None:
+        self._path = None if isinstance(source, NodeFixture) else Path(source)
+        self._fixture = source if isinstance(source, NodeFixture) else None
+        self._stamp: tuple[float, int] | None = None
+        self._init_count = 0
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        # Constants, struct classes and NVMLError_* come from the real module.
+        return getattr(pynvml, name)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def nvmlInit(self) -> None:
+        self.nvmlInitWithFlags(0)
+
+    def nvmlInitWithFlags(self, flags: int) -> None:
+        self.calls["nvmlInit"] += 1
+        self._reload()
+        if self.fixture.init_error:
+            raise pynvml.NVMLError(_code(self.fixture.init_error))
+        self._init_count += 1
+
+    def nvmlShutdown(self) -> None:
+        self.calls["nvmlShutdown"] += 1
+        self._require_init()
+        self._init_count -= 1
+
+    @property
+    def fixture(self) -> NodeFixture:
+        assert self._fixture is not None
+        return self._fixture
+
+    def _reload(self) -> None:
+        if self._path is None:
+            return
+        try:
+            st = os.stat(self._path)
+            stamp = (st.st_mtime, st.st_size)
+        except OSError:
+            stamp = None
+        if stamp is None or stamp != self._stamp or self._fixture is None:
+            self._fixture = load_fixture(self._path)
+            self._stamp = stamp
+
+    def _require_init(self) -> None:
+        if self._init_count <= 0:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_UNINITIALIZED)
+
+    def _enter(self, call: str, gpu: int | None = None) -> None:
+        self.calls[call] += 1
+        self._require_init()
+        for fault in self.fixture.faults:
+            if fault.call == call and (fault.gpu is None or fault.gpu == gpu):
+                raise pynvml.NVMLError(_code(fault.error))
+
+    # -- handle helpers -------------------------------------------------------------------
+    def _gpu(self, handle: Any, call: str) -> FixtureGpu:
+        if not isinstance(handle, _GpuHandle):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        return self.fixture.gpus[handle.index]
+
+    def _mig(self, handle: Any) -> FixtureMigDevice:
+        if not isinstance(handle, _MigHandle):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        return self.fixture.gpus[handle.gpu].mig_devices[handle.slot]
+
+    def _mig_enabled(self, gpu: FixtureGpu) -> bool:
+        return gpu.mig_mode is not None and gpu.mig_mode[0] == pynvml.NVML_DEVICE_MIG_ENABLE
+
+    @staticmethod
+    def _gpu_index(handle: Any) -> int | None:
+        return getattr(handle, "index", None) if isinstance(handle, _GpuHandle) else getattr(handle, "gpu", None)
+
+    # -- system ---------------------------------------------------------------------------
+    def nvmlSystemGetDriverVersion(self) -> str:
+        self._enter("nvmlSystemGetDriverVersion")
+        return self.fixture.driver_version
+
+    def nvmlSystemGetCudaDriverVersion(self) -> int:
+        self._enter("nvmlSystemGetCudaDriverVersion")
+        return self.fixture.cuda_driver_version
+
+    # -- devices --------------------------------------------------------------------------
+    def nvmlDeviceGetCount(self) -> int:
+        self._enter("nvmlDeviceGetCount")
+        return len(self.fixture.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> _GpuHandle:
+        self._enter("nvmlDeviceGetHandleByIndex", index)
+        if not 0 <= index < len(self.fixture.gpus):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        return _GpuHandle(index)
+
+    def nvmlDeviceGetIndex(self, handle: Any) -> int:
+        self._enter("nvmlDeviceGetIndex", self._gpu_index(handle))
+        self._gpu(handle, "nvmlDeviceGetIndex")
+        return int(handle.index)
+
+    def nvmlDeviceGetName(self, handle: Any) -> str:
+        self._enter("nvmlDeviceGetName", self._gpu_index(handle))
+        if isinstance(handle, _MigHandle):
+            gpu = self.fixture.gpus[handle.gpu]
+            return f"{gpu.name} MIG {self._mig(handle).profile}"
+        return self._gpu(handle, "nvmlDeviceGetName").name
+
+    def nvmlDeviceGetUUID(self, handle: Any) -> str:
+        self._enter("nvmlDeviceGetUUID", self._gpu_index(handle))
+        if isinstance(handle, _MigHandle):
+            return self._mig(handle).uuid
+        return self._gpu(handle, "nvmlDeviceGetUUID").uuid
+
+    def nvmlDeviceGetMemoryInfo(self, handle: Any, version: Any = None) -> Any:
+        self._enter("nvmlDeviceGetMemoryInfo", self._gpu_index(handle))
+        if isinstance(handle, _MigHandle):
+            total = self._mig(handle).attributes.memory_mib * MIB
+        else:
+            total = self._gpu(handle, "nvmlDeviceGetMemoryInfo").memory_mib * MIB
+        info = pynvml.c_nvmlMemory_t()
+        info.total, info.used, info.free = total, 0, total
+        return info
+
+    def nvmlDeviceGetCudaComputeCapability(self, handle: Any) -> tuple[int, int]:
+        self._enter("nvmlDeviceGetCudaComputeCapability", self._gpu_index(handle))
+        gpu = self.fixture.gpus[handle.gpu] if isinstance(handle, _MigHandle) else self._gpu(handle, "")
+        return gpu.compute_capability
+
+    def nvmlDeviceGetPciInfoExt(self, handle: Any, c_info: Any) -> int:
+        self._enter("nvmlDeviceGetPciInfoExt", self._gpu_index(handle))
+        gpu = self._gpu(handle, "nvmlDeviceGetPciInfoExt")
+        c_info.baseClass = (gpu.pci_class >> 16) & 0xFF
+        c_info.subClass = (gpu.pci_class >> 8) & 0xFF
+        return pynvml.NVML_SUCCESS
+
+    def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any:
+        self._enter("nvmlDeviceGetUtilizationRates", self._gpu_index(handle))
+        gpu = self._gpu(handle, "nvmlDeviceGetUtilizationRates")
+        if self._mig_enabled(gpu):  # nvml.h: not supported on MIG-enabled GPUs
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        util = pynvml.c_nvmlUtilization_t()
+        util.gpu, util.memory = 0, 0
+        return util
+
+    # -- MIG on the parent ------------------------------------------------------------------
+    def nvmlDeviceGetMigMode(self, handle: Any) -> list[int]:
+        self._enter("nvmlDeviceGetMigMode", self._gpu_index(handle))
+        gpu = self._gpu(handle, "nvmlDeviceGetMigMode")
+        if gpu.mig_mode is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return [gpu.mig_mode[0], gpu.mig_mode[1]]
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int:
+        self._enter("nvmlDeviceGetMaxMigDeviceCount", self._gpu_index(handle))
+        gpu = self._gpu(handle, "nvmlDeviceGetMaxMigDeviceCount")
+        return gpu.max_mig_devices if self._mig_enabled(gpu) else 0
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: Any, index: int) -> _MigHandle:
+        self._enter("nvmlDeviceGetMigDeviceHandleByIndex", self._gpu_index(handle))
+        gpu = self._gpu(handle, "nvmlDeviceGetMigDeviceHandleByIndex")
+        if not self._mig_enabled(gpu) or not 0 <= index < gpu.max_mig_devices:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        if index >= len(gpu.mig_devices):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        return _MigHandle(handle.index, index)
+
+    def nvmlDeviceIsMigDeviceHandle(self, handle: Any) -> ctypes.c_uint:
+        self._enter("nvmlDeviceIsMigDeviceHandle", self._gpu_index(handle))
+        return ctypes.c_uint(1 if isinstance(handle, _MigHandle) else 0)  # a c_uint, as pynvml returns
+
+    def nvmlDeviceGetGpuInstanceProfileInfo(self, handle: Any, profile: int, version: int = 2) -> Any:
+        self._enter("nvmlDeviceGetGpuInstanceProfileInfo", self._gpu_index(handle))
+        gpu = self._gpu(handle, "nvmlDeviceGetGpuInstanceProfileInfo")
+        if not 0 <= profile < pynvml.NVML_GPU_INSTANCE_PROFILE_COUNT:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        match = next((p for p in gpu.gi_profiles if p.gi_profile_index == profile), None)
+        if not self._mig_enabled(gpu) or match is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return _gi_profile_info(match, version)
+
+    def nvmlDeviceGetGpuInstanceById(self, handle: Any, gi_id: int) -> _GpuInstance:
+        self._enter("nvmlDeviceGetGpuInstanceById", self._gpu_index(handle))
+        gpu = self._gpu(handle, "nvmlDeviceGetGpuInstanceById")
+        if not self._mig_enabled(gpu):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        for slot in range(len(gpu.mig_devices)):
+            if _gi_id(slot) == gi_id:
+                return _GpuInstance(handle.index, slot)
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+
+    # -- MIG device handles ---------------------------------------------------------------
+    def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, handle: Any) -> _GpuHandle:
+        self._enter("nvmlDeviceGetDeviceHandleFromMigDeviceHandle", self._gpu_index(handle))
+        self._mig(handle)
+        return _GpuHandle(handle.gpu)
+
+    def nvmlDeviceGetAttributes(self, handle: Any) -> Any:
+        self._enter("nvmlDeviceGetAttributes", self._gpu_index(handle))
+        if not isinstance(handle, _MigHandle):  # nvml.h: only MIG device handles
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        a = self._mig(handle).attributes
+        attrs = pynvml.c_nvmlDeviceAttributes()
+        attrs.multiprocessorCount = a.multiprocessors
+        attrs.sharedCopyEngineCount = a.copy_engines
+        attrs.sharedDecoderCount = a.decoders
+        attrs.sharedEncoderCount = a.encoders
+        attrs.sharedJpegCount = a.jpeg
+        attrs.sharedOfaCount = a.ofa
+        attrs.gpuInstanceSliceCount = a.slices_gi
+        attrs.computeInstanceSliceCount = a.slices_ci
+        attrs.memorySizeMB = a.memory_mib
+        return attrs
+
+    def nvmlDeviceGetGpuInstanceId(self, handle: Any) -> int:
+        self._enter("nvmlDeviceGetGpuInstanceId", self._gpu_index(handle))
+        self._mig(handle)
+        return _gi_id(handle.slot)
+
+    def nvmlDeviceGetComputeInstanceId(self, handle: Any) -> int:
+        self._enter("nvmlDeviceGetComputeInstanceId", self._gpu_index(handle))
+        self._mig(handle)
+        return 0
+
+    # -- GPU and compute instances --------------------------------------------------------
+    def _instance_device(self, gi: Any) -> FixtureMigDevice:
+        if not isinstance(gi, (_GpuInstance, _ComputeInstance)):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        return self.fixture.gpus[gi.gpu].mig_devices[gi.slot]
+
+    def nvmlGpuInstanceGetInfo(self, gi: Any) -> Any:
+        self._enter("nvmlGpuInstanceGetInfo", getattr(gi, "gpu", None))
+        device = self._instance_device(gi)
+        info = pynvml.c_nvmlGpuInstanceInfo_t()
+        info.id = _gi_id(gi.slot)
+        info.profileId = device.gi.gi_profile_id
+        return info
+
+    def nvmlGpuInstanceGetComputeInstanceById(self, gi: Any, ci_id: int) -> _ComputeInstance:
+        self._enter("nvmlGpuInstanceGetComputeInstanceById", getattr(gi, "gpu", None))
+        self._instance_device(gi)
+        if ci_id != 0:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        return _ComputeInstance(gi.gpu, gi.slot)
+
+    def nvmlComputeInstanceGetInfo(self, ci: Any) -> Any:
+        self._enter("nvmlComputeInstanceGetInfo", getattr(ci, "gpu", None))
+        if not isinstance(ci, _ComputeInstance):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        device = self._instance_device(ci)
+        info = pynvml.c_nvmlComputeInstanceInfo_t()
+        info.id = 0
+        info.profileId = device.ci_profile_index  # CI profile IDs equal the indices on these GPUs
+        return info
+
+    def nvmlGpuInstanceGetComputeInstanceProfileInfo(self, gi: Any, profile: int, eng_profile: int, version: int = 2) -> Any:
+        self._enter("nvmlGpuInstanceGetComputeInstanceProfileInfo", getattr(gi, "gpu", None))
+        if not isinstance(gi, _GpuInstance):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        if not 0 <= profile < pynvml.NVML_COMPUTE_INSTANCE_PROFILE_COUNT or eng_profile != 0:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        gpu = self.fixture.gpus[gi.gpu]
+        device = gpu.mig_devices[gi.slot]
+        info = _ci_profile_info(gpu, device.gi, profile, version)
+        if info is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return info
+
+
+def _code(name: str) -> int:
+    code = getattr(pynvml, name, None)
+    if not isinstance(code, int):
+        raise ValueError(f"unknown NVML error name {name!r}")
+    return code
+
+
+def _gi_profile_info(p: GiProfile, version: int) -> Any:
+    info = pynvml.c_nvmlGpuInstanceProfileInfo_v2_t() if version == 2 else pynvml.c_nvmlGpuInstanceProfileInfo_t()
+    a = p.attributes
+    info.id = p.gi_profile_id
+    info.sliceCount = a.slices_gi
+    info.instanceCount = p.max_count
+    info.multiprocessorCount = a.multiprocessors
+    info.copyEngineCount = a.copy_engines
+    info.decoderCount = a.decoders
+    info.encoderCount = a.encoders
+    info.jpegCount = a.jpeg
+    info.ofaCount = a.ofa
+    info.memorySizeMB = a.memory_mib
+    if version == 2:
+        info.name = f"MIG {p.name}".encode()
+    return info
+
+
+_FULL_CI_INDEX = {1: 0, 2: 1, 3: 2, 4: 3, 7: 4, 8: 5, 6: 6}
+
+
+def _ci_profile_info(gpu: FixtureGpu, gi: GiProfile, index: int, version: int) -> Any:
+    a = gi.attributes
+    if index == _FULL_CI_INDEX.get(a.slices_gi):
+        slices, sms, name = a.slices_gi, a.multiprocessors, gi.name
+    else:
+        row = next((c for c in gpu.ci_profiles if c.gi == gi.name and c.ci_profile_index == index), None)
+        if row is None:
+            return None
+        slices, sms, name = row.ci_slices, row.multiprocessors, row.name
+    info = pynvml.c_nvmlComputeInstanceProfileInfo_v2_t() if version == 2 else pynvml.c_nvmlComputeInstanceProfileInfo_t()
+    info.id = index
+    info.sliceCount = slices
+    info.instanceCount = 1
+    info.multiprocessorCount = sms
+    info.sharedCopyEngineCount = a.copy_engines
+    info.sharedDecoderCount = a.decoders
+    info.sharedEncoderCount = a.encoders
+    info.sharedJpegCount = a.jpeg
+    info.sharedOfaCount = a.ofa
+    if version == 2:
+        info.name = f"MIG {name}".encode()
+    return info

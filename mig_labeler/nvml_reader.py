@@ -1,0 +1,225 @@
+"""The only module that calls NVML: turns it into a ``NodeTopology``.
+
+Owns: the NVML call sequence (nvml-mig.md §3–4), every NVML quirk (the ``[current, pending]``
+MIG mode list, NOT_SUPPORTED meaning "not MIG-capable", the c_uint from IsMigDeviceHandle, empty
+MIG slots, profile ID vs index), and the translation of ``NVMLError_*`` into ``NvmlUnavailable`` /
+``NvmlQueryFailed``. The module is injected (``pynvml`` in production, ``FakeNvml`` in tests),
+so this exact code runs in both. A half-read topology is never returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mig_labeler.errors import NvmlQueryFailed, NvmlUnavailable
+from mig_labeler.topology import (
+    MIB,
+    Gpu,
+    MigAttributes,
+    MigDevice,
+    MigMode,
+    NodeTopology,
+    mig_profile_name,
+)
+
+DISPLAY_DEVICE_NAMES = frozenset({"DGX Display", "NVIDIA DGX Display"})  # skipped, as go-nvlib does
+FIXTURE_HINT = "run with --fixture PATH to use a bundled fake topology (see fixtures/ in the README)"
+
+# NVML error codes (nvml.h); literal so that error handling needs nothing from the module.
+NOT_SUPPORTED = 3
+NO_PERMISSION = 4
+INVALID_ARGUMENT = 2
+NOT_FOUND = 6
+DRIVER_NOT_LOADED = 9
+LIBRARY_NOT_FOUND = 12
+FUNCTION_NOT_FOUND = 13
+
+_INIT_MESSAGES = {
+    LIBRARY_NOT_FOUND: "NVML library libnvidia-ml.so.1 not found (no NVIDIA driver on this machine)",
+    DRIVER_NOT_LOADED: "NVIDIA kernel driver is not loaded",
+    NO_PERMISSION: "no permission to open the NVIDIA devices",
+}
+
+
+@dataclass
+class _ProfileTables:
+    """Per-GPU, per-pass lookups: GI profile ID → index, (GI profile ID, CI profile ID) → index.
+    Profile info is immutable for the lifetime of a MIG mode (nvml.h), so one scan serves all
+    MIG devices of the GPU instead of up to 27 calls each."""
+
+    gi_index_by_id: dict[int, int] = field(default_factory=dict)
+    ci_index_by_ids: dict[tuple[int, int], int] = field(default_factory=dict)
+
+
+class _Reader:
+    def __init__(self, nvml: Any) -> None:
+        self.nvml = nvml
+
+    def call(self, name: str, *args: Any, gpu: int | None = None, absent: frozenset[int] = frozenset()) -> Any:
+        """Call ``nvml.<name>``; codes in ``absent`` return None, any other NVML error aborts."""
+        try:
+            return getattr(self.nvml, name)(*args)
+        except self.nvml.NVMLError as e:
+            if e.value in absent:
+                return None
+            raise NvmlQueryFailed(name, gpu, e.value, _describe(name, e)) from e
+
+    def topology(self, machine_type: str | None) -> NodeTopology:
+        driver = _text(self.call("nvmlSystemGetDriverVersion"))
+        if not 2 <= len(driver.split(".")) <= 3:
+            raise NvmlQueryFailed(
+                "nvmlSystemGetDriverVersion", None, None,
+                f"malformed driver version {driver!r}: expected 2 or 3 dot-separated fields",
+            )
+        cuda = int(self.call("nvmlSystemGetCudaDriverVersion"))
+        gpus = []
+        for index in range(int(self.call("nvmlDeviceGetCount"))):
+            gpu = self.gpu(index)
+            if gpu is not None:
+                gpus.append(gpu)
+        return NodeTopology(driver, cuda, tuple(gpus), machine_type)
+
+    def gpu(self, index: int) -> Gpu | None:
+        handle = self.call("nvmlDeviceGetHandleByIndex", index, gpu=index)
+        name = _text(self.call("nvmlDeviceGetName", handle, gpu=index))
+        if name in DISPLAY_DEVICE_NAMES:
+            return None
+        memory = self.call("nvmlDeviceGetMemoryInfo", handle, gpu=index, absent=frozenset({NOT_SUPPORTED}))
+        total_bytes = int(memory.total) if memory is not None else 0
+        major, minor = self.call("nvmlDeviceGetCudaComputeCapability", handle, gpu=index)
+        mode = self.call(
+            "nvmlDeviceGetMigMode", handle, gpu=index, absent=frozenset({NOT_SUPPORTED, FUNCTION_NOT_FOUND})
+        )
+        mig_mode = None if mode is None else MigMode(int(mode[0]), int(mode[1]))
+        devices: tuple[MigDevice, ...] = ()
+        if mig_mode is not None and mig_mode.enabled:
+            devices = self.mig_devices(handle, index, total_bytes)
+        return Gpu(
+            index=index,
+            uuid=_text(self.call("nvmlDeviceGetUUID", handle, gpu=index)),
+            name=name,
+            memory_mib=total_bytes // MIB or None,
+            compute_capability=(int(major), int(minor)),
+            mig_mode=mig_mode,
+            pci_class=self.pci_class(handle, index),
+            mig_devices=devices,
+        )
+
+    def pci_class(self, handle: Any, index: int) -> int | None:
+        """From nvmlDeviceGetPciInfoExt (no sysfs or privileges needed). Drivers without it give
+        None, which labels gpu.mode=unknown, as GFD does on a read error."""
+        info = self.nvml.nvmlPciInfoExt_v1_t()
+        info.version = self.nvml.nvmlPciInfoExt_v1
+        ok = self.call(
+            "nvmlDeviceGetPciInfoExt", handle, info, gpu=index,
+            absent=frozenset({NOT_SUPPORTED, FUNCTION_NOT_FOUND}),
+        )
+        if ok is None:
+            return None
+        return (int(info.baseClass) << 16) | (int(info.subClass) << 8)
+
+    def mig_devices(self, handle: Any, index: int, total_bytes: int) -> tuple[MigDevice, ...]:
+        if total_bytes <= 0:
+            raise NvmlQueryFailed("nvmlDeviceGetMemoryInfo", index, NOT_SUPPORTED,
+                                  "parent memory is needed to name MIG profiles")
+        tables = _ProfileTables()
+        self.scan_gi_profiles(handle, index, tables)
+        devices = []
+        for slot in range(int(self.call("nvmlDeviceGetMaxMigDeviceCount", handle, gpu=index))):
+            mig = self.call(
+                "nvmlDeviceGetMigDeviceHandleByIndex", handle, slot, gpu=index,
+                absent=frozenset({NOT_FOUND, INVALID_ARGUMENT}),  # empty slot: slots need not be dense
+            )
+            if mig is not None:
+                devices.append(self.mig_device(handle, mig, index, total_bytes, tables))
+        return tuple(devices)
+
+    def scan_gi_profiles(self, handle: Any, index: int, tables: _ProfileTables) -> None:
+        for profile_index in range(self.nvml.NVML_GPU_INSTANCE_PROFILE_COUNT):
+            info = self.call(
+                "nvmlDeviceGetGpuInstanceProfileInfo", handle, profile_index, gpu=index,
+                absent=frozenset({NOT_SUPPORTED, INVALID_ARGUMENT}),
+            )
+            if info is not None:
+                tables.gi_index_by_id.setdefault(int(info.id), profile_index)
+
+    def mig_device(self, parent: Any, mig: Any, index: int, total_bytes: int, tables: _ProfileTables) -> MigDevice:
+        attributes = _attributes(self.call("nvmlDeviceGetAttributes", mig, gpu=index))
+        gi_id = int(self.call("nvmlDeviceGetGpuInstanceId", mig, gpu=index))
+        ci_id = int(self.call("nvmlDeviceGetComputeInstanceId", mig, gpu=index))
+        gi = self.call("nvmlDeviceGetGpuInstanceById", parent, gi_id, gpu=index)
+        gi_profile_id = int(self.call("nvmlGpuInstanceGetInfo", gi, gpu=index).profileId)
+        ci = self.call("nvmlGpuInstanceGetComputeInstanceById", gi, ci_id, gpu=index)
+        ci_profile_id = int(self.call("nvmlComputeInstanceGetInfo", ci, gpu=index).profileId)
+        gi_index = tables.gi_index_by_id.get(gi_profile_id)
+        if gi_index is None:
+            raise NvmlQueryFailed("nvmlDeviceGetGpuInstanceProfileInfo", index, None,
+                                  f"no GPU instance profile has ID {gi_profile_id}")
+        ci_index = self.ci_profile_index(gi, gi_profile_id, ci_profile_id, index, tables)
+        return MigDevice(
+            profile=mig_profile_name(gi_index, ci_index, attributes.memory_mib, total_bytes),
+            gpu_instance_id=gi_id,
+            compute_instance_id=ci_id,
+            attributes=attributes,
+            uuid=_text(self.call("nvmlDeviceGetUUID", mig, gpu=index)),
+        )
+
+    def ci_profile_index(self, gi: Any, gi_profile_id: int, ci_profile_id: int, index: int,
+                         tables: _ProfileTables) -> int:
+        key = (gi_profile_id, ci_profile_id)
+        if key not in tables.ci_index_by_ids:
+            for ci_index in range(self.nvml.NVML_COMPUTE_INSTANCE_PROFILE_COUNT):
+                for engine in range(self.nvml.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT):
+                    info = self.call(
+                        "nvmlGpuInstanceGetComputeInstanceProfileInfo", gi, ci_index, engine, gpu=index,
+                        absent=frozenset({NOT_SUPPORTED, INVALID_ARGUMENT}),
+                    )
+                    if info is not None:
+                        tables.ci_index_by_ids.setdefault((gi_profile_id, int(info.id)), ci_index)
+        if key not in tables.ci_index_by_ids:
+            raise NvmlQueryFailed("nvmlGpuInstanceGetComputeInstanceProfileInfo", index, None,
+                                  f"no compute instance profile has ID {ci_profile_id}")
+        return tables.ci_index_by_ids[key]
+
+
+def read_topology(nvml: Any, machine_type: str | None = None) -> NodeTopology:
+    """One complete read: init, query, shutdown. Raises NvmlUnavailable or NvmlQueryFailed."""
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError as e:
+        message = _INIT_MESSAGES.get(e.value, f"NVML initialisation failed: {_describe('nvmlInit', e)}")
+        raise NvmlUnavailable(message, e.value) from e
+    try:
+        return _Reader(nvml).topology(machine_type)
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except nvml.NVMLError:
+            pass  # the read's own result or error matters more than a failed shutdown
+
+
+def _attributes(raw: Any) -> MigAttributes:
+    return MigAttributes(
+        memory_mib=int(raw.memorySizeMB),
+        multiprocessors=int(raw.multiprocessorCount),
+        slices_gi=int(raw.gpuInstanceSliceCount),
+        slices_ci=int(raw.computeInstanceSliceCount),
+        copy_engines=int(raw.sharedCopyEngineCount),
+        decoders=int(raw.sharedDecoderCount),
+        encoders=int(raw.sharedEncoderCount),
+        jpeg=int(raw.sharedJpegCount),
+        ofa=int(raw.sharedOfaCount),
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _describe(call: str, error: Any) -> str:
+    text = str(error)
+    if error.value == NO_PERMISSION and ("GpuInstance" in call or "MemoryInfo" in call):
+        text += " (set NVIDIA_MIG_MONITOR_DEVICES=all in the container for MIG queries)"
+    return text
+

@@ -1,0 +1,136 @@
+"""The node's GPU topology as plain, frozen data, and MIG profile naming.
+
+Owns: ``NodeTopology`` → ``Gpu`` → ``MigDevice`` and ``mig_profile_name``, the pure port of
+go-nvlib's ``NewMigProfile(...).String()``. Must not import pynvml, read files, the clock or the
+environment: the NVML reader builds these objects, the label rules read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 1 << 20
+GIB = 1 << 30
+
+# NVML_GPU_INSTANCE_PROFILE_* index → (G slices, suffix). Values are pynvml's constants; kept
+# here as literals so this module stays pure. 3_SLICE_GFX (0x11) is handled although go-nvlib
+# does not handle it (nvml-mig.md §5).
+GI_PROFILE_INDEX = {
+    0x0: (1, ""),  # 1_SLICE
+    0x1: (2, ""),  # 2_SLICE
+    0x2: (3, ""),  # 3_SLICE
+    0x3: (4, ""),  # 4_SLICE
+    0x4: (7, ""),  # 7_SLICE
+    0x5: (8, ""),  # 8_SLICE
+    0x6: (6, ""),  # 6_SLICE
+    0x7: (1, "+me"),  # 1_SLICE_REV1
+    0x8: (2, "+me"),  # 2_SLICE_REV1
+    0x9: (1, ""),  # 1_SLICE_REV2: the double-memory 1-slice profile, told apart by GB only
+    0xA: (1, "+gfx"),  # 1_SLICE_GFX
+    0xB: (2, "+gfx"),  # 2_SLICE_GFX
+    0xC: (4, "+gfx"),  # 4_SLICE_GFX
+    0xD: (1, "-me"),  # 1_SLICE_NO_ME
+    0xE: (2, "-me"),  # 2_SLICE_NO_ME
+    0xF: (1, "+me.all"),  # 1_SLICE_ALL_ME
+    0x10: (2, "+me.all"),  # 2_SLICE_ALL_ME
+    0x11: (3, "+gfx"),  # 3_SLICE_GFX
+}
+
+# NVML_COMPUTE_INSTANCE_PROFILE_* index → C slices.
+CI_PROFILE_INDEX = {0x0: 1, 0x1: 2, 0x2: 3, 0x3: 4, 0x4: 7, 0x5: 8, 0x6: 6, 0x7: 1, 0x8: 7}
+
+MIG_DISABLE = 0
+MIG_ENABLE = 1
+
+
+@dataclass(frozen=True, slots=True)
+class MigAttributes:
+    """``nvmlDeviceGetAttributes`` of a MIG device (memory in MiB, as NVML reports it)."""
+
+    memory_mib: int
+    multiprocessors: int
+    slices_gi: int
+    slices_ci: int
+    copy_engines: int
+    decoders: int
+    encoders: int
+    jpeg: int
+    ofa: int
+
+
+@dataclass(frozen=True, slots=True)
+class MigDevice:
+    profile: str  # go-nvlib spelling, e.g. "1g.10gb+me" (the label rules apply + → .)
+    gpu_instance_id: int
+    compute_instance_id: int
+    attributes: MigAttributes
+    uuid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MigMode:
+    current: int
+    pending: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.current == MIG_ENABLE
+
+    @property
+    def change_pending(self) -> bool:
+        return self.current != self.pending
+
+
+@dataclass(frozen=True, slots=True)
+class Gpu:
+    index: int
+    uuid: str
+    name: str  # NVML name exactly as reported, e.g. "NVIDIA A100-SXM4-40GB"
+    memory_mib: int | None  # None: NVML could not report it (GFD omits the label)
+    compute_capability: tuple[int, int]
+    mig_mode: MigMode | None  # None: not MIG-capable (NOT_SUPPORTED / FUNCTION_NOT_FOUND)
+    pci_class: int | None  # e.g. 0x030200; None: not readable
+    mig_devices: tuple[MigDevice, ...] = ()
+
+    @property
+    def mig_capable(self) -> bool:
+        return self.mig_mode is not None
+
+    @property
+    def mig_enabled(self) -> bool:
+        return self.mig_mode is not None and self.mig_mode.enabled
+
+
+@dataclass(frozen=True, slots=True)
+class NodeTopology:
+    driver_version: str  # "550.54.15": two or three dot-separated fields (checked by the reader)
+    cuda_driver_version: int  # 12040 → CUDA 12.4
+    gpus: tuple[Gpu, ...]
+    machine_type: str | None = None  # DMI product name; None: unreadable
+
+    @property
+    def mig_devices(self) -> tuple[MigDevice, ...]:
+        return tuple(m for g in self.gpus if g.mig_enabled for m in g.mig_devices)
+
+
+def mig_memory_gb(memory_mib: int, parent_total_bytes: int) -> int:
+    """go-nvlib's GB rounding in integers: eighths rounded up, times whole GiB rounded up,
+    then rounded half away from zero. Python's round() would give H200 3g as 70gb, not 71gb."""
+    eighths = -(-8 * memory_mib * MIB // parent_total_bytes)
+    total_gb = -(-parent_total_bytes // GIB)
+    return (eighths * total_gb + 4) // 8
+
+
+def mig_profile_name(gi_profile_index: int, ci_profile_index: int, memory_mib: int, parent_total_bytes: int) -> str:
+    """Name a MIG profile from NVML facts: ``1g.5gb``, ``1c.3g.20gb``, ``1g.24gb+me.all``."""
+    if gi_profile_index not in GI_PROFILE_INDEX:
+        raise ValueError(f"unknown GPU instance profile index {gi_profile_index}")
+    if ci_profile_index not in CI_PROFILE_INDEX:
+        raise ValueError(f"unknown compute instance profile index {ci_profile_index}")
+    if parent_total_bytes <= 0:
+        raise ValueError("parent GPU memory must be positive to name a MIG profile")
+    g, suffix = GI_PROFILE_INDEX[gi_profile_index]
+    c = CI_PROFILE_INDEX[ci_profile_index]
+    gb = mig_memory_gb(memory_mib, parent_total_bytes)
+    base = f"{g}g.{gb}gb" if c == g else f"{c}c.{g}g.{gb}gb"
+    return base + suffix

@@ -1,0 +1,110 @@
+"""Build mig_labeler/data/gpu_models.json from the spec's mig-profiles.json.
+
+Run from the repository root: ``python tools/gen_gpu_models.py [path/to/mig-profiles.json]``.
+The output is committed; ``tests/test_gpu_models.py`` checks it still matches the spec when the
+spec is present. Only rows with every number known are kept: the fake NVML must never invent data.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+SPEC = Path(__file__).resolve().parents[1].parent / "shared" / "spec" / "mig-profiles.json"
+OUT = Path(__file__).resolve().parents[1] / "mig_labeler" / "data" / "gpu_models.json"
+
+# Short fixture keys for NVML names; the fixture format's own example uses H100-SXM5-80GB.
+PREFERRED_KEYS = {"NVIDIA H100 80GB HBM3": "H100-SXM5-80GB", "NVIDIA H100 PCIe": "H100-PCIE-80GB"}
+PCI_DEVICE_IDS = {
+    "NVIDIA A100-SXM4-40GB": "0x20B010DE",
+    "NVIDIA A100-PCIE-40GB": "0x20F110DE",
+    "NVIDIA A100-SXM4-80GB": "0x20B210DE",
+    "NVIDIA A100 80GB PCIe": "0x20B510DE",
+}
+REQUIRED = ("gi_profile_id", "multiprocessors", "copy_engines", "decoders", "encoders", "jpeg", "ofa")
+
+
+def model_key(nvml_name: str) -> str:
+    return PREFERRED_KEYS.get(nvml_name) or nvml_name.removeprefix("NVIDIA ").replace(" ", "-")
+
+
+def profile_memory(row: dict) -> int | None:
+    if row.get("memory_mib") is not None:
+        return int(row["memory_mib"])
+    lgip = row.get("memory_mib_from_lgip")
+    if isinstance(lgip, list):
+        return int(lgip[0])
+    return None if lgip is None else int(lgip)
+
+
+def build_profile(row: dict) -> dict | None:
+    memory = profile_memory(row)
+    if memory is None or any(row.get(k) is None for k in REQUIRED):
+        return None
+    return {
+        "name": row["name"],
+        "gi_profile_index": row["nvml_gi_profile_index"]["value"],
+        "gi_profile_id": row["gi_profile_id"],
+        "slices_gi": row["slices_gi"],
+        "slices_ci": row["slices_ci"],
+        "memory_mib": memory,
+        "multiprocessors": row["multiprocessors"],
+        "engines": {
+            "copy": row["copy_engines"],
+            "decoder": row["decoders"],
+            "encoder": row["encoders"],
+            "jpeg": row["jpeg"],
+            "ofa": row["ofa"],
+        },
+        "max_count": row.get("max_count") or 1,
+    }
+
+
+def build_ci_profiles(gpu: dict) -> list[dict]:
+    rows = gpu.get("compute_instance_profiles", {}).get("rows", [])
+    return [
+        {
+            "gi": r["gi"],
+            "name": r["name"],
+            "ci_slices": r["ci_slices"],
+            "ci_profile_index": r["ci_profile_index"],
+            "multiprocessors": r["multiprocessors"],
+        }
+        for r in rows
+    ]
+
+
+def build_models(spec: dict) -> dict:
+    models: dict[str, dict] = {}
+    for gpu in spec["gpus"]:
+        full = gpu["full_gpu"]
+        names = [n for n in (full.get("nvml_name") or []) if n.startswith("NVIDIA ")]
+        if not names or full.get("memory_total_mib") is None:
+            continue
+        major, minor = (int(x) for x in full["compute_capability"].split("."))
+        profiles = [p for p in (build_profile(r) for r in gpu.get("profiles", [])) if p]
+        for name in names:
+            models[model_key(name)] = {
+                "nvml_name": name,
+                "memory_mib": full["memory_total_mib"],
+                "compute_capability": [major, minor],
+                "mig_capable": True,
+                "max_mig_devices": full.get("max_mig_devices") or 7,
+                "pci_class": "0x030200",
+                "pci_device_id": PCI_DEVICE_IDS.get(name, (full.get("pci_device_id") or "").split(" ")[0]),
+                "profiles": profiles,
+                "compute_instance_profiles": build_ci_profiles(gpu),
+            }
+    return dict(sorted(models.items()))
+
+
+def main() -> None:
+    spec_path = Path(sys.argv[1]) if len(sys.argv) > 1 else SPEC
+    spec = json.loads(spec_path.read_text())
+    OUT.write_text(json.dumps({"source": "shared/spec/mig-profiles.json", "models": build_models(spec)}, indent=1) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
