@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid as uuidlib
 from dataclasses import dataclass, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,25 @@ class NodeFixture:
     faults: tuple[Fault, ...] = ()
 
 
+def bundled_fixtures() -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in resources.files("mig_labeler").joinpath("fixtures").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def resolve_fixture(name: str | Path) -> Path:
+    """A path, or the name of a bundled fixture (``dgx-a100-mixed``), so ``--fixture`` works
+    from an installed package too."""
+    path = Path(name)
+    if path.exists():
+        return path
+    bundled = resources.files("mig_labeler").joinpath("fixtures", f"{path.name.removesuffix('.yaml')}.yaml")
+    if bundled.is_file():
+        return Path(str(bundled))
+    raise FixtureError(f"cannot read fixture {name}: no such file (bundled: {', '.join(bundled_fixtures())})")
+
+
 def load_fixture(path: str | Path) -> NodeFixture:
-    path = Path(path)
+    path = resolve_fixture(path)
     try:
         text = path.read_text()
     except OSError as e:

@@ -24,7 +24,7 @@ from mig_labeler.topology import (
 )
 
 DISPLAY_DEVICE_NAMES = frozenset({"DGX Display", "NVIDIA DGX Display"})  # skipped, as go-nvlib does
-FIXTURE_HINT = "run with --fixture PATH to use a bundled fake topology (see fixtures/ in the README)"
+FIXTURE_HINT = "to try mig-labeler without a GPU, add --fixture dgx-a100-mixed (or any fixture file)"
 
 # NVML error codes (nvml.h); literal so that error handling needs nothing from the module.
 NOT_SUPPORTED = 3
