@@ -20,7 +20,15 @@ import click
 from click.core import ParameterSource
 
 from mig_labeler import __version__
-from mig_labeler.config import Config, FileSettings, parse_config_file, parse_duration, parse_mig_strategy
+from mig_labeler.config import (
+    DEFAULT_MACHINE_TYPE_FILE,
+    Config,
+    FileSettings,
+    MigStrategy,
+    parse_config_file,
+    parse_duration,
+    parse_mig_strategy,
+)
 from mig_labeler.errors import EXIT_BAD_INPUT, ConfigError, MigLabelerError
 
 log = logging.getLogger("mig_labeler")
@@ -78,10 +86,10 @@ def build_config(ctx: click.Context) -> Config:
     strategy = p["mig_strategy"] if _explicit(ctx, "mig_strategy") else None
     interval = p.get("sleep_interval") if _explicit(ctx, "sleep_interval") else None
     return Config(
-        mig_strategy=parse_mig_strategy(strategy) if strategy is not None else (file.mig_strategy or Config.mig_strategy),
+        mig_strategy=parse_mig_strategy(strategy) if strategy is not None else (file.mig_strategy or MigStrategy.NONE),
         sharing=file.sharing,
         no_timestamp=bool(_pick(ctx, "no_timestamp", file.no_timestamp, False)) or bool(p["no_timestamp"]),
-        machine_type_file=_pick(ctx, "machine_type_file", file.machine_type_file, Config.machine_type_file),
+        machine_type_file=_pick(ctx, "machine_type_file", file.machine_type_file, DEFAULT_MACHINE_TYPE_FILE),
         fail_on_init_error=bool(_pick(ctx, "fail_on_init_error", file.fail_on_init_error, True)),
         gpu_present_label=bool(p["gpu_present_label"]),
         fixture=p.get("fixture"),

@@ -19,6 +19,7 @@ import yaml
 from mig_labeler.errors import ConfigError
 from mig_labeler.label_names import PREFIX
 
+DEFAULT_MACHINE_TYPE_FILE = "/sys/class/dmi/id/product_name"
 MIN_SLEEP_INTERVAL = 1.0  # GFD allows 0s, a hot loop re-initialising NVML (gfd-reference §10.13)
 
 
@@ -81,7 +82,7 @@ class Config:
     mig_strategy: MigStrategy = MigStrategy.NONE
     sharing: Sharing = NO_SHARING
     no_timestamp: bool = False
-    machine_type_file: str = "/sys/class/dmi/id/product_name"
+    machine_type_file: str = DEFAULT_MACHINE_TYPE_FILE
     fail_on_init_error: bool = True
     gpu_present_label: bool = True
     fixture: str | None = None

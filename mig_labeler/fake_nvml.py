@@ -113,7 +113,7 @@ class FakeNvml:
                 raise pynvml.NVMLError(_code(fault.error))
 
     # -- handle helpers -------------------------------------------------------------------
-    def _gpu(self, handle: Any, call: str) -> FixtureGpu:
+    def _gpu(self, handle: Any) -> FixtureGpu:
         if not isinstance(handle, _GpuHandle):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         return self.fixture.gpus[handle.index]
@@ -152,7 +152,7 @@ class FakeNvml:
 
     def nvmlDeviceGetIndex(self, handle: Any) -> int:
         self._enter("nvmlDeviceGetIndex", self._gpu_index(handle))
-        self._gpu(handle, "nvmlDeviceGetIndex")
+        self._gpu(handle)
         return int(handle.index)
 
     def nvmlDeviceGetName(self, handle: Any) -> str:
@@ -160,39 +160,39 @@ class FakeNvml:
         if isinstance(handle, _MigHandle):
             gpu = self.fixture.gpus[handle.gpu]
             return f"{gpu.name} MIG {self._mig(handle).profile}"
-        return self._gpu(handle, "nvmlDeviceGetName").name
+        return self._gpu(handle).name
 
     def nvmlDeviceGetUUID(self, handle: Any) -> str:
         self._enter("nvmlDeviceGetUUID", self._gpu_index(handle))
         if isinstance(handle, _MigHandle):
             return self._mig(handle).uuid
-        return self._gpu(handle, "nvmlDeviceGetUUID").uuid
+        return self._gpu(handle).uuid
 
     def nvmlDeviceGetMemoryInfo(self, handle: Any, version: Any = None) -> Any:
         self._enter("nvmlDeviceGetMemoryInfo", self._gpu_index(handle))
         if isinstance(handle, _MigHandle):
             total = self._mig(handle).attributes.memory_mib * MIB
         else:
-            total = self._gpu(handle, "nvmlDeviceGetMemoryInfo").memory_mib * MIB
+            total = self._gpu(handle).memory_mib * MIB
         info = pynvml.c_nvmlMemory_t()
         info.total, info.used, info.free = total, 0, total
         return info
 
     def nvmlDeviceGetCudaComputeCapability(self, handle: Any) -> tuple[int, int]:
         self._enter("nvmlDeviceGetCudaComputeCapability", self._gpu_index(handle))
-        gpu = self.fixture.gpus[handle.gpu] if isinstance(handle, _MigHandle) else self._gpu(handle, "")
+        gpu = self.fixture.gpus[handle.gpu] if isinstance(handle, _MigHandle) else self._gpu(handle)
         return gpu.compute_capability
 
     def nvmlDeviceGetPciInfoExt(self, handle: Any, c_info: Any) -> int:
         self._enter("nvmlDeviceGetPciInfoExt", self._gpu_index(handle))
-        gpu = self._gpu(handle, "nvmlDeviceGetPciInfoExt")
+        gpu = self._gpu(handle)
         c_info.baseClass = (gpu.pci_class >> 16) & 0xFF
         c_info.subClass = (gpu.pci_class >> 8) & 0xFF
         return pynvml.NVML_SUCCESS
 
     def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any:
         self._enter("nvmlDeviceGetUtilizationRates", self._gpu_index(handle))
-        gpu = self._gpu(handle, "nvmlDeviceGetUtilizationRates")
+        gpu = self._gpu(handle)
         if self._mig_enabled(gpu):  # nvml.h: not supported on MIG-enabled GPUs
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         util = pynvml.c_nvmlUtilization_t()
@@ -202,19 +202,19 @@ class FakeNvml:
     # -- MIG on the parent ------------------------------------------------------------------
     def nvmlDeviceGetMigMode(self, handle: Any) -> list[int]:
         self._enter("nvmlDeviceGetMigMode", self._gpu_index(handle))
-        gpu = self._gpu(handle, "nvmlDeviceGetMigMode")
+        gpu = self._gpu(handle)
         if gpu.mig_mode is None:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         return [gpu.mig_mode[0], gpu.mig_mode[1]]
 
     def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int:
         self._enter("nvmlDeviceGetMaxMigDeviceCount", self._gpu_index(handle))
-        gpu = self._gpu(handle, "nvmlDeviceGetMaxMigDeviceCount")
+        gpu = self._gpu(handle)
         return gpu.max_mig_devices if self._mig_enabled(gpu) else 0
 
     def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: Any, index: int) -> _MigHandle:
         self._enter("nvmlDeviceGetMigDeviceHandleByIndex", self._gpu_index(handle))
-        gpu = self._gpu(handle, "nvmlDeviceGetMigDeviceHandleByIndex")
+        gpu = self._gpu(handle)
         if not self._mig_enabled(gpu) or not 0 <= index < gpu.max_mig_devices:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         if index >= len(gpu.mig_devices):
@@ -227,7 +227,7 @@ class FakeNvml:
 
     def nvmlDeviceGetGpuInstanceProfileInfo(self, handle: Any, profile: int, version: int = 2) -> Any:
         self._enter("nvmlDeviceGetGpuInstanceProfileInfo", self._gpu_index(handle))
-        gpu = self._gpu(handle, "nvmlDeviceGetGpuInstanceProfileInfo")
+        gpu = self._gpu(handle)
         if not 0 <= profile < pynvml.NVML_GPU_INSTANCE_PROFILE_COUNT:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         match = next((p for p in gpu.gi_profiles if p.gi_profile_index == profile), None)
@@ -237,7 +237,7 @@ class FakeNvml:
 
     def nvmlDeviceGetGpuInstanceById(self, handle: Any, gi_id: int) -> _GpuInstance:
         self._enter("nvmlDeviceGetGpuInstanceById", self._gpu_index(handle))
-        gpu = self._gpu(handle, "nvmlDeviceGetGpuInstanceById")
+        gpu = self._gpu(handle)
         if not self._mig_enabled(gpu):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         for slot in range(len(gpu.mig_devices)):
@@ -309,7 +309,9 @@ class FakeNvml:
         info.profileId = device.ci_profile_index  # CI profile IDs equal the indices on these GPUs
         return info
 
-    def nvmlGpuInstanceGetComputeInstanceProfileInfo(self, gi: Any, profile: int, eng_profile: int, version: int = 2) -> Any:
+    def nvmlGpuInstanceGetComputeInstanceProfileInfo(
+        self, gi: Any, profile: int, eng_profile: int, version: int = 2
+    ) -> Any:
         self._enter("nvmlGpuInstanceGetComputeInstanceProfileInfo", getattr(gi, "gpu", None))
         if not isinstance(gi, _GpuInstance):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
@@ -360,7 +362,8 @@ def _ci_profile_info(gpu: FixtureGpu, gi: GiProfile, index: int, version: int) -
         if row is None:
             return None
         slices, sms, name = row.ci_slices, row.multiprocessors, row.name
-    info = pynvml.c_nvmlComputeInstanceProfileInfo_v2_t() if version == 2 else pynvml.c_nvmlComputeInstanceProfileInfo_t()
+    cls = pynvml.c_nvmlComputeInstanceProfileInfo_v2_t if version == 2 else pynvml.c_nvmlComputeInstanceProfileInfo_t
+    info = cls()
     info.id = index
     info.sliceCount = slices
     info.instanceCount = 1

@@ -74,7 +74,7 @@ def resolve_fixture(name: str | Path) -> Path:
     path = Path(name)
     if path.exists():
         return path
-    bundled = resources.files("mig_labeler").joinpath("fixtures", f"{path.name.removesuffix('.yaml')}.yaml")
+    bundled = resources.files("mig_labeler").joinpath(f"fixtures/{path.name.removesuffix('.yaml')}.yaml")
     if bundled.is_file():
         return Path(str(bundled))
     raise FixtureError(f"cannot read fixture {name}: no such file (bundled: {', '.join(bundled_fixtures())})")
@@ -145,7 +145,7 @@ def _model_for(entry: dict, where: str) -> GpuModel | None:
 def _gpu(entry: dict, index: int, where: str) -> FixtureGpu:
     model = _model_for(entry, where)
     name = entry.get("name", model.nvml_name if model else "")
-    cc = entry.get("compute_capability", model.compute_capability if model else None)
+    cc = entry.get("compute_capability", model.compute_capability if model else (0, 0))
     mig_capable = entry.get("mig_capable", model.mig_capable if model else False)
     devices = entry.get("mig")
     mode = _mig_mode(entry, devices, mig_capable, where)

@@ -102,7 +102,8 @@ def build_models(spec: dict) -> dict:
 def main() -> None:
     spec_path = Path(sys.argv[1]) if len(sys.argv) > 1 else SPEC
     spec = json.loads(spec_path.read_text())
-    OUT.write_text(json.dumps({"source": "shared/spec/mig-profiles.json", "models": build_models(spec)}, indent=1) + "\n")
+    table = {"source": "shared/spec/mig-profiles.json", "models": build_models(spec)}
+    OUT.write_text(json.dumps(table, indent=1) + "\n")
     print(f"wrote {OUT}")
 
 

@@ -1,0 +1,154 @@
+"""The production NVML reader against the fake pynvml: topologies and every fault."""
+
+from __future__ import annotations
+
+import pynvml
+import pytest
+
+from mig_labeler.errors import FixtureError, NvmlQueryFailed, NvmlUnavailable
+from mig_labeler.fake_nvml import FakeNvml
+from mig_labeler.fixture import parse_fixture
+from mig_labeler.nvml_reader import read_topology
+
+from .conftest import fake_from, read, write_fixture
+
+
+def test_dgx_h100_has_eight_gpus_of_seven_1g10gb_devices():
+    topology = read("dgx-h100-7x1g")
+    assert [g.name for g in topology.gpus] == ["NVIDIA H100 80GB HBM3"] * 8
+    assert {m.profile for m in topology.mig_devices} == {"1g.10gb"}
+    assert len(topology.mig_devices) == 56
+    assert topology.gpus[0].memory_mib == 81559
+    assert topology.gpus[0].compute_capability == (9, 0)
+    assert topology.gpus[0].pci_class == 0x030200
+    assert topology.machine_type == "NVIDIA DGX H100"
+
+
+def test_a30_with_mig_off_is_capable_but_not_enabled():
+    (gpu,) = read("a30-mig-off").gpus
+    assert gpu.mig_capable and not gpu.mig_enabled and gpu.mig_devices == ()
+
+
+def test_non_mig_gpu_reports_no_mig_mode():
+    (gpu,) = read({"gpus": [{"name": "Tesla T4", "memory_mib": 15360, "compute_capability": [7, 5]}]}).gpus
+    assert gpu.mig_mode is None
+
+
+def test_display_devices_are_skipped():
+    topology = read({"gpus": [{"model": "A100-SXM4-40GB"}, {"name": "DGX Display", "memory_mib": 4096,
+                                                            "compute_capability": [7, 5]}]})
+    assert [g.name for g in topology.gpus] == ["NVIDIA A100-SXM4-40GB"]
+
+
+def test_reader_leaves_nvml_shut_down_after_a_pass():
+    fake = fake_from("a30-mig-off")
+    read_topology(fake)
+    with pytest.raises(pynvml.NVMLError_Uninitialized):
+        fake.nvmlDeviceGetCount()
+
+
+def test_fake_rejects_parent_only_calls_on_mig_handles_like_nvml():
+    fake = fake_from("dgx-a100-7x1g")
+    fake.nvmlInit()
+    mig = fake.nvmlDeviceGetMigDeviceHandleByIndex(fake.nvmlDeviceGetHandleByIndex(0), 0)
+    with pytest.raises(pynvml.NVMLError_InvalidArgument):
+        fake.nvmlDeviceGetMigMode(mig)
+    with pytest.raises(pynvml.NVMLError_NotSupported):
+        fake.nvmlDeviceGetAttributes(fake.nvmlDeviceGetHandleByIndex(0))
+    assert fake.nvmlDeviceIsMigDeviceHandle(mig).value == 1  # a c_uint, as pynvml returns
+
+
+def test_fake_answers_not_found_for_an_empty_mig_slot():
+    fake = fake_from("dgx-a100-mixed")
+    fake.nvmlInit()
+    with pytest.raises(pynvml.NVMLError_NotFound):
+        fake.nvmlDeviceGetMigDeviceHandleByIndex(fake.nvmlDeviceGetHandleByIndex(4), 3)
+
+
+def test_sparse_mig_slots_are_skipped_not_fatal():
+    topology = read("dgx-a100-mixed")
+    assert [len(g.mig_devices) for g in topology.gpus] == [4, 4, 4, 4, 1, 1, 3, 3]
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("NVML_ERROR_LIBRARY_NOT_FOUND", "libnvidia-ml.so.1 not found"),
+        ("NVML_ERROR_DRIVER_NOT_LOADED", "driver is not loaded"),
+        ("NVML_ERROR_LIB_RM_VERSION_MISMATCH", "NVML initialisation failed"),
+    ],
+)
+def test_init_failure_is_nvml_unavailable_with_a_clear_reason(code, message):
+    with pytest.raises(NvmlUnavailable, match=message):
+        read({"init_error": code, "gpus": [{"model": "A30"}]})
+
+
+def test_gpu_lost_fails_the_whole_read_naming_call_and_gpu():
+    doc = {"gpus": [{"model": "A100-SXM4-40GB", "count": 4}],
+           "faults": [{"call": "nvmlDeviceGetMemoryInfo", "gpu": 3, "error": "NVML_ERROR_GPU_IS_LOST"}]}
+    with pytest.raises(NvmlQueryFailed, match="nvmlDeviceGetMemoryInfo on GPU 3 failed: GPU is lost") as err:
+        read(doc)
+    assert err.value.code == pynvml.NVML_ERROR_GPU_IS_LOST
+
+
+def test_attributes_not_supported_fails_the_read_instead_of_guessing():
+    doc = {"gpus": [{"model": "A100-SXM4-40GB", "mig": ["1g.5gb"]}],
+           "faults": [{"call": "nvmlDeviceGetAttributes", "error": "NVML_ERROR_NOT_SUPPORTED"}]}
+    with pytest.raises(NvmlQueryFailed, match="nvmlDeviceGetAttributes on GPU 0 failed: Not Supported"):
+        read(doc)
+
+
+def test_gpu_instance_permission_error_points_at_mig_monitor_devices():
+    doc = {"gpus": [{"model": "H100-SXM5-80GB", "mig": ["1g.10gb"]}],
+           "faults": [{"call": "nvmlDeviceGetGpuInstanceById", "error": "NVML_ERROR_NO_PERMISSION"}]}
+    with pytest.raises(NvmlQueryFailed, match="NVIDIA_MIG_MONITOR_DEVICES=all"):
+        read(doc)
+
+
+@pytest.mark.parametrize("version", ["550", "550.54.15.1", "garbage"])
+def test_malformed_driver_version_fails_the_read(version):
+    with pytest.raises(NvmlQueryFailed, match="malformed driver version"):
+        read({"driver_version": version, "gpus": [{"model": "A30"}]})
+
+
+def test_mig_mode_not_supported_on_one_gpu_means_not_capable():
+    doc = {"gpus": [{"model": "A30"}, {"model": "A30"}],
+           "faults": [{"call": "nvmlDeviceGetMigMode", "gpu": 0, "error": "NVML_ERROR_NOT_SUPPORTED"}]}
+    gpus = read(doc).gpus
+    assert gpus[0].mig_mode is None and gpus[1].mig_capable
+
+
+def test_missing_memory_is_absent_not_zero():
+    doc = {"gpus": [{"model": "A30"}],
+           "faults": [{"call": "nvmlDeviceGetMemoryInfo", "error": "NVML_ERROR_NOT_SUPPORTED"}]}
+    assert read(doc).gpus[0].memory_mib is None
+
+
+def test_pci_info_ext_missing_in_old_driver_leaves_class_unknown():
+    doc = {"gpus": [{"model": "A30"}],
+           "faults": [{"call": "nvmlDeviceGetPciInfoExt", "error": "NVML_ERROR_FUNCTION_NOT_FOUND"}]}
+    assert read(doc).gpus[0].pci_class is None
+
+
+def test_fixture_file_is_reloaded_on_every_init(tmp_path):
+    path = write_fixture(tmp_path / "node.yaml", {"gpus": [{"model": "A100-SXM4-40GB", "mig": ["7g.40gb"]}]})
+    fake = FakeNvml(path)
+    assert [m.profile for m in read_topology(fake).mig_devices] == ["7g.40gb"]
+    write_fixture(path, {"gpus": [{"model": "A100-SXM4-40GB", "mig": ["3g.20gb", "3g.20gb", "1g.5gb"]}]})
+    assert [m.profile for m in read_topology(fake).mig_devices] == ["3g.20gb", "3g.20gb", "1g.5gb"]
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"gpus": [{"model": "B9000"}]}, "unknown model 'B9000'"),
+        ({"gpus": [{"model": "A30", "mig": ["9g.99gb"]}]}, "has no MIG profile '9g.99gb'"),
+        ({"gpus": [{"name": "x"}]}, "must give memory_mib, compute_capability"),
+        ({"gpus": [{"model": "A30", "mig": ["1g.6gb"] * 5}]}, "at most 4"),
+        ({"gpus": [{"name": "T4", "memory_mib": 1, "compute_capability": [7, 5], "mig": []}]}, "not MIG-capable"),
+        ({"faults": [{"call": "x", "error": "GPU_IS_LOST"}]}, "not an NVML_ERROR_"),
+    ],
+)
+def test_malformed_fixture_is_a_fixture_error(doc, message):
+    with pytest.raises(FixtureError, match=message):
+        parse_fixture(doc)
