@@ -34,8 +34,9 @@ from mig_labeler.errors import EXIT_BAD_INPUT, ConfigError, MigLabelerError
 log = logging.getLogger("mig_labeler")
 
 LABEL_OPTIONS: list[Callable[[Any], Any]] = [
-    click.option("--fixture", type=click.Path(dir_okay=False), envvar="MIG_LABELER_FIXTURE",
-                 help="Read this node fixture through the fake NVML instead of real NVML (no GPU needed)."),
+    click.option("--fixture", envvar="MIG_LABELER_FIXTURE", metavar="PATH|NAME",
+                 help="Read a node fixture (a file, or a bundled name such as dgx-a100-mixed) through the fake "
+                 "NVML instead of real NVML: no GPU needed."),
     click.option("--mig-strategy", envvar=["GFD_MIG_STRATEGY", "MIG_STRATEGY"], metavar="none|single|mixed",
                  help="How MIG devices are labelled.  [default: none]"),
     click.option("--config-file", type=click.Path(dir_okay=False), envvar=["GFD_CONFIG_FILE", "CONFIG_FILE"],
@@ -52,10 +53,37 @@ LABEL_OPTIONS: list[Callable[[Any], Any]] = [
 ]
 
 
-def label_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(LABEL_OPTIONS):
-        f = option(f)
-    return f
+KUBE_OPTIONS: list[Callable[[Any], Any]] = [
+    click.option("--node-name", envvar="NODE_NAME", help="Name of this node (the DaemonSet sets NODE_NAME from "
+                 "the downward API)."),
+    click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False),
+                 help="kubeconfig file. Default: the in-cluster service account, else ~/.kube/config."),
+]
+
+RUN_OPTIONS: list[Callable[[Any], Any]] = [
+    click.option("--oneshot", is_flag=True, default=False, envvar="GFD_ONESHOT",
+                 help="Label once and exit; exits 1 if publishing failed."),
+    click.option("--sleep-interval", envvar="GFD_SLEEP_INTERVAL", metavar="DURATION",
+                 help="Time between passes: a Go duration (60s, 1m) or 'infinite'.  [default: 60s]"),
+    click.option("--metrics-port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+                 envvar="MIG_LABELER_METRICS_PORT", help="Port for /healthz, /readyz and /metrics; 0 disables."),
+    click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                 envvar="MIG_LABELER_LOG_FORMAT", help="Log line format on stderr."),
+]
+
+
+def _with(options: list[Callable[[Any], Any]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+label_options = _with(LABEL_OPTIONS)
+kube_options = _with(KUBE_OPTIONS)
+run_options = _with(RUN_OPTIONS)
 
 
 def _explicit(ctx: click.Context, name: str) -> bool:
@@ -149,6 +177,47 @@ def labels(ctx: click.Context, output: str, **_: Any) -> None:
     else:
         for key in sorted(result.labels):
             click.echo(f"{key}={result.labels[key]}")
+
+
+def _require_node_name(config: Config) -> str:
+    if not config.node_name:
+        raise ConfigError("no node name: pass --node-name or set NODE_NAME (in a pod, from spec.nodeName)")
+    return config.node_name
+
+
+@cli.command()
+@label_options
+@kube_options
+@run_options
+@click.pass_context
+def run(ctx: click.Context, **_: Any) -> None:
+    """Label this node's Node object, every --sleep-interval (or once with --oneshot)."""
+    from mig_labeler.runner import run_daemon  # noqa: PLC0415 - kubernetes is imported only here
+
+    config = build_config(ctx)
+    _require_node_name(config)
+    setup_logging(config.log_format)
+    log.info("mig-labeler %s starting: %s", __version__, json.dumps(config.summary(), sort_keys=True))
+    run_daemon(config, reload_config=lambda: build_config(ctx))
+
+
+@cli.command()
+@label_options
+@kube_options
+@click.pass_context
+def diff(ctx: click.Context, **_: Any) -> None:
+    """Show what `run --oneshot` would add (+), change (~), remove (-) or adopt (*) on the Node.
+    Writes nothing."""
+    from mig_labeler.runner import label_diff  # noqa: PLC0415
+
+    config = build_config(ctx)
+    _require_node_name(config)
+    setup_logging("text")
+    lines, warnings = label_diff(config, int(time.time()))
+    for warning in warnings:
+        log.warning(warning)
+    for line in lines:
+        click.echo(line)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -46,7 +46,14 @@ def read_or_fallback(source: TopologySource, config: Config) -> tuple[NodeTopolo
 
 
 def desired_labels(source: TopologySource, config: Config, started_at: int) -> DesiredLabels:
+    """For the ``labels`` command: GFD's init-failure policy applies."""
     topology, warnings = read_or_fallback(source, config)
+    return labels_for_topology(topology, config, started_at, warnings)
+
+
+def labels_for_topology(topology: NodeTopology, config: Config, started_at: int,
+                        warnings: list[str] | None = None) -> DesiredLabels:
+    warnings = list(warnings or [])
     if not topology.gpus and not warnings and not config.fixture:
         warnings.append(f"NVML found no GPUs on this node; {FIXTURE_HINT}")
     if config.mig_strategy is MigStrategy.SINGLE:

@@ -104,7 +104,16 @@ class _Reader:
             mig_mode=mig_mode,
             pci_class=self.pci_class(handle, index),
             mig_devices=devices,
+            utilization_percent=self.utilization(handle, index, mig_mode),
         )
+
+    def utilization(self, handle: Any, index: int, mig_mode: MigMode | None) -> int | None:
+        """For the utilization metric only; labels never depend on it."""
+        if mig_mode is not None and mig_mode.enabled:
+            return None
+        rates = self.call("nvmlDeviceGetUtilizationRates", handle, gpu=index,
+                          absent=frozenset({NOT_SUPPORTED, NO_PERMISSION}))
+        return None if rates is None else int(rates.gpu)
 
     def pci_class(self, handle: Any, index: int) -> int | None:
         """From nvmlDeviceGetPciInfoExt (no sysfs or privileges needed). Drivers without it give

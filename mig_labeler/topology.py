@@ -91,6 +91,7 @@ class Gpu:
     mig_mode: MigMode | None  # None: not MIG-capable (NOT_SUPPORTED / FUNCTION_NOT_FOUND)
     pci_class: int | None  # e.g. 0x030200; None: not readable
     mig_devices: tuple[MigDevice, ...] = ()
+    utilization_percent: int | None = None  # full GPUs only (NVML: not supported with MIG enabled)
 
     @property
     def mig_capable(self) -> bool:

@@ -1,0 +1,93 @@
+"""``/healthz``, ``/readyz`` and ``/metrics`` on one small stdlib HTTP server.
+
+Owns: the HTTP surface for probes and scraping. Reads a ``HealthState`` the loop updates and an
+injected metrics registry; never computes labels or talks to NVML/Kubernetes itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+STUCK_AFTER = 300.0  # seconds a single pass may run before /healthz reports the loop stuck
+
+
+@dataclass
+class HealthState:
+    clock: Callable[[], float] = time.monotonic
+    ready: bool = False
+    reason: str = "no pass has completed yet"
+    pass_started: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def begin_pass(self) -> None:
+        with self.lock:
+            self.pass_started = self.clock()
+
+    def end_pass(self, ok: bool, reason: str = "") -> None:
+        with self.lock:
+            self.pass_started = None
+            self.ready = ok
+            self.reason = reason
+
+    def healthy(self) -> tuple[bool, str]:
+        with self.lock:
+            if self.pass_started is not None and self.clock() - self.pass_started > STUCK_AFTER:
+                return False, f"a pass has been running for more than {STUCK_AFTER:.0f}s"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        with self.lock:
+            return self.ready, "ok" if self.ready else self.reason
+
+
+class HealthServer:
+    def __init__(self, port: int, state: HealthState, registry: CollectorRegistry, host: str = "0.0.0.0") -> None:
+        self.state = state
+        self.registry = registry
+        self.server = ThreadingHTTPServer((host, port), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="health", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def start(self) -> HealthServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+                if self.path == "/metrics":
+                    self._reply(200, generate_latest(outer.registry), CONTENT_TYPE_LATEST)
+                elif self.path in ("/healthz", "/readyz"):
+                    ok, why = outer.state.healthy() if self.path == "/healthz" else outer.state.readiness()
+                    self._reply(200 if ok else 503, (why + "\n").encode(), "text/plain; charset=utf-8")
+                else:
+                    self._reply(404, b"not found\n", "text/plain; charset=utf-8")
+
+            def _reply(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler

@@ -1,0 +1,151 @@
+"""The only module that imports ``kubernetes``: read the Node, apply labels, post Events.
+
+Owns: client set-up (in-cluster service account, else --kubeconfig/KUBECONFIG), server-side
+apply of our label set (``application/apply-patch+yaml``, field manager ``mig-labeler``,
+``force=true``), reading which label keys our field manager owns, Events, and the translation of
+``ApiException``/urllib3 errors into our error types. Knows nothing about GPUs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from mig_labeler.errors import ApiConflict, ApiError, ApiTransient, ConfigError, MigLabelerError, NodeNotFound
+
+FIELD_MANAGER = "mig-labeler"
+APPLY_PATCH = "application/apply-patch+yaml"
+EVENT_NAMESPACE = "default"  # where Node events live, as the kubelet posts them
+TIMEOUT = (5.0, 15.0)  # connect, read (seconds): a pass must never hang on the API
+TRANSIENT_STATUS = {409, 429, 500, 502, 503, 504}
+RBAC_HINTS = {
+    ("GET", "nodes"): "get nodes",
+    ("PATCH", "nodes"): "patch nodes",
+    ("POST", "events"): "create events",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    name: str
+    uid: str
+    resource_version: str
+    labels: dict[str, str]
+    owned: frozenset[str]  # label keys our field manager applied
+
+
+def node_state(obj: Mapping[str, Any]) -> NodeState:
+    meta = obj.get("metadata") or {}
+    owned: set[str] = set()
+    for entry in meta.get("managedFields") or []:
+        if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply":
+            labels = ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:labels") or {}
+            owned |= {k.removeprefix("f:") for k in labels if k.startswith("f:")}
+    return NodeState(meta.get("name", ""), meta.get("uid", ""), str(meta.get("resourceVersion", "")),
+                     dict(meta.get("labels") or {}), frozenset(owned))
+
+
+def api_client(kubeconfig: str | None = None, host: str | None = None) -> Any:
+    """In-cluster config when a service account is mounted, else kubeconfig; ``host`` (tests)
+    points the real client at a given URL with no credentials."""
+    if host is not None:
+        configuration = k8s.Configuration(host=host)
+    else:
+        configuration = k8s.Configuration()
+        try:
+            if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+                k8s_config.load_incluster_config(client_configuration=configuration)
+            else:
+                k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        except (k8s_config.ConfigException, OSError) as e:
+            raise ConfigError(f"no usable Kubernetes credentials: {e} (set --kubeconfig or run in a pod)") from e
+    configuration.retries = False  # our retry policy is the only one: no hidden urllib3 retries
+    return k8s.ApiClient(configuration)
+
+
+class KubeClient:
+    def __init__(self, client: Any) -> None:
+        self.api = k8s.CoreV1Api(client)
+        self.client = client
+
+    def close(self) -> None:
+        self.client.close()
+
+    def read_node(self, name: str) -> NodeState:
+        response = self._call("GET", "nodes", name, self.api.read_node, name, _preload_content=False)
+        return node_state(json.loads(response.data))
+
+    def apply_labels(self, name: str, labels: Mapping[str, str]) -> NodeState:
+        """Server-side apply of exactly our label set: keys we applied before and leave out are
+        removed by the API server unless another manager also owns them."""
+        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": dict(labels)}}
+        response = self._call(
+            "PATCH", "nodes", name, self.api.patch_node, name, body,
+            field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH, _preload_content=False,
+        )
+        return node_state(json.loads(response.data))
+
+    def post_event(self, node: NodeState, reason: str, message: str, event_type: str, now: float) -> None:
+        stamp = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{node.name}.mig-labeler.", "namespace": EVENT_NAMESPACE},
+            "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": node.name, "uid": node.uid},
+            "reason": reason, "message": message[:1024], "type": event_type,
+            "source": {"component": FIELD_MANAGER, "host": node.name},
+            "reportingComponent": FIELD_MANAGER, "reportingInstance": socket.gethostname(),
+            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+        }
+        self._call("POST", "events", node.name, self.api.create_namespaced_event, EVENT_NAMESPACE, body,
+                   _preload_content=False)
+
+    def _call(self, method: str, resource: str, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, _request_timeout=TIMEOUT, **kwargs)
+        except ApiException as e:
+            raise translate_api_exception(e, method, resource, name) from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ApiTransient(f"{method} {resource}/{name}: connection failed: {type(e).__name__}") from e
+
+
+def translate_api_exception(e: ApiException, method: str, resource: str, name: str) -> MigLabelerError:
+    status = int(e.status or 0)
+    message = _status_message(e)
+    where = f"{method} {resource}/{name}"
+    if status == 404 and resource == "nodes":
+        return NodeNotFound(f'node "{name}" not found: check --node-name / NODE_NAME')
+    if status == 403:
+        verb = RBAC_HINTS.get((method, resource), f"{method.lower()} {resource}")
+        return ApiError(f"{where} forbidden: the service account needs RBAC verb '{verb}' ({message})", status)
+    retry_after = _retry_after(e)
+    if status == 409:
+        return ApiConflict(f"{where}: conflict: {message}", status, retry_after)
+    if status in TRANSIENT_STATUS:
+        return ApiTransient(f"{where}: HTTP {status}: {message}", status, retry_after)
+    return ApiError(f"{where}: HTTP {status}: {message}", status)
+
+
+def _status_message(e: ApiException) -> str:
+    try:
+        return str(json.loads(e.body or "{}").get("message") or e.reason)
+    except (ValueError, AttributeError):
+        return str(e.reason)
+
+
+def _retry_after(e: ApiException) -> float | None:
+    headers = e.headers or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,47 @@
+"""Pure planning of a label update: what to add, change, adopt and remove on the Node.
+
+Owns: ``plan_update`` and ``LabelPlan``, in the style of NFD's ``createPatches`` and
+cosmicpython's ``determine_actions``. No I/O. Removal is only ever planned for keys recorded as
+ours (the server-side-apply field manager's keys), so labels written by mig-manager, the GPU
+operator or an admin are never touched (labels.md, "Ownership").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class LabelPlan:
+    desired: dict[str, str]
+    add: dict[str, str]
+    change: dict[str, tuple[str, str]]  # key → (live, desired)
+    adopt: tuple[str, ...]  # right value already live, but not yet recorded as ours
+    remove: dict[str, str]  # key → live value; only keys we own
+
+    @property
+    def empty(self) -> bool:
+        return not (self.add or self.change or self.adopt or self.remove)
+
+    def summary(self) -> str:
+        parts = [f"{len(self.add)} added", f"{len(self.change)} changed", f"{len(self.remove)} removed"]
+        if self.adopt:
+            parts.append(f"{len(self.adopt)} adopted")
+        return ", ".join(parts)
+
+    def lines(self) -> list[str]:
+        """Human-readable diff, sorted by key: ``+`` add, ``~`` change, ``-`` remove, ``*`` adopt."""
+        rows = [(k, f"+ {k}={v}") for k, v in self.add.items()]
+        rows += [(k, f"~ {k}: {old!r} -> {new!r}") for k, (old, new) in self.change.items()]
+        rows += [(k, f"- {k} (was {old!r})") for k, old in self.remove.items()]
+        rows += [(k, f"* {k}={self.desired[k]} (already set; mig-labeler takes ownership)") for k in self.adopt]
+        return [line for _, line in sorted(rows)]
+
+
+def plan_update(live: Mapping[str, str], owned: Set[str], desired: Mapping[str, str]) -> LabelPlan:
+    add = {k: v for k, v in sorted(desired.items()) if k not in live}
+    change = {k: (live[k], v) for k, v in sorted(desired.items()) if k in live and live[k] != v}
+    adopt = tuple(sorted(k for k, v in desired.items() if live.get(k) == v and k not in owned))
+    remove = {k: live[k] for k in sorted(owned) if k not in desired and k in live}
+    return LabelPlan(dict(desired), add, change, adopt, remove)

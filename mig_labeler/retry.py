@@ -1,0 +1,55 @@
+"""The one retry policy for Kubernetes API calls (tenacity).
+
+Owns: which failures are retried (``errors.is_transient``), exponential backoff with jitter,
+honouring ``Retry-After`` (the server's value wins when it is longer, as kopf does), the bound on
+attempts so a pass never hangs, and logging before each sleep. ``sleep`` is injectable so retry
+tests take milliseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity.wait import wait_base
+
+from mig_labeler.errors import is_transient
+
+log = logging.getLogger("mig_labeler")
+
+MAX_RETRY_AFTER = 60.0
+
+
+class wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming style
+    """The fallback backoff, or the server's Retry-After when that is longer (capped)."""
+
+    def __init__(self, fallback: wait_base) -> None:
+        self.fallback = fallback
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        delay = self.fallback(retry_state)
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after:
+            return max(delay, min(float(retry_after), MAX_RETRY_AFTER))
+        return delay
+
+
+def _log_retry(retry_state: RetryCallState) -> None:
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
+    log.debug("API call failed (%s); retry %d in %.2fs", error, retry_state.attempt_number, sleep)
+
+
+def api_retry_policy(attempts: int = 5, max_backoff: float = 10.0,
+                     sleep: Callable[[float], None] = time.sleep) -> Retrying:
+    return Retrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_attempt(attempts),
+        wait=wait_retry_after(wait_exponential_jitter(initial=0.5, max=max_backoff, jitter=0.5)),
+        sleep=sleep,
+        before_sleep=_log_retry,
+        reraise=True,
+    )

@@ -1,0 +1,73 @@
+"""Wiring for the Kubernetes-facing commands: builds the real client, metrics, health server and
+``Daemon`` from a ``Config``, and installs signal handlers. Imported lazily by the CLI so that
+``labels`` never pays for ``import kubernetes``.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from mig_labeler.config import Config
+from mig_labeler.desired import labels_for_topology
+from mig_labeler.discovery import open_source
+from mig_labeler.errors import MigLabelerError
+from mig_labeler.health import HealthServer, HealthState
+from mig_labeler.kube import KubeClient, api_client
+from mig_labeler.loop import Daemon, Signals
+from mig_labeler.metrics import Metrics
+from mig_labeler.plan import plan_update
+
+
+class PublishFailed(MigLabelerError):
+    """``run --oneshot`` could not publish (exit 1)."""
+
+
+def build_daemon(config: Config, host: str | None = None, registry: CollectorRegistry | None = None,
+                 **kwargs: Any) -> Daemon:
+    kube = KubeClient(api_client(config.kubeconfig, host=host))
+    source = open_source(config.fixture, config.machine_type_file)
+    return Daemon(config, source, kube, Metrics(registry or CollectorRegistry()), **kwargs)
+
+
+def run_daemon(config: Config, reload_config: Callable[[], Config], host: str | None = None) -> None:
+    registry = CollectorRegistry()
+    health = HealthState()
+    daemon = build_daemon(config, host=host, registry=registry, health=health)
+    if config.oneshot:
+        result = daemon.run_pass()
+        if not result.ok:
+            raise PublishFailed(f"labels were not published: {result.error}")
+        return
+    server = HealthServer(config.metrics_port, health, registry).start() if config.metrics_port else None
+    signals = Signals()
+    signal.signal(signal.SIGTERM, lambda *_: signals.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: signals.request_stop())
+    signal.signal(signal.SIGHUP, lambda *_: signals.request_reload())
+    try:
+        daemon.run_forever(signals, reload_config)
+    finally:
+        if server is not None:
+            server.stop()
+        daemon.kube.close()
+
+
+def label_diff(config: Config, started_at: int, host: str | None = None) -> tuple[list[str], list[str]]:
+    """The plan ``run --oneshot`` would execute, as diff lines, plus warnings. Writes nothing."""
+    source = open_source(config.fixture, config.machine_type_file)
+    desired = labels_for_topology(source.read(), config, started_at)
+    kube = KubeClient(api_client(config.kubeconfig, host=host))
+    try:
+        node = kube.read_node(config.node_name or "")
+    finally:
+        kube.close()
+    plan = plan_update(node.labels, node.owned, desired.labels)
+    unchanged = len(desired.labels) - len(plan.add) - len(plan.change) - len(plan.adopt)
+    lines = plan.lines() or ["no changes"]
+    lines.append(f"# {plan.summary()}, {unchanged} unchanged; labels owned by others are never touched")
+    return lines, list(desired.warnings)
+
+

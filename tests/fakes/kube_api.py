@@ -1,0 +1,428 @@
+"""A fake Kubernetes API server for Nodes and Events, on 127.0.0.1, for the real ``kubernetes`` client.
+
+What it enforces, as a real kube-apiserver does for these resources:
+- GET/PUT/PATCH ``/api/v1/nodes/{name}``; 404 with a ``Status`` body for unknown nodes.
+- PATCH content types: merge-patch (RFC 7386), strategic-merge (same as merge for the label map),
+  JSON patch (add/remove/replace/test) and apply-patch (server-side apply). Anything else: 415.
+- Server-side apply tracks a field manager per label key: keys a manager applied before and
+  drops are removed only if no other manager owns them; a key owned by another manager with a
+  different value is a 409 conflict unless ``force=true``. Update-style patches take ownership of
+  the keys they set, as real updates do. ``fieldManager`` is required for apply (400).
+- ``resourceVersion`` bumps only on a real change (a no-op apply does not bump it); a stale
+  ``metadata.resourceVersion`` in a PUT/patch body is a 409.
+- Label keys and values are validated with the Kubernetes rules: 422 naming the bad field.
+- ``GET /api/v1/nodes?watch=true&fieldSelector=metadata.name=X`` streams ADDED/MODIFIED events
+  until ``timeoutSeconds``; ``resourceVersion`` too old gives a 410 ERROR event.
+- ``POST /api/v1/namespaces/{ns}/events`` stores Events.
+- Fault injection (next N requests fail with a status, optionally Retry-After, or the connection
+  is dropped) and a request log tests assert on.
+"""
+
+from __future__ import annotations
+
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import yaml
+
+from mig_labeler.label_names import key_error, value_error
+
+
+@dataclass
+class Fault:
+    status: int  # 0 = drop the connection
+    retry_after: float | None = None
+    method: str | None = None
+
+
+@dataclass
+class LoggedRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    content_type: str
+    status: int
+    body: Any = None
+
+    @property
+    def verb(self) -> str:
+        """The Kubernetes RBAC verb this request needs."""
+        if self.method == "GET":
+            return "watch" if self.query.get("watch") == ["true"] else ("get" if self.path.count("/") > 3 else "list")
+        return {"PATCH": "patch", "PUT": "update", "POST": "create", "DELETE": "delete"}[self.method]
+
+    @property
+    def resource(self) -> str:
+        return "events" if "/events" in self.path else "nodes"
+
+
+@dataclass
+class StoredNode:
+    name: str
+    labels: dict[str, str]
+    uid: str
+    resource_version: int
+    annotations: dict[str, str] = field(default_factory=dict)
+    owners: dict[str, dict[str, Any]] = field(default_factory=dict)  # manager → {operation, keys}
+
+    def to_json(self) -> dict[str, Any]:
+        managed = [
+            {"manager": m, "operation": o["operation"], "apiVersion": "v1", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:metadata": {"f:labels": {f"f:{k}": {} for k in sorted(o["keys"])}}}}
+            for m, o in sorted(self.owners.items()) if o["keys"]
+        ]
+        return {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": self.name, "uid": self.uid, "resourceVersion": str(self.resource_version),
+                             "labels": dict(self.labels), "annotations": dict(self.annotations),
+                             "managedFields": managed},
+                "spec": {}, "status": {}}
+
+
+class ApiFailure(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.reason, self.message = status, reason, message
+
+
+class FakeKubeApi:
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self.nodes: dict[str, StoredNode] = {}
+        self.events: list[dict[str, Any]] = []
+        self.log: list[LoggedRequest] = []
+        self.faults: list[Fault] = []
+        self.forbidden: set[tuple[str, str]] = set()  # (verb, resource) answered with 403
+        self.revision = 100
+        self.oldest_watchable = 0
+        self.history: list[tuple[int, str, dict[str, Any]]] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> FakeKubeApi:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self.lock:
+            self.lock.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- test helpers -------------------------------------------------------------------------
+    def add_node(self, name: str, labels: dict[str, str] | None = None, manager: str = "kubelet") -> None:
+        with self.lock:
+            node = StoredNode(name, dict(labels or {}), f"uid-{name}", self._next_revision())
+            node.owners[manager] = {"operation": "Update", "keys": set(node.labels)}
+            self.nodes[name] = node
+            self._record("ADDED", node)
+
+    def labels(self, name: str) -> dict[str, str]:
+        with self.lock:
+            return dict(self.nodes[name].labels)
+
+    def resource_version(self, name: str) -> int:
+        with self.lock:
+            return self.nodes[name].resource_version
+
+    def edit_labels(self, name: str, changes: dict[str, str | None], manager: str = "kubectl-label") -> None:
+        """What ``kubectl label`` or another controller does: an update-style merge patch."""
+        with self.lock:
+            self._merge_labels(self.nodes[name], changes, manager)
+
+    def fail_next(self, count: int, status: int, retry_after: float | None = None, method: str | None = None) -> None:
+        with self.lock:
+            self.faults.extend(Fault(status, retry_after, method) for _ in range(count))
+
+    def drop_next(self, count: int = 1) -> None:
+        self.fail_next(count, 0)
+
+    def writes(self) -> list[LoggedRequest]:
+        return [r for r in self.log if r.method in ("PATCH", "PUT", "POST") and r.resource == "nodes"]
+
+    def compact(self) -> None:
+        """Forget watch history, so resuming from an old resourceVersion gives 410 Gone."""
+        with self.lock:
+            self.oldest_watchable = self.revision
+
+    # -- semantics ----------------------------------------------------------------------------
+    def _next_revision(self) -> int:
+        self.revision += 1
+        return self.revision
+
+    def _record(self, kind: str, node: StoredNode) -> None:
+        self.history.append((node.resource_version, kind, node.to_json()))
+        self.lock.notify_all()
+
+    def _commit(self, node: StoredNode, labels: dict[str, str]) -> bool:
+        bad = [(k, key_error(k) or value_error(v)) for k, v in labels.items() if key_error(k) or value_error(v)]
+        if bad:
+            detail = "; ".join(f"metadata.labels: Invalid value: {k!r}: {why}" for k, why in bad)
+            raise ApiFailure(422, "Invalid", f'Node "{node.name}" is invalid: {detail}')
+        if labels == node.labels:
+            return False
+        node.labels = labels
+        node.resource_version = self._next_revision()
+        self._record("MODIFIED", node)
+        return True
+
+    def _take_ownership(self, node: StoredNode, keys: set[str], manager: str, operation: str) -> None:
+        for other, owned in node.owners.items():
+            if other != manager:
+                owned["keys"] -= keys
+        entry = node.owners.setdefault(manager, {"operation": operation, "keys": set()})
+        entry["operation"] = operation
+        entry["keys"] |= keys
+
+    def _merge_labels(self, node: StoredNode, changes: dict[str, Any], manager: str) -> bool:
+        labels = dict(node.labels)
+        for key, value in changes.items():
+            if value is None:
+                labels.pop(key, None)
+            else:
+                labels[key] = str(value)
+        changed = self._commit(node, labels)
+        set_keys = {k for k, v in changes.items() if v is not None and node.labels.get(k) is not None}
+        self._take_ownership(node, set_keys, manager, "Update")
+        for owned in node.owners.values():
+            owned["keys"] &= set(node.labels)
+        return changed
+
+    def apply(self, node: StoredNode, body: dict[str, Any], manager: str, force: bool) -> None:
+        applied = {k: str(v) for k, v in ((body.get("metadata") or {}).get("labels") or {}).items()}
+        conflicts = [k for k, v in applied.items() if node.labels.get(k, v) != v
+                     and any(k in o["keys"] for m, o in node.owners.items() if m != manager)]
+        if conflicts and not force:
+            raise ApiFailure(409, "Conflict", f"Apply failed with {len(conflicts)} conflicts: "
+                             + ", ".join(f'conflict with another manager: .metadata.labels.{k}' for k in conflicts))
+        previous = node.owners.get(manager, {"keys": set()})["keys"]
+        others = set().union(*(o["keys"] for m, o in node.owners.items() if m != manager)) if node.owners else set()
+        labels = dict(node.labels)
+        for key in previous - set(applied) - others:
+            labels.pop(key, None)
+        labels.update(applied)
+        self._commit(node, labels)
+        node.owners.setdefault(manager, {"operation": "Apply", "keys": set()})["keys"] = set()
+        self._take_ownership(node, set(applied), manager, "Apply")
+
+    def patch(self, name: str, content_type: str, raw: bytes, query: dict[str, list[str]]) -> dict[str, Any]:
+        node = self._node(name)
+        manager = query.get("fieldManager", [""])[0]
+        if content_type == "application/apply-patch+yaml":
+            if not manager:
+                raise ApiFailure(400, "BadRequest", "PATCH with apply-patch requires fieldManager")
+            body = yaml.safe_load(raw) or {}
+            self._check_version(node, body)
+            self.apply(node, body, manager, query.get("force", ["false"])[0] == "true")
+        elif content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            if "force" in query:
+                raise ApiFailure(400, "BadRequest", "force is only allowed for apply requests")
+            body = json.loads(raw)
+            self._check_version(node, body)
+            self._merge_labels(node, (body.get("metadata") or {}).get("labels") or {}, manager or "unknown")
+        elif content_type == "application/json-patch+json":
+            self._json_patch(node, json.loads(raw), manager or "unknown")
+        else:
+            raise ApiFailure(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: "
+                             f"accepted media types include: application/json-patch+json, "
+                             f"application/merge-patch+json, application/apply-patch+yaml")
+        return node.to_json()
+
+    def _json_patch(self, node: StoredNode, ops: list[dict[str, Any]], manager: str) -> None:
+        labels = dict(node.labels)
+        touched: set[str] = set()
+        for op in ops:
+            match = re.fullmatch(r"/metadata/labels/(.+)", op.get("path", ""))
+            if not match:
+                raise ApiFailure(422, "Invalid", f"unsupported JSON patch path {op.get('path')!r}")
+            key = match.group(1).replace("~1", "/").replace("~0", "~")
+            if op["op"] in ("add", "replace"):
+                if op["op"] == "replace" and key not in labels:
+                    raise ApiFailure(422, "Invalid", f"replace operation does not apply: {key} is missing")
+                labels[key] = str(op["value"])
+                touched.add(key)
+            elif op["op"] == "remove":
+                if key not in labels:
+                    raise ApiFailure(422, "Invalid", f"remove operation does not apply: {key} is missing")
+                labels.pop(key)
+            elif op["op"] == "test" and labels.get(key) != op.get("value"):
+                raise ApiFailure(422, "Invalid", f"test operation failed for {key}")
+        self._commit(node, labels)
+        self._take_ownership(node, touched, manager, "Update")
+        for owned in node.owners.values():
+            owned["keys"] &= set(node.labels)
+
+    def put(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        node = self._node(name)
+        if not (body.get("metadata") or {}).get("resourceVersion"):
+            raise ApiFailure(422, "Invalid", "metadata.resourceVersion: Invalid value: must be specified for an update")
+        self._check_version(node, body)
+        labels = {k: str(v) for k, v in ((body.get("metadata") or {}).get("labels") or {}).items()}
+        self._commit(node, labels)
+        return node.to_json()
+
+    def _check_version(self, node: StoredNode, body: dict[str, Any]) -> None:
+        wanted = (body.get("metadata") or {}).get("resourceVersion")
+        if wanted and str(wanted) != str(node.resource_version):
+            raise ApiFailure(409, "Conflict", f'Operation cannot be fulfilled on nodes "{node.name}": '
+                             "the object has been modified; please apply your changes to the latest version")
+
+    def _node(self, name: str) -> StoredNode:
+        if name not in self.nodes:
+            raise ApiFailure(404, "NotFound", f'nodes "{name}" not found')
+        return self.nodes[name]
+
+    def take_fault(self, method: str) -> Fault | None:
+        with self.lock:
+            for i, fault in enumerate(self.faults):
+                if fault.method in (None, method):
+                    return self.faults.pop(i)
+        return None
+
+
+def status_body(status: int, reason: str, message: str) -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "code": status}
+
+
+def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            pass
+
+        def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _handle(self, method: str) -> None:
+            url = urlparse(self.path)
+            query = parse_qs(url.query)
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            entry = LoggedRequest(method, url.path, query, content_type, 0)
+            api.log.append(entry)
+            fault = api.take_fault(method)
+            if fault is not None:
+                entry.status = fault.status
+                if fault.status == 0:
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                self._send(fault.status, status_body(fault.status, "Injected", "injected fault"), headers)
+                return
+            try:
+                if (entry.verb, entry.resource) in api.forbidden:
+                    raise ApiFailure(403, "Forbidden", f'nodes is forbidden: User "system:serviceaccount:x:y" '
+                                     f'cannot {entry.verb} resource "{entry.resource}"')
+                status, body = self._route(method, url.path, query, content_type, raw, entry)
+            except ApiFailure as failure:
+                status, body = failure.status, status_body(failure.status, failure.reason, failure.message)
+            except (ValueError, yaml.YAMLError) as e:
+                status, body = 400, status_body(400, "BadRequest", f"cannot decode body: {e}")
+            entry.status = status
+            if body is not None:
+                self._send(status, body)
+
+        def _route(self, method: str, path: str, query: dict[str, list[str]], content_type: str, raw: bytes,
+                   entry: LoggedRequest) -> tuple[int, dict[str, Any] | None]:
+            node = re.fullmatch(r"/api/v1/nodes/([^/]+)", path)
+            if node and method in ("GET", "PATCH", "PUT"):
+                name = unquote(node.group(1))
+                with api.lock:
+                    if method == "GET":
+                        return 200, api._node(name).to_json()
+                    if method == "PUT":
+                        return 200, api.put(name, json.loads(raw))
+                    return 200, api.patch(name, content_type, raw, query)
+            if path == "/api/v1/nodes" and method == "GET" and query.get("watch") == ["true"]:
+                self._watch(query, entry)
+                return 200, None
+            if path == "/api/v1/nodes" and method == "GET":
+                with api.lock:
+                    items = [n.to_json() for n in api.nodes.values()]
+                return 200, {"kind": "NodeList", "apiVersion": "v1",
+                             "metadata": {"resourceVersion": str(api.revision)}, "items": items}
+            events = re.fullmatch(r"/api/v1/namespaces/([^/]+)/events", path)
+            if events and method == "POST":
+                body = json.loads(raw)
+                with api.lock:
+                    api.events.append(body)
+                return 201, body
+            raise ApiFailure(404, "NotFound", f"the server could not find the requested resource {path}")
+
+        def _watch(self, query: dict[str, list[str]], entry: LoggedRequest) -> None:
+            selector = query.get("fieldSelector", [""])[0]
+            wanted = selector.removeprefix("metadata.name=") if selector.startswith("metadata.name=") else None
+            since = int(query.get("resourceVersion", ["0"])[0] or 0)
+            deadline = time.monotonic() + float(query.get("timeoutSeconds", ["5"])[0])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            entry.status = 200
+            if since and since < api.oldest_watchable:
+                gone = {"type": "ERROR", "object": status_body(410, "Expired", "too old resource version")}
+                self._chunk(gone)
+                self._chunk(None)
+                return
+            if not since:  # no resourceVersion: ADDED for the current state, like a list+watch
+                with api.lock:
+                    current = [n for n in api.nodes.values() if wanted in (None, n.name)]
+                    since = api.revision
+                for n in current:
+                    self._chunk({"type": "ADDED", "object": n.to_json()})
+            try:
+                while time.monotonic() < deadline:
+                    with api.lock:
+                        fresh = [(rv, k, o) for rv, k, o in api.history
+                                 if rv > since and wanted in (None, o["metadata"]["name"])]
+                        if not fresh:
+                            api.lock.wait(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+                            continue
+                    for rv, kind, obj in fresh:
+                        self._chunk({"type": kind, "object": obj})
+                        since = rv
+                self._chunk(None)
+            except (BrokenPipeError, ConnectionResetError):
+                return
+
+        def _chunk(self, event: dict[str, Any] | None) -> None:
+            data = b"" if event is None else (json.dumps(event) + "\n").encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+            self._handle("GET")
+
+        def do_PATCH(self) -> None:  # noqa: N802
+            self._handle("PATCH")
+
+        def do_PUT(self) -> None:  # noqa: N802
+            self._handle("PUT")
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._handle("POST")
+
+    return Handler
+
+
