@@ -53,7 +53,8 @@ class HealthServer:
         self.registry = registry
         self.server = ThreadingHTTPServer((host, port), self._handler())
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="health", daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, name="health",
+                                       daemon=True)
 
     @property
     def port(self) -> int:

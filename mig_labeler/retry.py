@@ -48,7 +48,7 @@ def api_retry_policy(attempts: int = 5, max_backoff: float = 10.0,
     return Retrying(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(attempts),
-        wait=wait_retry_after(wait_exponential_jitter(initial=0.5, max=max_backoff, jitter=0.5)),
+        wait=wait_retry_after(wait_exponential_jitter(multiplier=0.5, max=max_backoff, jitter=0.5)),
         sleep=sleep,
         before_sleep=_log_retry,
         reraise=True,

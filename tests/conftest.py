@@ -5,14 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from mig_labeler.config import Config, MigStrategy, parse_sharing
 from mig_labeler.discovery import TopologySource
 from mig_labeler.fake_nvml import FakeNvml
 from mig_labeler.fixture import parse_fixture
 from mig_labeler.labels import compute_labels
+from mig_labeler.loop import Daemon
+from mig_labeler.runner import build_daemon
 from mig_labeler.topology import NodeTopology
+
+from .fakes.kube_api import FakeKubeApi
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BUNDLED = Path(__file__).parents[1] / "mig_labeler" / "fixtures"
@@ -53,3 +59,52 @@ def write_fixture(path: Path, doc: dict) -> Path:
     return path
 
 
+
+
+FOREIGN = {
+    "kubernetes.io/hostname": "gpu-node-1",
+    "nvidia.com/mig.config": "all-1g.5gb",
+    "nvidia.com/mig.config.state": "success",
+    "nvidia.com/gpu.deploy.device-plugin": "true",
+    "nvidia.com/gpu.deploy.gpu-feature-discovery": "false",
+}
+
+
+@pytest.fixture
+def kube_api():
+    api = FakeKubeApi().start()
+    api.add_node("gpu-node-1", FOREIGN)
+    yield api
+    api.stop()
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def make_daemon(api: FakeKubeApi, fixture: str | Path, strategy: str = "mixed", clock: FakeClock | None = None,
+                **overrides: Any) -> Daemon:
+    clock = clock or FakeClock()
+    overrides.setdefault("node_name", "gpu-node-1")
+    config = make_config(strategy, fixture=str(fixture), **overrides)
+    return build_daemon(config, host=api.url, registry=CollectorRegistry(), clock=clock,
+                        retry_sleep=clock.sleep)
+
+
+def write_kubeconfig(path: Path, url: str) -> Path:
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": url}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "nobody"}}],
+        "users": [{"name": "nobody", "user": {}}],
+    }))
+    return path

@@ -20,7 +20,6 @@ What it enforces, as a real kube-apiserver does for these resources:
 
 from __future__ import annotations
 
-
 import json
 import re
 import threading
@@ -104,7 +103,7 @@ class FakeKubeApi:
         self.history: list[tuple[int, str, dict[str, Any]]] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -234,9 +233,9 @@ class FakeKubeApi:
         elif content_type == "application/json-patch+json":
             self._json_patch(node, json.loads(raw), manager or "unknown")
         else:
-            raise ApiFailure(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: "
-                             f"accepted media types include: application/json-patch+json, "
-                             f"application/merge-patch+json, application/apply-patch+yaml")
+            raise ApiFailure(415, "UnsupportedMediaType", "the body of the request was in an unknown format: "
+                             "accepted media types include: application/json-patch+json, "
+                             "application/merge-patch+json, application/apply-patch+yaml")
         return node.to_json()
 
     def _json_patch(self, node: StoredNode, ops: list[dict[str, Any]], manager: str) -> None:
@@ -299,6 +298,7 @@ def status_body(status: int, reason: str, message: str) -> dict[str, Any]:
 def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in separate writes
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             pass

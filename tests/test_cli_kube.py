@@ -1,0 +1,95 @@
+"""`run --oneshot` and `diff` through the CLI against the fake API server via a kubeconfig."""
+
+from __future__ import annotations
+
+import pytest
+
+from mig_labeler.cli import main
+
+from .conftest import FOREIGN, write_kubeconfig
+
+NODE = "gpu-node-1"
+
+
+@pytest.fixture
+def kubeconfig(kube_api, tmp_path):
+    return str(write_kubeconfig(tmp_path / "kubeconfig", kube_api.url))
+
+
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def test_run_oneshot_publishes_and_exits_0(capsys, kube_api, kubeconfig):
+    code, _, err = run_main(capsys, "run", "--oneshot", "--node-name", NODE, "--kubeconfig", kubeconfig,
+                            "--fixture", "dgx-a100-7x1g", "--mig-strategy", "single")
+    assert code == 0, err
+    labels = kube_api.labels(NODE)
+    assert labels["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb"
+    assert {k: labels[k] for k in FOREIGN} == FOREIGN
+    assert "labels updated on node gpu-node-1" in err
+
+
+def test_node_name_from_env_and_kubeconfig_from_env(capsys, kube_api, kubeconfig, monkeypatch):
+    monkeypatch.setenv("NODE_NAME", NODE)
+    monkeypatch.setenv("KUBECONFIG", kubeconfig)
+    code, _, _ = run_main(capsys, "run", "--oneshot", "--fixture", "a30-mig-off")
+    assert code == 0 and kube_api.labels(NODE)["nvidia.com/gpu.product"] == "NVIDIA-A30"
+
+
+def test_diff_shows_the_plan_and_writes_nothing(capsys, kube_api, kubeconfig):
+    run_main(capsys, "run", "--oneshot", "--node-name", NODE, "--kubeconfig", kubeconfig, "--fixture",
+             "dgx-a100-7x1g", "--mig-strategy", "mixed", "--no-timestamp")
+    writes = len(kube_api.writes())
+    code, out, _ = run_main(capsys, "diff", "--node-name", NODE, "--kubeconfig", kubeconfig, "--fixture",
+                            "dgx-a100-mixed", "--mig-strategy", "mixed", "--no-timestamp")
+    assert code == 0
+    assert len(kube_api.writes()) == writes
+    assert "~ nvidia.com/mig-1g.5gb.count: '56' -> '10'" in out.splitlines()
+    assert "+ nvidia.com/mig-3g.20gb.count=4" in out.splitlines()
+    assert out.splitlines()[-1].startswith("# ")
+
+
+def test_diff_with_nothing_to_do_says_so(capsys, kube_api, kubeconfig):
+    args = ["--node-name", NODE, "--kubeconfig", kubeconfig, "--fixture", "a30-mig-off", "--no-timestamp"]
+    run_main(capsys, "run", "--oneshot", *args)
+    code, out, _ = run_main(capsys, "diff", *args)
+    assert code == 0 and out.splitlines()[0] == "no changes"
+
+
+def test_missing_node_name_exits_2(capsys, kubeconfig, monkeypatch):
+    monkeypatch.delenv("NODE_NAME", raising=False)
+    code, _, err = run_main(capsys, "run", "--oneshot", "--kubeconfig", kubeconfig, "--fixture", "a30-mig-off")
+    assert code == 2 and "pass --node-name or set NODE_NAME" in err and len(err.strip().splitlines()) == 1
+
+
+def test_unknown_node_exits_1_with_one_line(capsys, kubeconfig):
+    code, _, err = run_main(capsys, "run", "--oneshot", "--node-name", "ghost", "--kubeconfig", kubeconfig,
+                            "--fixture", "a30-mig-off")
+    assert code == 1
+    assert err.strip().splitlines()[-1] == 'mig-labeler: error: node "ghost" not found: check --node-name / NODE_NAME'
+    assert "Traceback" not in err
+
+
+def test_forbidden_exits_1_naming_the_rbac_verb(capsys, kube_api, kubeconfig):
+    kube_api.forbidden.add(("patch", "nodes"))
+    code, _, err = run_main(capsys, "run", "--oneshot", "--node-name", NODE, "--kubeconfig", kubeconfig,
+                            "--fixture", "a30-mig-off")
+    assert code == 1 and "needs RBAC verb 'patch nodes'" in err.strip().splitlines()[-1]
+
+
+def test_oneshot_with_nvml_failure_exits_1_and_writes_nothing(capsys, kube_api, kubeconfig, tmp_path):
+    node = tmp_path / "n.yaml"
+    node.write_text("init_error: NVML_ERROR_DRIVER_NOT_LOADED\ngpus: []\n")
+    code, _, err = run_main(capsys, "run", "--oneshot", "--node-name", NODE, "--kubeconfig", kubeconfig,
+                            "--fixture", str(node))
+    assert code == 1 and "driver is not loaded" in err and kube_api.writes() == []
+
+
+def test_bad_sleep_interval_exits_2(capsys, kubeconfig):
+    code, _, err = run_main(capsys, "run", "--node-name", NODE, "--kubeconfig", kubeconfig, "--fixture",
+                            "a30-mig-off", "--sleep-interval", "60")
+    assert code == 2 and "invalid duration '60'" in err

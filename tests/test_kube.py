@@ -1,0 +1,109 @@
+"""The real kubernetes client against the fake API server: patch type, ownership, error mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from mig_labeler.errors import ApiConflict, ApiError, ApiTransient, NodeNotFound
+from mig_labeler.kube import KubeClient, api_client
+
+from .conftest import FOREIGN
+
+
+@pytest.fixture
+def kube(kube_api):
+    client = KubeClient(api_client(host=kube_api.url))
+    yield client
+    client.close()
+
+
+def test_apply_uses_server_side_apply_with_our_field_manager(kube, kube_api):
+    kube.apply_labels("gpu-node-1", {"nvidia.com/gpu.count": "8"})
+    patch = kube_api.writes()[-1]
+    assert patch.content_type == "application/apply-patch+yaml"
+    assert patch.query == {"fieldManager": ["mig-labeler"], "force": ["true"]}
+
+
+def test_keys_dropped_from_the_applied_set_are_removed_and_foreign_ones_kept(kube, kube_api):
+    kube.apply_labels("gpu-node-1", {"nvidia.com/gpu.count": "8", "nvidia.com/mig-1g.5gb.count": "56"})
+    state = kube.apply_labels("gpu-node-1", {"nvidia.com/gpu.count": "8"})
+    assert kube_api.labels("gpu-node-1") == FOREIGN | {"nvidia.com/gpu.count": "8"}
+    assert state.owned == {"nvidia.com/gpu.count"}
+
+
+def test_reapplying_the_same_labels_does_not_bump_resource_version(kube, kube_api):
+    kube.apply_labels("gpu-node-1", {"nvidia.com/gpu.count": "8"})
+    before = kube_api.resource_version("gpu-node-1")
+    kube.apply_labels("gpu-node-1", {"nvidia.com/gpu.count": "8"})
+    assert kube_api.resource_version("gpu-node-1") == before
+
+
+def test_missing_node_is_node_not_found(kube):
+    with pytest.raises(NodeNotFound, match='node "ghost" not found'):
+        kube.read_node("ghost")
+
+
+def test_forbidden_names_the_missing_rbac_verb(kube, kube_api):
+    kube_api.forbidden.add(("patch", "nodes"))
+    with pytest.raises(ApiError, match="needs RBAC verb 'patch nodes'"):
+        kube.apply_labels("gpu-node-1", {"nvidia.com/gpu.count": "8"})
+
+
+def test_invalid_label_is_a_non_retried_422(kube):
+    with pytest.raises(ApiError, match="HTTP 422") as err:
+        kube.apply_labels("gpu-node-1", {"nvidia.com/gpu.product": "A100 SXM4"})
+    assert not isinstance(err.value, ApiTransient)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_server_errors_are_transient(kube, kube_api, status):
+    kube_api.fail_next(1, status)
+    with pytest.raises(ApiTransient):
+        kube.read_node("gpu-node-1")
+
+
+def test_429_carries_retry_after(kube, kube_api):
+    kube_api.fail_next(1, 429, retry_after=7)
+    with pytest.raises(ApiTransient) as err:
+        kube.read_node("gpu-node-1")
+    assert err.value.retry_after == 7.0
+
+
+def test_409_is_a_conflict(kube, kube_api):
+    kube_api.fail_next(1, 409)
+    with pytest.raises(ApiConflict):
+        kube.apply_labels("gpu-node-1", {"nvidia.com/gpu.count": "8"})
+
+
+def test_dropped_connection_is_transient(kube, kube_api):
+    kube_api.drop_next()
+    with pytest.raises(ApiTransient, match="connection failed"):
+        kube.read_node("gpu-node-1")
+
+
+def test_fake_server_rejects_unknown_patch_types_and_apply_without_manager(kube_api):
+    import urllib.request
+
+    def patch(content_type: str, query: str = "") -> int:
+        request = urllib.request.Request(f"{kube_api.url}/api/v1/nodes/gpu-node-1{query}", data=b"{}",
+                                         method="PATCH", headers={"Content-Type": content_type})
+        try:
+            return urllib.request.urlopen(request).status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    assert patch("application/json") == 415
+    assert patch("application/apply-patch+yaml") == 400
+    assert patch("application/merge-patch+json") == 200
+
+
+def test_fake_server_answers_stale_resource_version_with_409(kube_api):
+    import json
+    import urllib.request
+
+    body = json.dumps({"metadata": {"resourceVersion": "1", "labels": {}}}).encode()
+    request = urllib.request.Request(f"{kube_api.url}/api/v1/nodes/gpu-node-1", data=body, method="PUT",
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request)
+    assert err.value.code == 409
