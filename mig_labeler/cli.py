@@ -46,8 +46,8 @@ LABEL_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--machine-type-file", envvar="GFD_MACHINE_TYPE_FILE", metavar="PATH",
                  help="File holding the machine type.  [default: /sys/class/dmi/id/product_name]"),
     click.option("--fail-on-init-error", type=click.BOOL, envvar=["GFD_FAIL_ON_INIT_ERROR", "FAIL_ON_INIT_ERROR"],
-                 metavar="BOOLEAN", help="Exit 1 when NVML cannot start; false labels the node as GPU-less.  "
-                 "[default: true]"),
+                 metavar="BOOLEAN", help="labels: exit 1 when NVML cannot start (false: treat the node as "
+                 "GPU-less). run never wipes labels for this: it keeps them and retries.  [default: true]"),
     click.option("--gpu-present-label/--no-gpu-present-label", default=True,
                  envvar="MIG_LABELER_GPU_PRESENT_LABEL", help="Emit nvidia.com/gpu.present=true.  [default: on]"),
 ]
@@ -153,7 +153,9 @@ def setup_logging(log_format: str, verbose: bool = False) -> None:
 def cli() -> None:
     """GFD-compatible Kubernetes node labels for NVIDIA GPUs and MIG devices.
 
-    Try it without a GPU:  mig-labeler labels --fixture fixtures/dgx-a100-mixed.yaml --mig-strategy mixed
+    \b
+    Try it without a GPU:
+      mig-labeler labels --fixture dgx-a100-mixed --mig-strategy mixed
     """
 
 
