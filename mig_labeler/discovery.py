@@ -6,12 +6,12 @@ is part of the read shell; the NVML call sequence itself lives in ``nvml_reader`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mig_labeler.fake_nvml import FakeNvml
-from mig_labeler.nvml_reader import read_topology
+from mig_labeler.nvml_reader import ReaderCache, read_topology
 from mig_labeler.topology import NodeTopology
 
 
@@ -20,9 +20,10 @@ class TopologySource:
     nvml: Any
     machine_type_file: str
     fake: FakeNvml | None = None
+    cache: ReaderCache = field(default_factory=ReaderCache)
 
     def read(self) -> NodeTopology:
-        topology = read_topology(self.nvml)
+        topology = read_topology(self.nvml, cache=self.cache)
         return replace(topology, machine_type=self.machine_type())
 
     def machine_type(self) -> str | None:

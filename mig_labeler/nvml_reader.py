@@ -52,9 +52,29 @@ class _ProfileTables:
     ci_index_by_ids: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _StaticFacts:
+    name: str
+    total_bytes: int
+    compute_capability: tuple[int, int]
+    pci_class: int | None
+
+
+@dataclass
+class ReaderCache:
+    """Facts that cannot change while the driver is loaded, kept across passes by GPU UUID: name,
+    memory, compute capability, PCI class, and the GI/CI profile tables (immutable for the lifetime
+    of a MIG mode, nvml.h). Each pass still re-reads the GPU list, MIG modes, MIG devices and
+    instance IDs, which is everything a reconfiguration changes."""
+
+    facts: dict[str, _StaticFacts] = field(default_factory=dict)
+    tables: dict[str, _ProfileTables] = field(default_factory=dict)
+
+
 class _Reader:
-    def __init__(self, nvml: Any) -> None:
+    def __init__(self, nvml: Any, cache: ReaderCache) -> None:
         self.nvml = nvml
+        self.cache = cache
 
     def call(self, name: str, *args: Any, gpu: int | None = None, absent: frozenset[int] = frozenset()) -> Any:
         """Call ``nvml.<name>``; codes in ``absent`` return None, any other NVML error aborts."""
@@ -82,30 +102,44 @@ class _Reader:
 
     def gpu(self, index: int) -> Gpu | None:
         handle = self.call("nvmlDeviceGetHandleByIndex", index, gpu=index)
-        name = _text(self.call("nvmlDeviceGetName", handle, gpu=index))
-        if name in DISPLAY_DEVICE_NAMES:
+        uuid = _text(self.call("nvmlDeviceGetUUID", handle, gpu=index))
+        facts = self.cache.facts.get(uuid) or self.static_facts(handle, index, uuid)
+        if facts.name in DISPLAY_DEVICE_NAMES:
             return None
-        memory = self.call("nvmlDeviceGetMemoryInfo", handle, gpu=index, absent=frozenset({NOT_SUPPORTED}))
-        total_bytes = int(memory.total) if memory is not None else 0
-        major, minor = self.call("nvmlDeviceGetCudaComputeCapability", handle, gpu=index)
         mode = self.call(
             "nvmlDeviceGetMigMode", handle, gpu=index, absent=frozenset({NOT_SUPPORTED, FUNCTION_NOT_FOUND})
         )
         mig_mode = None if mode is None else MigMode(int(mode[0]), int(mode[1]))
         devices: tuple[MigDevice, ...] = ()
         if mig_mode is not None and mig_mode.enabled:
-            devices = self.mig_devices(handle, index, total_bytes)
+            devices = self.mig_devices(handle, index, uuid, facts.total_bytes)
         return Gpu(
             index=index,
-            uuid=_text(self.call("nvmlDeviceGetUUID", handle, gpu=index)),
-            name=name,
-            memory_mib=total_bytes // MIB or None,
-            compute_capability=(int(major), int(minor)),
+            uuid=uuid,
+            name=facts.name,
+            memory_mib=facts.total_bytes // MIB or None,
+            compute_capability=facts.compute_capability,
             mig_mode=mig_mode,
-            pci_class=self.pci_class(handle, index),
+            pci_class=facts.pci_class,
             mig_devices=devices,
             utilization_percent=self.utilization(handle, index, mig_mode),
         )
+
+    def static_facts(self, handle: Any, index: int, uuid: str) -> _StaticFacts:
+        name = _text(self.call("nvmlDeviceGetName", handle, gpu=index))
+        if name in DISPLAY_DEVICE_NAMES:
+            return _StaticFacts(name, 0, (0, 0), None)
+        memory = self.call("nvmlDeviceGetMemoryInfo", handle, gpu=index, absent=frozenset({NOT_SUPPORTED}))
+        major, minor = self.call("nvmlDeviceGetCudaComputeCapability", handle, gpu=index)
+        facts = _StaticFacts(
+            name=name,
+            total_bytes=int(memory.total) if memory is not None else 0,
+            compute_capability=(int(major), int(minor)),
+            pci_class=self.pci_class(handle, index),
+        )
+        if memory is not None:  # an unanswered memory query is asked again next pass
+            self.cache.facts[uuid] = facts
+        return facts
 
     def utilization(self, handle: Any, index: int, mig_mode: MigMode | None) -> int | None:
         """For the utilization metric only; labels never depend on it."""
@@ -128,12 +162,13 @@ class _Reader:
             return None
         return (int(info.baseClass) << 16) | (int(info.subClass) << 8)
 
-    def mig_devices(self, handle: Any, index: int, total_bytes: int) -> tuple[MigDevice, ...]:
+    def mig_devices(self, handle: Any, index: int, uuid: str, total_bytes: int) -> tuple[MigDevice, ...]:
         if total_bytes <= 0:
             raise NvmlQueryFailed("nvmlDeviceGetMemoryInfo", index, NOT_SUPPORTED,
                                   "parent memory is needed to name MIG profiles")
-        tables = _ProfileTables()
-        self.scan_gi_profiles(handle, index, tables)
+        tables = self.cache.tables.setdefault(uuid, _ProfileTables())
+        if not tables.gi_index_by_id:
+            self.scan_gi_profiles(handle, index, tables)
         devices = []
         for slot in range(int(self.call("nvmlDeviceGetMaxMigDeviceCount", handle, gpu=index))):
             mig = self.call(
@@ -171,7 +206,6 @@ class _Reader:
             gpu_instance_id=gi_id,
             compute_instance_id=ci_id,
             attributes=attributes,
-            uuid=_text(self.call("nvmlDeviceGetUUID", mig, gpu=index)),
         )
 
     def ci_profile_index(self, gi: Any, gi_profile_id: int, ci_profile_id: int, index: int,
@@ -192,15 +226,16 @@ class _Reader:
         return tables.ci_index_by_ids[key]
 
 
-def read_topology(nvml: Any, machine_type: str | None = None) -> NodeTopology:
-    """One complete read: init, query, shutdown. Raises NvmlUnavailable or NvmlQueryFailed."""
+def read_topology(nvml: Any, machine_type: str | None = None, cache: ReaderCache | None = None) -> NodeTopology:
+    """One complete read: init, query, shutdown. Raises NvmlUnavailable or NvmlQueryFailed.
+    Pass the same ``cache`` on every pass to skip re-reading static facts."""
     try:
         nvml.nvmlInit()
     except nvml.NVMLError as e:
         message = _INIT_MESSAGES.get(e.value, f"NVML initialisation failed: {_describe('nvmlInit', e)}")
         raise NvmlUnavailable(message, e.value) from e
     try:
-        return _Reader(nvml).topology(machine_type)
+        return _Reader(nvml, cache if cache is not None else ReaderCache()).topology(machine_type)
     finally:
         try:
             nvml.nvmlShutdown()

@@ -64,7 +64,6 @@ class MigDevice:
     gpu_instance_id: int
     compute_instance_id: int
     attributes: MigAttributes
-    uuid: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import pytest
 from mig_labeler.errors import FixtureError, NvmlQueryFailed, NvmlUnavailable
 from mig_labeler.fake_nvml import FakeNvml
 from mig_labeler.fixture import parse_fixture
-from mig_labeler.nvml_reader import read_topology
+from mig_labeler.nvml_reader import ReaderCache, read_topology
 
 from .conftest import fake_from, read, write_fixture
 
@@ -152,3 +152,23 @@ def test_fixture_file_is_reloaded_on_every_init(tmp_path):
 def test_malformed_fixture_is_a_fixture_error(doc, message):
     with pytest.raises(FixtureError, match=message):
         parse_fixture(doc)
+
+
+def test_static_facts_and_profile_tables_are_read_once_across_passes():
+    fake = fake_from("dgx-h100-7x1g")
+    cache = ReaderCache()
+    first = read_topology(fake, cache=cache)
+    fake.calls.clear()
+    assert read_topology(fake, cache=cache) == first
+    assert fake.calls["nvmlDeviceGetGpuInstanceProfileInfo"] == 0
+    assert fake.calls["nvmlGpuInstanceGetComputeInstanceProfileInfo"] == 0
+    assert fake.calls["nvmlDeviceGetName"] == 0
+    assert fake.calls["nvmlDeviceGetMigDeviceHandleByIndex"] == 56  # MIG devices are re-read every pass
+
+
+def test_cached_reader_still_sees_a_reconfiguration(tmp_path):
+    path = write_fixture(tmp_path / "node.yaml", {"gpus": [{"model": "H100-SXM5-80GB", "mig": ["7g.80gb"]}]})
+    fake, cache = FakeNvml(path), ReaderCache()
+    read_topology(fake, cache=cache)
+    write_fixture(path, {"gpus": [{"model": "H100-SXM5-80GB", "mig": ["3g.40gb", "2g.20gb", "1g.10gb+me"]}]})
+    assert [m.profile for m in read_topology(fake, cache=cache).mig_devices] == ["3g.40gb", "2g.20gb", "1g.10gb+me"]
