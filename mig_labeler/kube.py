@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -30,9 +30,14 @@ TIMEOUT = (5.0, 15.0)  # connect, read (seconds): a pass must never hang on the 
 TRANSIENT_STATUS = {409, 429, 500, 502, 503, 504}
 RBAC_HINTS = {
     ("GET", "nodes"): "get nodes",
+    ("WATCH", "nodes"): "watch nodes",
     ("PATCH", "nodes"): "patch nodes",
     ("POST", "events"): "create events",
 }
+
+
+class WatchExpired(ApiError):
+    """410 Gone: the resourceVersion to resume from is too old; list again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,28 @@ class KubeClient:
         query = [("fieldManager", FIELD_MANAGER), ("force", True)]
         return node_state(self._call("PATCH", "nodes", name, f"/api/v1/nodes/{name}", query, body, APPLY_PATCH))
 
+    def watch_node(self, name: str, resource_version: str, timeout_seconds: int) -> Iterator[tuple[str, NodeState]]:
+        """Stream our own Node's changes from ``resource_version`` until the server ends the watch
+        (``timeoutSeconds``). Bookmarks only advance the resourceVersion. Raises WatchExpired on 410."""
+        query: list[tuple[str, Any]] = [("fieldSelector", f"metadata.name={name}"), ("watch", True),
+                                        ("allowWatchBookmarks", True), ("timeoutSeconds", timeout_seconds)]
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        headers = {"Accept": "application/json"}
+        try:
+            request = self.client.param_serialize(method="GET", resource_path="/api/v1/nodes", query_params=query,
+                                                  header_params=headers, auth_settings=["BearerToken"])
+            response = self.client.call_api(*request, _request_timeout=(TIMEOUT[0], timeout_seconds + 30))
+            if response.status != 200:
+                response.read()
+                raise ApiException.from_response(http_resp=response, body=response.data.decode(errors="replace"),
+                                                 data=None)
+            yield from _watch_events(response.response, name)
+        except ApiException as e:
+            raise translate_api_exception(e, "WATCH", "nodes", name) from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ApiTransient(f"WATCH nodes/{name}: connection failed: {type(e).__name__}") from e
+
     def post_event(self, node: NodeState, reason: str, message: str, event_type: str, now: float) -> None:
         stamp = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
@@ -123,6 +150,31 @@ class KubeClient:
             raise translate_api_exception(e, method, resource, name) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise ApiTransient(f"{method} {resource}/{name}: connection failed: {type(e).__name__}") from e
+
+
+def _watch_events(raw: Any, name: str) -> Iterator[tuple[str, NodeState]]:
+    buffer = b""
+    try:
+        for chunk in raw.stream(65536, decode_content=True):
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                if line.strip():
+                    yield _watch_event(json.loads(line), name)
+    finally:
+        raw.release_conn()
+
+
+def _watch_event(event: Mapping[str, Any], name: str) -> tuple[str, NodeState]:
+    """(type, state): ADDED/MODIFIED/DELETED carry the whole Node; BOOKMARK only a resourceVersion."""
+    obj = event.get("object") or {}
+    kind = str(event.get("type"))
+    if kind == "ERROR":
+        code = obj.get("code")
+        if code == 410:
+            raise WatchExpired(f"WATCH nodes/{name}: resourceVersion too old", 410)
+        raise ApiTransient(f"WATCH nodes/{name}: error event: {obj.get('message')}", code)
+    return kind, node_state(obj)
 
 
 def translate_api_exception(e: ApiException, method: str, resource: str, name: str) -> MigLabelerError:

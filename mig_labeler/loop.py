@@ -17,17 +17,19 @@ from dataclasses import dataclass, field
 from mig_labeler.config import Config
 from mig_labeler.desired import labels_for_topology
 from mig_labeler.discovery import TopologySource
-from mig_labeler.errors import ApiError, MigLabelerError, NvmlQueryFailed, NvmlUnavailable
+from mig_labeler.errors import ApiError, FixtureError, MigLabelerError, NvmlQueryFailed, NvmlUnavailable
 from mig_labeler.health import HealthState
 from mig_labeler.kube import KubeClient, NodeState
 from mig_labeler.metrics import Metrics
-from mig_labeler.plan import LabelPlan, plan_update
+from mig_labeler.plan import LabelPlan, plan_update, publish_hold, watch_trigger
 from mig_labeler.retry import api_retry_policy
+from mig_labeler.watch import ConfigFileWatcher, NodeWatcher
 
 log = logging.getLogger("mig_labeler")
 
 EVENT_MIN_INTERVAL = 60.0  # at most one Event per reason per minute
 FAILURES_BEFORE_EVENT = 3
+SETTLE_INTERVAL = 5.0  # rescan this often while a GPU's pending MIG mode differs from its current one
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,7 @@ class PassResult:
     wrote: bool = False
     error: str = ""
     kind: str = "success"  # success | nvml_error | api_error
+    held: str = ""  # why nothing was published although the pass worked (mig-manager busy)
 
 
 @dataclass
@@ -72,7 +75,8 @@ class EventLimiter:
 class Daemon:
     def __init__(self, config: Config, source: TopologySource, kube: KubeClient, metrics: Metrics, *,
                  health: HealthState | None = None, clock: Callable[[], float] = time.time,
-                 retry_sleep: Callable[[float], None] = time.sleep, started_at: int | None = None) -> None:
+                 retry_sleep: Callable[[float], None] = time.sleep, started_at: int | None = None,
+                 watch: bool = False, watch_backoff: float = 0.5) -> None:
         self.config = config
         self.source = source
         self.kube = kube
@@ -83,7 +87,15 @@ class Daemon:
         self.started_at = int(clock()) if started_at is None else started_at
         self.events = EventLimiter(clock)
         self.failures = 0
-        self.node: NodeState | None = None
+        self.node: NodeState | None = None  # the freshest Node we know: from the watch, a GET or our apply
+        self.node_lock = threading.Lock()
+        self.signals = Signals()
+        self.stopping = threading.Event()
+        self.watcher = (NodeWatcher(kube, config.node_name or "", self.on_node_state, self.stopping,
+                                    base_backoff=watch_backoff) if watch else None)
+        self.desired: dict[str, str] | None = None
+        self.settling = False
+        self.held = ""
 
     # -- one pass -------------------------------------------------------------------------------
     def run_pass(self) -> PassResult:
@@ -100,7 +112,7 @@ class Daemon:
     def _pass(self) -> PassResult:
         try:
             topology = self.source.read()
-        except (NvmlUnavailable, NvmlQueryFailed) as e:
+        except (NvmlUnavailable, NvmlQueryFailed, FixtureError) as e:
             self.metrics.nvml_errors.labels(call=getattr(e, "call", "nvmlInit")).inc()
             return PassResult(ok=False, error=f"NVML: {e}; keeping the labels on the Node", kind="nvml_error")
         self.metrics.observe_topology(topology)
@@ -108,30 +120,64 @@ class Daemon:
         for rejected in desired.rejected:
             self.metrics.labels_rejected.labels(key=rejected.key).inc()
         self.metrics.labels_current.set(len(desired.labels))
+        self.settling = any(g.mig_mode is not None and g.mig_mode.change_pending for g in topology.gpus)
+        self.desired = desired.labels
         try:
-            plan, wrote = self.retry(self._publish, desired.labels)
+            plan, held = self.retry(self._publish, desired.labels)
         except ApiError as e:  # NodeNotFound is not an ApiError: it ends the command
             return PassResult(ok=False, error=str(e), kind="api_error")
         self.metrics.last_success.set(self.clock())
-        return PassResult(ok=True, plan=plan, wrote=wrote)
+        return PassResult(ok=True, plan=plan, wrote=not held and not plan.empty, held=held)
 
-    def _publish(self, desired: dict[str, str]) -> tuple[LabelPlan, bool]:
+    def _publish(self, desired: dict[str, str]) -> tuple[LabelPlan, str]:
         try:
-            node = self.kube.read_node(self._node_name())
+            node = self._watched_node() or self.kube.read_node(self._node_name())
+            self._remember(node)
             plan = plan_update(node.labels, node.owned, desired)
-            if not plan.empty:
-                node = self.kube.apply_labels(node.name, desired)
-            self.node = node
-            return plan, not plan.empty
+            held = publish_hold(node.labels) or ""
+            if not plan.empty and not held:
+                self._remember(self.kube.apply_labels(node.name, desired))
+            return plan, held
         except ApiError as e:  # every failed attempt counts, retried or not
             self.metrics.api_errors.labels(code=str(e.status or 0)).inc()
             raise
+
+    # -- the Node cache fed by the watch -------------------------------------------------------
+    def _watched_node(self) -> NodeState | None:
+        """The watched Node stands in for a GET while the watch is connected."""
+        if self.watcher is None or not self.watcher.available or not self.watcher.connected.is_set():
+            return None
+        with self.node_lock:
+            return self.node
+
+    def _remember(self, node: NodeState) -> NodeState | None:
+        """Keep the newer of the cached and the given state; returns the one it replaced."""
+        with self.node_lock:
+            previous = self.node
+            if previous is not None and _version(node) < _version(previous):
+                return None
+            self.node = node
+            return previous
+
+    def on_node_state(self, node: NodeState) -> None:
+        """Watch callback (watch thread): cache the Node, and wake the loop when the change
+        needs a pass: mig-manager finished or changed the config, or someone touched our labels."""
+        previous = self._remember(node)
+        if previous is None:
+            return
+        reason = watch_trigger(previous.labels, node.labels, node.owned, self.desired)
+        if reason:
+            log.debug("node %s changed (%s): rescanning now", node.name, reason)
+            self.signals.wake.set()
 
     def _node_name(self) -> str:
         assert self.config.node_name, "the CLI checks --node-name before building a Daemon"
         return self.config.node_name
 
     def _after(self, result: PassResult) -> None:
+        if result.held != self.held:
+            log.info("%s", result.held or "mig-manager finished; publishing again")
+            self.held = result.held
         if result.ok:
             self.failures = 0
             if result.wrote and result.plan is not None:
@@ -156,17 +202,45 @@ class Daemon:
             log.debug("could not post event %s: %s", reason, e)
 
     # -- the loop -------------------------------------------------------------------------------
-    def run_forever(self, signals: Signals, reload_config: Callable[[], Config] | None = None) -> None:
-        """Pass, then wait for the interval or a signal. SIGTERM ends the loop after the current
-        pass; SIGHUP re-reads the config and rescans at once."""
-        while not signals.stop:
+    def run_forever(self, reload_config: Callable[[], Config] | None = None) -> None:
+        """Pass, then wait for the interval or a wake-up: the Node watch, SIGHUP or a config-file
+        change (re-read the config, rescan now), SIGTERM/SIGINT (finish the pass, return). The
+        interval stays as a safety net."""
+        signals = self.signals
+        if self.watcher is not None:
+            self.watcher.start()
+        if self.config.config_file:
+            ConfigFileWatcher(self.config.config_file, signals.request_reload, self.stopping).start()
+        try:
+            while not signals.stop:
+                signals.wake.clear()
+                self._guarded_pass()
+                signals.wake.wait(self._next_wait())
+                if signals.reload and not signals.stop:
+                    signals.reload = False
+                    self._reload(reload_config)
+        finally:
+            self.stopping.set()
+
+    def _guarded_pass(self) -> None:
+        """The daemon outlives any one pass: even a node that vanished or a bug in a pass is
+        logged, counted and retried at the next wake-up, never the end of the process."""
+        try:
             self.run_pass()
-            timeout = None if self.config.sleep_interval == float("inf") else self.config.sleep_interval
-            signals.wake.wait(timeout)
-            signals.wake.clear()
-            if signals.reload and not signals.stop:
-                signals.reload = False
-                self._reload(reload_config)
+        except MigLabelerError as e:
+            self.health.end_pass(False, str(e))
+            self.metrics.passes.labels(result="error").inc()
+            log.error("pass failed: %s", e)
+        except Exception:  # noqa: BLE001 - last line of defence for the daemon, logged with traceback
+            self.health.end_pass(False, "internal error")
+            self.metrics.passes.labels(result="error").inc()
+            log.exception("pass failed with an internal error")
+
+    def _next_wait(self) -> float | None:
+        interval = self.config.sleep_interval
+        if self.settling:
+            return min(interval, SETTLE_INTERVAL)
+        return None if interval == float("inf") else interval
 
     def _reload(self, reload_config: Callable[[], Config] | None) -> None:
         if reload_config is None:
@@ -176,3 +250,10 @@ class Daemon:
             log.info("configuration reloaded: %s", self.config.summary())
         except MigLabelerError as e:
             log.error("configuration reload failed, keeping the previous one: %s", e)
+
+
+def _version(node: NodeState) -> int:
+    try:
+        return int(node.resource_version)
+    except ValueError:
+        return 0

@@ -45,3 +45,34 @@ def plan_update(live: Mapping[str, str], owned: Set[str], desired: Mapping[str, 
     adopt = tuple(sorted(k for k, v in desired.items() if live.get(k) == v and k not in owned))
     remove = {k: live[k] for k in sorted(owned) if k not in desired and k in live}
     return LabelPlan(dict(desired), add, change, adopt, remove)
+
+
+MIG_CONFIG = "nvidia.com/mig.config"  # written by the GPU operator's mig-manager, never by us
+MIG_CONFIG_STATE = "nvidia.com/mig.config.state"
+RECONFIGURING = frozenset({"pending", "rebooting"})
+
+
+def publish_hold(live: Mapping[str, str]) -> str | None:
+    """Why publishing must wait: mig-manager is mid-reconfiguration, so NVML may show a
+    half-built MIG layout. The labels already on the Node stay until it reports a result."""
+    state = live.get(MIG_CONFIG_STATE)
+    if state in RECONFIGURING:
+        return f"mig-manager is reconfiguring MIG ({MIG_CONFIG_STATE}={state}); keeping the current labels"
+    return None
+
+
+def watch_trigger(previous: Mapping[str, str], current: Mapping[str, str], owned: Set[str],
+                  desired: Mapping[str, str] | None) -> str | None:
+    """Why a Node change seen on the watch needs a pass now, or None (our own writes need none)."""
+    state = current.get(MIG_CONFIG_STATE)
+    if state != previous.get(MIG_CONFIG_STATE) and state == "success":
+        return f"{MIG_CONFIG_STATE}=success"
+    if current.get(MIG_CONFIG) != previous.get(MIG_CONFIG):
+        return f"{MIG_CONFIG} changed"
+    if desired is None:
+        return None
+    if any(current.get(k) != v for k, v in desired.items()):
+        return "a label mig-labeler owns was changed or removed"
+    if any(k in current and k not in desired for k in owned):
+        return "a stale label mig-labeler owns is back"
+    return None

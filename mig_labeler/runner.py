@@ -17,7 +17,7 @@ from mig_labeler.discovery import open_source
 from mig_labeler.errors import MigLabelerError
 from mig_labeler.health import HealthServer, HealthState
 from mig_labeler.kube import KubeClient, api_client
-from mig_labeler.loop import Daemon, Signals
+from mig_labeler.loop import Daemon
 from mig_labeler.metrics import Metrics
 from mig_labeler.plan import plan_update
 
@@ -36,19 +36,19 @@ def build_daemon(config: Config, host: str | None = None, registry: CollectorReg
 def run_daemon(config: Config, reload_config: Callable[[], Config], host: str | None = None) -> None:
     registry = CollectorRegistry()
     health = HealthState()
-    daemon = build_daemon(config, host=host, registry=registry, health=health)
+    daemon = build_daemon(config, host=host, registry=registry, health=health, watch=not config.oneshot)
     if config.oneshot:
         result = daemon.run_pass()
         if not result.ok:
             raise PublishFailed(f"labels were not published: {result.error}")
         return
     server = HealthServer(config.metrics_port, health, registry).start() if config.metrics_port else None
-    signals = Signals()
+    signals = daemon.signals  # handlers only set flags and wake the loop
     signal.signal(signal.SIGTERM, lambda *_: signals.request_stop())
     signal.signal(signal.SIGINT, lambda *_: signals.request_stop())
     signal.signal(signal.SIGHUP, lambda *_: signals.request_reload())
     try:
-        daemon.run_forever(signals, reload_config)
+        daemon.run_forever(reload_config)
     finally:
         if server is not None:
             server.stop()

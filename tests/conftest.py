@@ -55,7 +55,10 @@ def labels_of(doc_or_name: Any, strategy: str = "none", sharing: Any = None, **o
 
 
 def write_fixture(path: Path, doc: dict) -> Path:
-    path.write_text(yaml.safe_dump(doc))
+    """Atomically, as a running daemon may read it at any moment."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(doc))
+    tmp.replace(path)
     return path
 
 
@@ -92,12 +95,12 @@ class FakeClock:
 
 
 def make_daemon(api: FakeKubeApi, fixture: str | Path, strategy: str = "mixed", clock: FakeClock | None = None,
-                **overrides: Any) -> Daemon:
+                watch: bool = False, **overrides: Any) -> Daemon:
     clock = clock or FakeClock()
     overrides.setdefault("node_name", "gpu-node-1")
     config = make_config(strategy, fixture=str(fixture), **overrides)
     return build_daemon(config, host=api.url, registry=CollectorRegistry(), clock=clock,
-                        retry_sleep=clock.sleep)
+                        retry_sleep=clock.sleep, watch=watch, watch_backoff=0.01)
 
 
 def write_kubeconfig(path: Path, url: str) -> Path:

@@ -11,7 +11,6 @@ import pytest
 
 from mig_labeler.config import MigStrategy
 from mig_labeler.health import HealthServer
-from mig_labeler.loop import Signals
 
 from .conftest import FOREIGN, FakeClock, fixture_path, make_daemon, write_fixture
 
@@ -218,14 +217,14 @@ def test_full_gpu_utilization_is_exported(kube_api, tmp_path):
 
 def test_run_forever_stops_on_signal_and_reloads_on_hup(kube_api, node_file):
     daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0)
-    signals = Signals()
+    signals = daemon.signals
     reloaded = threading.Event()
 
     def reload_config():
         reloaded.set()
         return dataclasses.replace(daemon.config, mig_strategy=MigStrategy.SINGLE)
 
-    thread = threading.Thread(target=daemon.run_forever, args=(signals, reload_config))
+    thread = threading.Thread(target=daemon.run_forever, args=(reload_config,))
     thread.start()
     _wait_until(lambda: len(kube_api.writes()) == 1)
     signals.request_reload()
@@ -250,3 +249,24 @@ def _get(url: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+
+
+def test_a_torn_fixture_read_fails_the_pass_but_not_the_daemon(kube_api, node_file):
+    daemon = make_daemon(kube_api, node_file)
+    daemon.run_pass()
+    node_file.write_text("")  # read halfway through a rewrite
+    result = daemon.run_pass()
+    assert not result.ok and result.kind == "nvml_error"
+    write_fixture(node_file, LAYOUT_A)
+    assert daemon.run_pass().ok
+
+
+def test_run_forever_survives_a_vanished_node(kube_api, node_file):
+    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0)
+    daemon.config = dataclasses.replace(daemon.config, node_name="ghost")
+    thread = threading.Thread(target=daemon.run_forever)
+    thread.start()
+    _wait_until(lambda: daemon.metrics.passes.labels(result="error")._value.get() >= 1)
+    assert thread.is_alive()
+    daemon.signals.request_stop()
+    thread.join(timeout=5)

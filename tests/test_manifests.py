@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 
 import pytest
 
@@ -69,14 +71,17 @@ def test_node_name_comes_from_the_downward_api(rendered):
 
 
 def test_cluster_role_grants_exactly_what_the_code_calls(rendered, kube_api, tmp_path):
+    """The daemon as deployed (watching), through a change, an Event and a failure streak."""
     node = write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30", "mig": ["1g.6gb"]}]})
-    daemon = make_daemon(kube_api, node)
-    daemon.run_pass()  # GET, apply, Event
-    write_fixture(node, {"gpus": [{"model": "A30"}]})
-    daemon.clock.now += 120
-    daemon.run_pass()
-    for _ in range(3):
-        daemon.run_pass()
+    daemon = make_daemon(kube_api, node, sleep_interval=3600.0, watch=True)
+    thread = threading.Thread(target=daemon.run_forever, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not (daemon.watcher.connected.is_set() and kube_api.events):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    daemon.signals.request_stop()
+    thread.join(timeout=5)
     used = {(r.verb, r.resource) for r in kube_api.log}
     for name, objects in rendered.items():
         assert cluster_role_grants(objects) == used, name

@@ -99,6 +99,8 @@ class FakeKubeApi:
         self.faults: list[Fault] = []
         self.forbidden: set[tuple[str, str]] = set()  # (verb, resource) answered with 403
         self.revision = 100
+        self.watch_generation = 0  # bumped by break_watches(): open watch streams drop mid-stream
+        self.open_watches = 0
         self.oldest_watchable = 0
         self.history: list[tuple[int, str, dict[str, Any]]] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -150,6 +152,15 @@ class FakeKubeApi:
     def writes(self) -> list[LoggedRequest]:
         return [r for r in self.log if r.method in ("PATCH", "PUT", "POST") and r.resource == "nodes"]
 
+    def break_watches(self) -> None:
+        """Drop every open watch stream without a terminating chunk, as a dying proxy would."""
+        with self.lock:
+            self.watch_generation += 1
+            self.lock.notify_all()
+
+    def watches(self) -> list[LoggedRequest]:
+        return [r for r in self.log if r.verb == "watch"]
+
     def compact(self) -> None:
         """Forget watch history, so resuming from an old resourceVersion gives 410 Gone."""
         with self.lock:
@@ -173,8 +184,7 @@ class FakeKubeApi:
             return False
         node.labels = labels
         node.resource_version = self._next_revision()
-        self._record("MODIFIED", node)
-        return True
+        return True  # the caller records the event once field ownership is settled too
 
     def _take_ownership(self, node: StoredNode, keys: set[str], manager: str, operation: str) -> None:
         for other, owned in node.owners.items():
@@ -196,6 +206,8 @@ class FakeKubeApi:
         self._take_ownership(node, set_keys, manager, "Update")
         for owned in node.owners.values():
             owned["keys"] &= set(node.labels)
+        if changed:
+            self._record("MODIFIED", node)
         return changed
 
     def apply(self, node: StoredNode, body: dict[str, Any], manager: str, force: bool) -> None:
@@ -211,9 +223,11 @@ class FakeKubeApi:
         for key in previous - set(applied) - others:
             labels.pop(key, None)
         labels.update(applied)
-        self._commit(node, labels)
+        changed = self._commit(node, labels)
         node.owners.setdefault(manager, {"operation": "Apply", "keys": set()})["keys"] = set()
         self._take_ownership(node, set(applied), manager, "Apply")
+        if changed:
+            self._record("MODIFIED", node)
 
     def patch(self, name: str, content_type: str, raw: bytes, query: dict[str, list[str]]) -> dict[str, Any]:
         node = self._node(name)
@@ -257,10 +271,12 @@ class FakeKubeApi:
                 labels.pop(key)
             elif op["op"] == "test" and labels.get(key) != op.get("value"):
                 raise ApiFailure(422, "Invalid", f"test operation failed for {key}")
-        self._commit(node, labels)
+        changed = self._commit(node, labels)
         self._take_ownership(node, touched, manager, "Update")
         for owned in node.owners.values():
             owned["keys"] &= set(node.labels)
+        if changed:
+            self._record("MODIFIED", node)
 
     def put(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         node = self._node(name)
@@ -268,7 +284,8 @@ class FakeKubeApi:
             raise ApiFailure(422, "Invalid", "metadata.resourceVersion: Invalid value: must be specified for an update")
         self._check_version(node, body)
         labels = {k: str(v) for k, v in ((body.get("metadata") or {}).get("labels") or {}).items()}
-        self._commit(node, labels)
+        if self._commit(node, labels):
+            self._record("MODIFIED", node)
         return node.to_json()
 
     def _check_version(self, node: StoredNode, body: dict[str, Any]) -> None:
@@ -391,8 +408,15 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                     since = api.revision
                 for n in current:
                     self._chunk({"type": "ADDED", "object": n.to_json()})
+            with api.lock:
+                generation = api.watch_generation
+                api.open_watches += 1
             try:
                 while time.monotonic() < deadline:
+                    if api.watch_generation != generation:
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
                     with api.lock:
                         fresh = [(rv, k, o) for rv, k, o in api.history
                                  if rv > since and wanted in (None, o["metadata"]["name"])]
@@ -403,8 +427,11 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                         self._chunk({"type": kind, "object": obj})
                         since = rv
                 self._chunk(None)
-            except (BrokenPipeError, ConnectionResetError):
+            except OSError:  # the client went away
                 return
+            finally:
+                with api.lock:
+                    api.open_watches -= 1
 
         def _chunk(self, event: dict[str, Any] | None) -> None:
             data = b"" if event is None else (json.dumps(event) + "\n").encode()

@@ -1,0 +1,169 @@
+"""Event-driven rescans: the Node watch, mig-manager's state label, config-file swaps (offline, fast)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from mig_labeler.watch import ConfigFileWatcher
+
+from .conftest import make_daemon, write_fixture
+
+NODE = "gpu-node-1"
+ALL_1G = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": ["1g.5gb"] * 7}]}
+ALL_3G = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": ["3g.20gb", "3g.20gb"]}]}
+HALF_BUILT = {"gpus": [{"model": "A100-SXM4-40GB", "mig": ["3g.20gb"]}, {"model": "A100-SXM4-40GB", "mig": []}]}
+
+
+def wait_until(predicate, timeout: float = 5.0) -> float:
+    start = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - start < timeout, "condition not reached"
+        time.sleep(0.002)
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def running(kube_api, tmp_path):
+    """A watching daemon in a thread with a one-hour interval: anything faster is event-driven."""
+    node_file = write_fixture(tmp_path / "node.yaml", ALL_1G)
+    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0, watch=True)
+    thread = threading.Thread(target=daemon.run_forever, daemon=True)
+    thread.start()
+    wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig-1g.5gb.count") == "14")
+    wait_until(lambda: kube_api.open_watches == 1 and len(kube_api.events) == 1)
+    yield daemon, node_file
+    daemon.signals.request_stop()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+def test_mig_config_success_publishes_the_new_layout_without_waiting(running, kube_api):
+    daemon, node_file = running
+    kube_api.edit_labels(NODE, {"nvidia.com/mig.config": "all-3g.20gb", "nvidia.com/mig.config.state": "pending"},
+                         manager="nvidia-mig-manager")
+    write_fixture(node_file, ALL_3G)
+    kube_api.edit_labels(NODE, {"nvidia.com/mig.config.state": "success"}, manager="nvidia-mig-manager")
+    elapsed = wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig-3g.20gb.count") == "4")
+    assert elapsed < 2.0
+    assert "nvidia.com/mig-1g.5gb.count" not in kube_api.labels(NODE)
+
+
+def test_pending_state_never_publishes_a_half_built_layout(running, kube_api):
+    daemon, node_file = running
+    before = kube_api.labels(NODE)
+    write_fixture(node_file, HALF_BUILT)  # mig-manager is halfway through
+    passes = daemon.metrics.passes.labels(result="success")._value.get()
+    kube_api.edit_labels(NODE, {"nvidia.com/mig.config": "all-3g.20gb", "nvidia.com/mig.config.state": "pending"},
+                         manager="nvidia-mig-manager")
+    wait_until(lambda: daemon.metrics.passes.labels(result="success")._value.get() > passes)  # it did rescan
+    daemon.signals.wake.set()  # and again: still held
+    time.sleep(0.05)
+    after = kube_api.labels(NODE)
+    assert {k: v for k, v in after.items() if not k.startswith("nvidia.com/mig.config")} == \
+        {k: v for k, v in before.items() if not k.startswith("nvidia.com/mig.config")}
+    assert daemon.held.startswith("mig-manager is reconfiguring MIG")
+
+
+def test_a_hand_edited_owned_label_is_restored_within_a_second(running, kube_api):
+    kube_api.edit_labels(NODE, {"nvidia.com/gpu.product": "Tesla-K80", "nvidia.com/mig-1g.5gb.count": None})
+    elapsed = wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/gpu.product") == "NVIDIA-A100-SXM4-40GB"
+                         and kube_api.labels(NODE).get("nvidia.com/mig-1g.5gb.count") == "14")
+    assert elapsed < 1.0
+
+
+def test_steady_state_with_the_watch_sends_no_requests_per_pass(running, kube_api):
+    daemon, _ = running
+    before = len(kube_api.log)
+    for _ in range(20):
+        assert not daemon.run_pass().wrote
+    assert len(kube_api.log) == before
+
+
+def test_watch_resumes_from_the_last_version_after_a_dropped_stream(running, kube_api):
+    daemon, _ = running
+    watches = len(kube_api.watches())
+    kube_api.break_watches()
+    wait_until(lambda: len(kube_api.watches()) > watches and kube_api.open_watches == 1)
+    resumed = kube_api.watches()[-1]
+    assert resumed.query["resourceVersion"] != ["0"]
+    assert daemon.watcher.relists == 1
+    kube_api.edit_labels(NODE, {"nvidia.com/gpu.count": "1"})
+    wait_until(lambda: kube_api.labels(NODE)["nvidia.com/gpu.count"] == "2")
+
+
+def test_watch_relists_after_410_gone(running, kube_api):
+    daemon, _ = running
+    kube_api.add_node("another-node")  # the cluster moves on; our watch's version falls behind
+    kube_api.compact()
+    kube_api.break_watches()
+    wait_until(lambda: daemon.watcher.relists == 2 and kube_api.open_watches == 1)
+    kube_api.edit_labels(NODE, {"nvidia.com/gpu.count": "1"})
+    wait_until(lambda: kube_api.labels(NODE)["nvidia.com/gpu.count"] == "2")
+
+
+def test_without_watch_permission_it_polls_and_says_so_once(kube_api, tmp_path, caplog):
+    kube_api.forbidden.add(("watch", "nodes"))
+    daemon = make_daemon(kube_api, write_fixture(tmp_path / "n.yaml", ALL_1G), sleep_interval=3600.0, watch=True)
+    thread = threading.Thread(target=daemon.run_forever, daemon=True)
+    thread.start()
+    wait_until(lambda: not daemon.watcher.available)
+    gets = sum(1 for r in kube_api.log if r.verb == "get")
+    daemon.run_pass()
+    assert sum(1 for r in kube_api.log if r.verb == "get") == gets + 1  # polling: one GET per pass
+    daemon.signals.request_stop()
+    thread.join(timeout=5)
+    assert sum("no permission to watch" in r.message for r in caplog.records) == 1
+
+
+def test_config_map_symlink_swap_is_detected(tmp_path):
+    """The kubelet updates a ConfigMap volume by pointing ..data at a new timestamped directory."""
+    old, new = tmp_path / "..2026_11_24_01", tmp_path / "..2026_11_24_02"
+    old.mkdir()
+    new.mkdir()
+    (old / "config.yaml").write_text("version: v1\nflags: {migStrategy: single}\n")
+    (new / "config.yaml").write_text("version: v1\nflags: {migStrategy: mixed}\n")
+    os.symlink(old.name, tmp_path / "..data")
+    os.symlink("..data/config.yaml", tmp_path / "config.yaml")
+    changes = []
+    watcher = ConfigFileWatcher(str(tmp_path / "config.yaml"), lambda: changes.append(1), threading.Event())
+    assert not watcher.check()
+    os.symlink(new.name, tmp_path / "..data_tmp")
+    os.replace(tmp_path / "..data_tmp", tmp_path / "..data")
+    assert watcher.check() and changes == [1]
+    assert not watcher.check()
+
+
+def test_config_file_change_reloads_the_running_daemon(kube_api, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("version: v1\nflags: {migStrategy: mixed}\n")
+    node_file = write_fixture(tmp_path / "n.yaml", ALL_1G)
+    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0, config_file=str(config))
+    from mig_labeler.cli import load_file_settings
+
+    def reload_config():
+        import dataclasses
+
+        return dataclasses.replace(daemon.config, mig_strategy=load_file_settings(str(config)).mig_strategy)
+
+    thread = threading.Thread(target=daemon.run_forever, args=(reload_config,), daemon=True)
+    thread.start()
+    wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig.strategy") == "mixed")
+    time.sleep(0.01)
+    config.write_text("version: v1\nflags: {migStrategy: single}\n")
+    wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig.strategy") == "single", timeout=5)
+    daemon.signals.request_stop()
+    thread.join(timeout=5)
+
+
+def test_a_pending_mig_mode_shortens_the_next_wait(kube_api, tmp_path):
+    doc = {"gpus": [{"model": "H100-SXM5-80GB", "mig_mode": {"current": 0, "pending": 1}}]}
+    daemon = make_daemon(kube_api, write_fixture(tmp_path / "n.yaml", doc), sleep_interval=60.0)
+    daemon.run_pass()
+    assert daemon._next_wait() == 5.0
+    write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "H100-SXM5-80GB", "mig": ["7g.80gb"]}]})
+    daemon.run_pass()
+    assert daemon._next_wait() == 60.0
