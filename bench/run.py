@@ -1,0 +1,268 @@
+"""``make bench``: speed, memory and API-cost numbers for mig-labeler, printed as a table.
+
+Not part of ``make test``: nothing here asserts; each row says whether its target was met.
+The Kubernetes API is the test suite's fake server (tests/fakes/kube_api.py) on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from prometheus_client import CollectorRegistry  # noqa: E402
+
+from mig_labeler.config import Config, MigStrategy  # noqa: E402
+from mig_labeler.desired import labels_for_topology  # noqa: E402
+from mig_labeler.discovery import TopologySource  # noqa: E402
+from mig_labeler.fake_nvml import FakeNvml  # noqa: E402
+from mig_labeler.fixture import resolve_fixture  # noqa: E402
+from mig_labeler.runner import build_daemon  # noqa: E402
+from tests.conftest import write_kubeconfig  # noqa: E402
+from tests.fakes.kube_api import FakeKubeApi  # noqa: E402
+
+BIN = Path(sys.executable).parent / "mig-labeler"
+ROWS: list[tuple[str, str, str, str]] = []
+
+
+def row(what: str, value: str, target: str = "", met: bool | None = None) -> None:
+    verdict = "" if met is None else ("met" if met else "MISSED")
+    ROWS.append((what, value, target, verdict))
+    print(f"  {what:<58} {value:>26}  {target:<16} {verdict}", flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def bench_pass() -> None:
+    print("1. one discovery + label pass, DGX H100 fixture (8 GPUs x 7 MIG devices)")
+    fake = FakeNvml(resolve_fixture("dgx-h100-7x1g"))
+    source = TopologySource(fake, "", fake)
+    config = Config(mig_strategy=MigStrategy.SINGLE)
+    times = []
+    for _ in range(2000):
+        start = time.perf_counter()
+        labels_for_topology(source.read(), config, 1)
+        times.append(time.perf_counter() - start)
+    fake.calls.clear()
+    source.read()
+    median, p99 = statistics.median(times) * 1e3, pct(times, 0.99) * 1e3
+    row("pass time median / p99 (2000 passes)", f"{median:.3f} / {p99:.3f} ms", "<= 2 ms", p99 <= 2.0)
+    row("NVML calls per pass (static facts cached)", str(sum(fake.calls.values())))
+    cold = FakeNvml(resolve_fixture("dgx-h100-7x1g"))
+    TopologySource(cold, "", cold).read()
+    row("NVML calls on the first pass (nothing cached yet)", str(sum(cold.calls.values())))
+
+
+def timed_child(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode
+
+
+def bench_cold(api: FakeKubeApi, kubeconfig: Path) -> None:
+    print("2. cold start (fresh process each time, 10 runs)")
+    labels = [timed_child([str(BIN), "labels", "--fixture", "dgx-h100-7x1g", "--mig-strategy", "single"])
+              for _ in range(10)]
+    wall = [t for t, _, _ in labels]
+    row("labels --fixture dgx-h100-7x1g: wall median / max", f"{statistics.median(wall):.3f} / {max(wall):.3f} s",
+        "<= 0.15 s", statistics.median(wall) <= 0.15)
+    row("labels: peak RSS", f"{max(r for _, r, _ in labels):.1f} MiB")
+    oneshot = []
+    for i in range(10):
+        api.add_node(f"cold-{i}")
+        oneshot.append(timed_child([str(BIN), "run", "--oneshot", "--node-name", f"cold-{i}", "--kubeconfig",
+                                    str(kubeconfig), "--fixture", "dgx-h100-7x1g", "--mig-strategy", "single"]))
+    wall = [t for t, _, _ in oneshot]
+    row("run --oneshot (fake API server): wall median / max", f"{statistics.median(wall):.3f} / {max(wall):.3f} s",
+        "<= 0.8 s", statistics.median(wall) <= 0.8)
+    row("run --oneshot: peak RSS / exit codes",
+        f"{max(r for _, r, _ in oneshot):.1f} MiB / {sorted({c for _, _, c in oneshot})}")
+
+
+def bench_soak(api: FakeKubeApi, passes: int = 10_000) -> None:
+    print(f"3. steady-state daemon RSS, {passes} passes, MIG layout flips every 10 passes (child process)")
+    api.add_node("soak-node")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run([sys.executable, str(ROOT / "bench" / "soak.py"), api.url, f"{tmp}/node.yaml",
+                              str(passes)], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    points = [json.loads(line) for line in out.splitlines()]
+    first, last = points[1], points[-1]  # after pass 100 (warm), after the last pass
+    row("RSS after pass 100 / after last pass", f"{first['rss_kib'] / 1024:.1f} / {last['rss_kib'] / 1024:.1f} MiB",
+        "<= 60 MiB, flat", last["rss_kib"] <= 60 * 1024 and last["rss_kib"] - first["rss_kib"] < 2048)
+    row("RSS samples (MiB)", " ".join(f"{p['rss_kib'] / 1024:.1f}" for p in points))
+    row("writes over the run (one per layout flip expected)", f"{last['writes']} / {passes // 10}")
+
+
+def steady_cost(api: FakeKubeApi, node: str, watch: bool, passes: int = 200) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        fixture = Path(tmp) / "n.yaml"
+        fixture.write_text(resolve_fixture("dgx-h100-7x1g").read_text())
+        config = Config(mig_strategy=MigStrategy.MIXED, fixture=str(fixture), node_name=node, no_timestamp=True)
+        daemon = build_daemon(config, host=api.url, registry=CollectorRegistry(), watch=watch)
+        if daemon.watcher:
+            daemon.watcher.start()
+            while not (daemon.watcher.connected.is_set() and daemon.node):
+                time.sleep(0.01)
+        daemon.run_pass()
+        time.sleep(0.05)
+        before = len(api.log)
+        writes_before = len(api.writes())
+        for _ in range(passes):
+            daemon.run_pass()
+        requests = (len(api.log) - before) / passes
+        assert len(api.writes()) == writes_before
+        daemon.stopping.set()
+        return requests
+
+
+def bench_api(api: FakeKubeApi) -> None:
+    print("4. API cost in steady state")
+    api.add_node("cost-poll")
+    api.add_node("cost-watch")
+    polling = steady_cost(api, "cost-poll", watch=False)
+    watching = steady_cost(api, "cost-watch", watch=True)
+    row("requests per pass: polling / with the watch", f"{polling:.2f} / {watching:.2f}", "<= 1, no GET",
+        polling <= 1 and watching == 0)
+    per_hour_watch = 60 * watching + 3600 / 300  # 60 s interval; the watch is renewed every 300 s
+    row("per node per hour at 60s interval: requests (watch)", f"{per_hour_watch:.0f} (writes 0)")
+    row("per node per hour at 60s interval: requests (polling)", f"{60 * polling:.0f} (writes 0)")
+    fleet(api)
+
+
+def fleet(api: FakeKubeApi, nodes: int = 1000, watching_sample: int = 100) -> None:
+    """1,000 labelers against one server for 60 simulated seconds at the default 60 s interval:
+    each makes its first pass (GET + apply + Event) and one periodic pass. Reduced-cost mode: the
+    passes run back to back in this process, and request counts are divided by 60 s. The watch
+    variant runs a real watching sample and scales it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fixture = Path(tmp) / "n.yaml"
+        fixture.write_text(resolve_fixture("dgx-a100-7x1g").read_text())
+        daemons = []
+        for i in range(nodes):
+            api.add_node(f"fleet-{i}")
+            config = Config(mig_strategy=MigStrategy.SINGLE, fixture=str(fixture), node_name=f"fleet-{i}",
+                            no_timestamp=True)
+            daemons.append(build_daemon(config, host=api.url, registry=CollectorRegistry()))
+        before = len(api.log)
+        start = time.perf_counter()
+        for daemon in daemons:
+            daemon.run_pass()
+        first = len(api.log) - before
+        for daemon in daemons:
+            daemon.run_pass()
+        periodic = len(api.log) - before - first
+        elapsed = time.perf_counter() - start
+        for daemon in daemons:
+            daemon.kube.close()
+    row(f"fleet of {nodes}, polling: first minute (start-up) req/s", f"{first / 60:.1f}")
+    row(f"fleet of {nodes}, polling: steady req/s", f"{periodic / 60:.1f}  ({elapsed:.1f}s real)")
+    row(f"fleet of {nodes}, watch: steady req/s (watch renewals only)", f"{nodes / 300:.1f}",
+        "", None)
+    row(f"  (watch sample: {watching_sample} real watching labelers, steady requests per pass)",
+        f"{watch_sample(api, watching_sample):.2f}")
+
+
+def watch_sample(api: FakeKubeApi, count: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        fixture = Path(tmp) / "n.yaml"
+        fixture.write_text(resolve_fixture("dgx-a100-7x1g").read_text())
+        daemons = []
+        for i in range(count):
+            api.add_node(f"watch-{i}")
+            config = Config(mig_strategy=MigStrategy.SINGLE, fixture=str(fixture), node_name=f"watch-{i}",
+                            no_timestamp=True)
+            daemon = build_daemon(config, host=api.url, registry=CollectorRegistry(), watch=True)
+            daemon.watcher.start()
+            daemons.append(daemon)
+        for daemon in daemons:
+            while not (daemon.watcher.connected.is_set() and daemon.node):
+                time.sleep(0.005)
+            daemon.run_pass()
+        time.sleep(0.2)
+        before = len(api.log)
+        for daemon in daemons:
+            daemon.run_pass()
+        per_pass = (len(api.log) - before) / count
+        for daemon in daemons:
+            daemon.stopping.set()
+        return per_pass
+
+
+def bench_reaction(api: FakeKubeApi, kubeconfig: Path, trials: int = 50) -> None:
+    print(f"5. reaction latency: fixture rewritten + mig.config.state=success -> new labels ({trials} trials)")
+    layouts = {"3g.40gb": "gpus: [{model: H100-SXM5-80GB, count: 8, mig: [3g.40gb, 3g.40gb]}]\n",
+               "1g.10gb": "gpus: [{model: H100-SXM5-80GB, count: 8, mig: [1g.10gb, 1g.10gb, 1g.10gb]}]\n"}
+    node = "reaction-node"
+    api.add_node(node, {"nvidia.com/mig.config": "all-1g.10gb", "nvidia.com/mig.config.state": "success"})
+    with tempfile.TemporaryDirectory() as tmp:
+        fixture = Path(tmp) / "node.yaml"
+        fixture.write_text(layouts["1g.10gb"])
+        proc = subprocess.Popen([str(BIN), "run", "--node-name", node, "--kubeconfig", str(kubeconfig), "--fixture",
+                                 str(fixture), "--mig-strategy", "mixed", "--sleep-interval", "1h",
+                                 "--metrics-port", "0"], stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: api.labels(node).get("nvidia.com/mig-1g.10gb.count") == "24", 10)
+            time.sleep(0.3)
+            latencies = []
+            for i in range(trials):
+                profile = "3g.40gb" if i % 2 == 0 else "1g.10gb"
+                count = "16" if profile == "3g.40gb" else "24"
+                api.edit_labels(node, {"nvidia.com/mig.config": f"all-{profile}",
+                                       "nvidia.com/mig.config.state": "pending"}, manager="nvidia-mig-manager")
+                tmp_file = fixture.with_suffix(".tmp")
+                tmp_file.write_text(layouts[profile])
+                tmp_file.replace(fixture)
+                start = time.perf_counter()
+                api.edit_labels(node, {"nvidia.com/mig.config.state": "success"}, manager="nvidia-mig-manager")
+                wait_for(lambda p=profile, c=count: api.labels(node).get(f"nvidia.com/mig-{p}.count") == c, 10)
+                latencies.append(time.perf_counter() - start)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    median, p99 = statistics.median(latencies) * 1e3, pct(latencies, 0.99) * 1e3
+    row("reaction median / p99", f"{median:.1f} / {p99:.1f} ms", "< 2 s", p99 < 2000)
+    row("for comparison: GFD's worst case (sleep interval)", "60000 ms")
+
+
+def wait_for(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark condition not reached")
+        time.sleep(0.001)
+
+
+def main() -> None:
+    print(f"mig-labeler benchmarks  (python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+    api = FakeKubeApi().start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            kubeconfig = write_kubeconfig(Path(tmp) / "kubeconfig", api.url)
+            bench_pass()
+            bench_cold(api, kubeconfig)
+            bench_soak(api, int(os.environ.get("BENCH_SOAK_PASSES", "10000")))
+            bench_api(api)
+            bench_reaction(api, kubeconfig)
+    finally:
+        api.stop()
+    missed = [r for r in ROWS if r[3] == "MISSED"]
+    print(f"targets: {sum(r[3] == 'met' for r in ROWS)} met, {len(missed)} missed")
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    main()
