@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test manifests-check lint bench models wheel-check clean
+.PHONY: install demo test test-e2e manifests-check lint bench models wheel-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ demo: $(STAMP)  ## print the labels of a bundled DGX A100 with mixed MIG profile
 
 test: $(STAMP) manifests-check
 	$(BIN)/python -m pytest
+
+test-e2e: $(STAMP)  ## the publisher against a real cluster: set MIG_LABELER_E2E_KUBECONFIG (else skipped)
+	$(BIN)/python -m pytest tests/e2e -rs
 
 manifests-check: $(STAMP)  ## render every kustomize entry point, validate objects and examples offline
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.manifests_check

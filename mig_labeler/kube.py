@@ -49,11 +49,11 @@ class NodeState:
     owned: frozenset[str]  # label keys our field manager applied
 
 
-def node_state(obj: Mapping[str, Any]) -> NodeState:
+def node_state(obj: Mapping[str, Any], field_manager: str = FIELD_MANAGER) -> NodeState:
     meta = obj.get("metadata") or {}
     owned: set[str] = set()
     for entry in meta.get("managedFields") or []:
-        if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply":
+        if entry.get("manager") == field_manager and entry.get("operation") == "Apply":
             labels = ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:labels") or {}
             owned |= {k.removeprefix("f:") for k in labels if k.startswith("f:")}
     return NodeState(meta.get("name", ""), meta.get("uid", ""), str(meta.get("resourceVersion", "")),
@@ -83,21 +83,23 @@ class KubeClient:
     not through ``CoreV1Api``: importing that one generated module costs 22 MiB of RSS, a third of
     the daemon's memory, for three calls we can spell out."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, field_manager: str = FIELD_MANAGER) -> None:
         self.client = client
+        self.field_manager = field_manager
 
     def close(self) -> None:
         self.client.close()
 
     def read_node(self, name: str) -> NodeState:
-        return node_state(self._call("GET", "nodes", name, f"/api/v1/nodes/{name}"))
+        return node_state(self._call("GET", "nodes", name, f"/api/v1/nodes/{name}"), self.field_manager)
 
     def apply_labels(self, name: str, labels: Mapping[str, str]) -> NodeState:
         """Server-side apply of exactly our label set: keys we applied before and leave out are
         removed by the API server unless another manager also owns them."""
         body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": dict(labels)}}
-        query = [("fieldManager", FIELD_MANAGER), ("force", True)]
-        return node_state(self._call("PATCH", "nodes", name, f"/api/v1/nodes/{name}", query, body, APPLY_PATCH))
+        query = [("fieldManager", self.field_manager), ("force", True)]
+        response = self._call("PATCH", "nodes", name, f"/api/v1/nodes/{name}", query, body, APPLY_PATCH)
+        return node_state(response, self.field_manager)
 
     def watch_node(self, name: str, resource_version: str, timeout_seconds: int) -> Iterator[tuple[str, NodeState]]:
         """Stream our own Node's changes from ``resource_version`` until the server ends the watch
@@ -115,7 +117,7 @@ class KubeClient:
                 response.read()
                 raise ApiException.from_response(http_resp=response, body=response.data.decode(errors="replace"),
                                                  data=None)
-            yield from _watch_events(response.response, name)
+            yield from _watch_events(response.response, name, self.field_manager)
         except ApiException as e:
             raise translate_api_exception(e, "WATCH", "nodes", name) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
@@ -152,7 +154,7 @@ class KubeClient:
             raise ApiTransient(f"{method} {resource}/{name}: connection failed: {type(e).__name__}") from e
 
 
-def _watch_events(raw: Any, name: str) -> Iterator[tuple[str, NodeState]]:
+def _watch_events(raw: Any, name: str, field_manager: str) -> Iterator[tuple[str, NodeState]]:
     buffer = b""
     try:
         for chunk in raw.stream(65536, decode_content=True):
@@ -160,12 +162,12 @@ def _watch_events(raw: Any, name: str) -> Iterator[tuple[str, NodeState]]:
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 if line.strip():
-                    yield _watch_event(json.loads(line), name)
+                    yield _watch_event(json.loads(line), name, field_manager)
     finally:
         raw.release_conn()
 
 
-def _watch_event(event: Mapping[str, Any], name: str) -> tuple[str, NodeState]:
+def _watch_event(event: Mapping[str, Any], name: str, field_manager: str) -> tuple[str, NodeState]:
     """(type, state): ADDED/MODIFIED/DELETED carry the whole Node; BOOKMARK only a resourceVersion."""
     obj = event.get("object") or {}
     kind = str(event.get("type"))
@@ -174,7 +176,7 @@ def _watch_event(event: Mapping[str, Any], name: str) -> tuple[str, NodeState]:
         if code == 410:
             raise WatchExpired(f"WATCH nodes/{name}: resourceVersion too old", 410)
         raise ApiTransient(f"WATCH nodes/{name}: error event: {obj.get('message')}", code)
-    return kind, node_state(obj)
+    return kind, node_state(obj, field_manager)
 
 
 def translate_api_exception(e: ApiException, method: str, resource: str, name: str) -> MigLabelerError:
