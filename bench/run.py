@@ -148,6 +148,17 @@ def bench_api(api: FakeKubeApi) -> None:
     fleet(api)
 
 
+def labelers(api: FakeKubeApi, fixture: Path, prefix: str, count: int, watch: bool) -> list:
+    """``count`` daemons, each with its own Node on the shared server, as on a real fleet."""
+    daemons = []
+    for i in range(count):
+        api.add_node(f"{prefix}-{i}")
+        config = Config(mig_strategy=MigStrategy.SINGLE, fixture=str(fixture), node_name=f"{prefix}-{i}",
+                        no_timestamp=True)
+        daemons.append(build_daemon(config, host=api.url, registry=CollectorRegistry(), watch=watch))
+    return daemons
+
+
 def fleet(api: FakeKubeApi, nodes: int = 1000, watching_sample: int = 100) -> None:
     """1,000 labelers against one server for 60 simulated seconds at the default 60 s interval:
     each makes its first pass (GET + apply + Event) and one periodic pass. Reduced-cost mode: the
@@ -156,12 +167,7 @@ def fleet(api: FakeKubeApi, nodes: int = 1000, watching_sample: int = 100) -> No
     with tempfile.TemporaryDirectory() as tmp:
         fixture = Path(tmp) / "n.yaml"
         fixture.write_text(resolve_fixture("dgx-a100-7x1g").read_text())
-        daemons = []
-        for i in range(nodes):
-            api.add_node(f"fleet-{i}")
-            config = Config(mig_strategy=MigStrategy.SINGLE, fixture=str(fixture), node_name=f"fleet-{i}",
-                            no_timestamp=True)
-            daemons.append(build_daemon(config, host=api.url, registry=CollectorRegistry()))
+        daemons = labelers(api, fixture, "fleet", nodes, watch=False)
         before = len(api.log)
         start = time.perf_counter()
         for daemon in daemons:
@@ -185,14 +191,9 @@ def watch_sample(api: FakeKubeApi, count: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         fixture = Path(tmp) / "n.yaml"
         fixture.write_text(resolve_fixture("dgx-a100-7x1g").read_text())
-        daemons = []
-        for i in range(count):
-            api.add_node(f"watch-{i}")
-            config = Config(mig_strategy=MigStrategy.SINGLE, fixture=str(fixture), node_name=f"watch-{i}",
-                            no_timestamp=True)
-            daemon = build_daemon(config, host=api.url, registry=CollectorRegistry(), watch=True)
+        daemons = labelers(api, fixture, "watch", count, watch=True)
+        for daemon in daemons:
             daemon.watcher.start()
-            daemons.append(daemon)
         for daemon in daemons:
             while not (daemon.watcher.connected.is_set() and daemon.node):
                 time.sleep(0.005)

@@ -22,6 +22,7 @@ import pynvml
 
 from mig_labeler.fixture import FixtureGpu, FixtureMigDevice, NodeFixture, load_fixture
 from mig_labeler.gpu_models import GiProfile
+from mig_labeler.topology import CI_INDEX_FOR_SLICES
 
 MIB = 1 << 20
 
@@ -350,12 +351,9 @@ def _gi_profile_info(p: GiProfile, version: int) -> Any:
     return info
 
 
-_FULL_CI_INDEX = {1: 0, 2: 1, 3: 2, 4: 3, 7: 4, 8: 5, 6: 6}
-
-
 def _ci_profile_info(gpu: FixtureGpu, gi: GiProfile, index: int, version: int) -> Any:
     a = gi.attributes
-    if index == _FULL_CI_INDEX.get(a.slices_gi):
+    if index == CI_INDEX_FOR_SLICES.get(a.slices_gi):
         slices, sms, name = a.slices_gi, a.multiprocessors, gi.name
     else:
         row = next((c for c in gpu.ci_profiles if c.gi == gi.name and c.ci_profile_index == index), None)

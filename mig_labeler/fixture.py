@@ -17,10 +17,9 @@ import yaml
 
 from mig_labeler.errors import FixtureError
 from mig_labeler.gpu_models import CiProfile, GiProfile, GpuModel, gpu_models
-from mig_labeler.topology import MigAttributes
+from mig_labeler.topology import CI_INDEX_FOR_SLICES, MigAttributes
 
 _UUID_NS = uuidlib.UUID("6f0c6c1e-6d69-4d1a-9b1e-6d69676c6162")
-_CI_INDEX_BY_SLICES = {1: 0, 2: 1, 3: 2, 4: 3, 7: 4, 8: 5, 6: 6}
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +195,7 @@ def _mig_device(raw: Any, model: GpuModel | None, where: str, seed: str) -> Fixt
 def _resolve_profile(model: GpuModel, name: str, where: str) -> tuple[GiProfile, int, MigAttributes]:
     gi = model.profile(name)
     if gi is not None:
-        return gi, _CI_INDEX_BY_SLICES[gi.attributes.slices_gi], gi.attributes
+        return gi, CI_INDEX_FOR_SLICES[gi.attributes.slices_gi], gi.attributes
     ci = model.ci_profile(name)
     gi = model.profile(ci.gi) if ci else None
     if ci is None or gi is None:

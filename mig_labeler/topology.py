@@ -38,6 +38,8 @@ GI_PROFILE_INDEX = {
 
 # NVML_COMPUTE_INSTANCE_PROFILE_* index → C slices.
 CI_PROFILE_INDEX = {0x0: 1, 0x1: 2, 0x2: 3, 0x3: 4, 0x4: 7, 0x5: 8, 0x6: 6, 0x7: 1, 0x8: 7}
+# The plain CI profile index for C slices: the compute instance that spans a whole G-slice GI.
+CI_INDEX_FOR_SLICES = {1: 0x0, 2: 0x1, 3: 0x2, 4: 0x3, 7: 0x4, 8: 0x5, 6: 0x6}
 
 MIG_DISABLE = 0
 MIG_ENABLE = 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mig_labeler.gpu_models import gpu_models
-from mig_labeler.topology import MIB, mig_memory_gb, mig_profile_name
+from mig_labeler.topology import CI_INDEX_FOR_SLICES, MIB, mig_memory_gb, mig_profile_name
 
 from .conftest import labels_of, read
 
@@ -23,7 +23,7 @@ MODEL_PROFILES = [
 @pytest.mark.parametrize(("model", "profile"), MODEL_PROFILES)
 def test_derived_profile_name_matches_the_table_for_every_profile(model, profile):
     derived = mig_profile_name(
-        profile.gi_profile_index, _full_ci_index(profile.attributes.slices_gi),
+        profile.gi_profile_index, CI_INDEX_FOR_SLICES[profile.attributes.slices_gi],
         profile.attributes.memory_mib, model.memory_mib * MIB,
     )
     assert derived == profile.name
@@ -97,7 +97,3 @@ def test_plus_becomes_dot_in_mixed_label_keys():
     labels = labels_of({"gpus": [{"model": "H100-SXM5-80GB", "mig": ["1g.10gb+me", "1g.10gb"]}]}, "mixed")
     assert labels["nvidia.com/mig-1g.10gb.me.count"] == "1"
     assert labels["nvidia.com/mig-1g.10gb.me.product"] == "NVIDIA-H100-80GB-HBM3-MIG-1g.10gb.me"
-
-
-def _full_ci_index(slices: int) -> int:
-    return {1: 0, 2: 1, 3: 2, 4: 3, 7: 4, 8: 5, 6: 6}[slices]
