@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -14,12 +15,15 @@ from prometheus_client import CollectorRegistry
 from mig_labeler.config import Config
 from mig_labeler.desired import labels_for_topology
 from mig_labeler.discovery import open_source
-from mig_labeler.errors import MigLabelerError
+from mig_labeler.errors import ApiError, MigLabelerError
 from mig_labeler.health import HealthServer, HealthState
 from mig_labeler.kube import KubeClient, api_client
 from mig_labeler.loop import Daemon
 from mig_labeler.metrics import Metrics
 from mig_labeler.plan import plan_update
+
+
+log = logging.getLogger("mig_labeler")
 
 
 class PublishFailed(MigLabelerError):
@@ -42,7 +46,8 @@ def run_daemon(config: Config, reload_config: Callable[[], Config], host: str | 
         if not result.ok:
             raise PublishFailed(f"labels were not published: {result.error}")
         return
-    server = HealthServer(config.metrics_port, health, registry).start() if config.metrics_port else None
+    _check_node_exists(daemon)
+    server = _health_server(config.metrics_port, health, registry)
     signals = daemon.signals  # handlers only set flags and wake the loop
     signal.signal(signal.SIGTERM, lambda *_: signals.request_stop())
     signal.signal(signal.SIGINT, lambda *_: signals.request_stop())
@@ -53,6 +58,25 @@ def run_daemon(config: Config, reload_config: Callable[[], Config], host: str | 
         if server is not None:
             server.stop()
         daemon.kube.close()
+
+
+def _check_node_exists(daemon: Daemon) -> None:
+    """Fail fast on a wrong --node-name instead of looping on it; a transient API error is left to
+    the loop's retries."""
+    try:
+        daemon.kube.read_node(daemon.config.node_name or "")
+    except ApiError as e:
+        log.warning("could not read the Node at start-up (%s); the loop will retry", e)
+
+
+def _health_server(port: int, health: HealthState, registry: CollectorRegistry) -> HealthServer | None:
+    if not port:
+        return None
+    try:
+        return HealthServer(port, health, registry).start()
+    except OSError as e:
+        raise MigLabelerError(f"cannot serve /healthz and /metrics on port {port}: {e.strerror} "
+                              "(choose another --metrics-port, or 0 to disable)") from e
 
 
 def label_diff(config: Config, started_at: int, host: str | None = None) -> tuple[list[str], list[str]]:

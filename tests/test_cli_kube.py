@@ -93,3 +93,22 @@ def test_bad_sleep_interval_exits_2(capsys, kubeconfig):
     code, _, err = run_main(capsys, "run", "--node-name", NODE, "--kubeconfig", kubeconfig, "--fixture",
                             "a30-mig-off", "--sleep-interval", "60")
     assert code == 2 and "invalid duration '60'" in err
+
+
+def test_daemon_with_an_unknown_node_exits_1_at_start(capsys, kubeconfig):
+    code, _, err = run_main(capsys, "run", "--node-name", "ghost", "--kubeconfig", kubeconfig, "--fixture",
+                            "a30-mig-off", "--metrics-port", "0")
+    assert code == 1 and 'node "ghost" not found' in err
+
+
+def test_metrics_port_in_use_is_one_line_exit_1(capsys, kubeconfig):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run_main(capsys, "run", "--node-name", NODE, "--kubeconfig", kubeconfig, "--fixture",
+                                "a30-mig-off", "--metrics-port", str(port))
+    assert code == 1 and f"cannot serve /healthz and /metrics on port {port}" in err
+    assert "Traceback" not in err

@@ -1,0 +1,45 @@
+"""The real daemon process: `mig-labeler run` against the fake API server, driven by signals."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from .conftest import write_kubeconfig
+
+NODE = "gpu-node-1"
+
+
+def wait_until(predicate, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def test_sighup_reloads_the_config_and_sigterm_exits_0(kube_api, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("version: v1\nflags:\n  migStrategy: mixed\n")
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", kube_api.url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mig_labeler", "run", "--node-name", NODE, "--kubeconfig", str(kubeconfig),
+         "--fixture", "dgx-a100-7x1g", "--config-file", str(config), "--sleep-interval", "1h",
+         "--metrics-port", "0", "--log-format", "json"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig.strategy") == "mixed")
+        config.write_text("version: v1\nflags:\n  migStrategy: single\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/gpu.product") == "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb")
+        assert not any(k.startswith("nvidia.com/mig-1g.5gb") for k in kube_api.labels(NODE))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log_lines = proc.stderr.read().splitlines()
+    assert all(line.startswith("{") for line in log_lines), log_lines  # --log-format json
+    assert any("labels updated" in line for line in log_lines)
