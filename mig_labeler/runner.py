@@ -22,7 +22,6 @@ from mig_labeler.loop import Daemon
 from mig_labeler.metrics import Metrics
 from mig_labeler.plan import plan_update
 
-
 log = logging.getLogger("mig_labeler")
 
 
