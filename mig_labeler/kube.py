@@ -9,7 +9,6 @@ apply of our label set (``application/apply-patch+yaml``, field manager ``mig-la
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -61,21 +60,29 @@ def node_state(obj: Mapping[str, Any], field_manager: str = FIELD_MANAGER) -> No
 
 
 def api_client(kubeconfig: str | None = None, host: str | None = None) -> Any:
-    """In-cluster config when a service account is mounted, else kubeconfig; ``host`` (tests)
-    points the real client at a given URL with no credentials."""
+    """The in-cluster service account when there is one (and no --kubeconfig), else a kubeconfig
+    (--kubeconfig, KUBECONFIG or ~/.kube/config); ``host`` (tests) points the real client at a
+    URL with no credentials."""
     if host is not None:
         configuration = k8s.Configuration(host=host)
     else:
         configuration = k8s.Configuration()
         try:
-            if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
-                k8s_config.load_incluster_config(client_configuration=configuration)
-            else:
+            if kubeconfig:
                 k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+            else:
+                _load_default_config(configuration)
         except (k8s_config.ConfigException, OSError) as e:
             raise ConfigError(f"no usable Kubernetes credentials: {e} (set --kubeconfig or run in a pod)") from e
     configuration.retries = False  # our retry policy is the only one: no hidden urllib3 retries
     return k8s.ApiClient(configuration)
+
+
+def _load_default_config(configuration: Any) -> None:
+    try:
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    except k8s_config.ConfigException:  # not in a pod: the client's own kubeconfig lookup
+        k8s_config.load_kube_config(client_configuration=configuration)
 
 
 class KubeClient:
