@@ -19,7 +19,7 @@ demo: $(STAMP)  ## print the labels of a bundled DGX A100 with mixed MIG profile
 	$(BIN)/mig-labeler labels --fixture dgx-a100-mixed --mig-strategy mixed
 
 test: $(STAMP) manifests-check
-	$(BIN)/python -m pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 test-e2e: $(STAMP)  ## the publisher against a real cluster: set MIG_LABELER_E2E_KUBECONFIG (else skipped)
 	$(BIN)/python -m pytest tests/e2e -rs
