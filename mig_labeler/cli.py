@@ -29,7 +29,7 @@ from mig_labeler.config import (
     parse_duration,
     parse_mig_strategy,
 )
-from mig_labeler.errors import EXIT_BAD_INPUT, ConfigError, MigLabelerError
+from mig_labeler.errors import ConfigError, MigLabelerError
 
 log = logging.getLogger("mig_labeler")
 
@@ -116,7 +116,7 @@ def build_config(ctx: click.Context) -> Config:
     return Config(
         mig_strategy=parse_mig_strategy(strategy) if strategy is not None else (file.mig_strategy or MigStrategy.NONE),
         sharing=file.sharing,
-        no_timestamp=bool(_pick(ctx, "no_timestamp", file.no_timestamp, False)) or bool(p["no_timestamp"]),
+        no_timestamp=bool(_pick(ctx, "no_timestamp", file.no_timestamp, False)),
         machine_type_file=_pick(ctx, "machine_type_file", file.machine_type_file, DEFAULT_MACHINE_TYPE_FILE),
         fail_on_init_error=bool(_pick(ctx, "fail_on_init_error", file.fail_on_init_error, True)),
         gpu_present_label=bool(p["gpu_present_label"]),
@@ -137,14 +137,14 @@ class _JsonFormatter(logging.Formatter):
                            "msg": record.getMessage()})
 
 
-def setup_logging(log_format: str, verbose: bool = False) -> None:
+def setup_logging(log_format: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("mig-labeler: %(levelname)s: %(message)s"))
     log.handlers[:] = [handler]
-    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.setLevel(logging.INFO)
     log.propagate = False
 
 
@@ -241,5 +241,3 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     sys.exit(0)
 
-
-__all__ = ["EXIT_BAD_INPUT", "cli", "main"]

@@ -7,7 +7,6 @@ warnings a human should see (rejected labels, MIG-INVALID reason, NVML absent). 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from mig_labeler.config import Config, MigStrategy
@@ -20,8 +19,6 @@ from mig_labeler.labels.mig import single_strategy_problem
 from mig_labeler.nvml_reader import FIXTURE_HINT
 from mig_labeler.topology import NodeTopology
 
-log = logging.getLogger("mig_labeler")
-
 NO_GPUS = NodeTopology(driver_version="", cuda_driver_version=0, gpus=())
 
 
@@ -29,7 +26,6 @@ NO_GPUS = NodeTopology(driver_version="", cuda_driver_version=0, gpus=())
 class DesiredLabels:
     labels: dict[str, str]
     rejected: tuple[Rejected, ...]
-    topology: NodeTopology
     warnings: tuple[str, ...]
 
 
@@ -67,4 +63,4 @@ def labels_for_topology(topology: NodeTopology, config: Config, started_at: int,
         )
     labels, rejected = validate_labels(compute_labels(topology, config, started_at))
     warnings.extend(f"not publishing {r.key}={r.value!r}: {r.reason}" for r in rejected)
-    return DesiredLabels(labels, rejected, topology, tuple(warnings))
+    return DesiredLabels(labels, rejected, tuple(warnings))

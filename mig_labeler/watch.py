@@ -34,7 +34,6 @@ class NodeWatcher:
         self.base_backoff = base_backoff
         self.available = True  # False after a 403: the loop polls instead
         self.connected = threading.Event()
-        self.restarts = 0
         self.relists = 0
         self.thread = threading.Thread(target=self.run, name="node-watch", daemon=True)
 
@@ -59,7 +58,6 @@ class NodeWatcher:
                     failures = 0
                     if self.stop.is_set():
                         return
-                self.restarts += 1
             except WatchExpired:
                 log.info("node watch expired (410); starting again from the current state")
                 version = ""
@@ -70,7 +68,6 @@ class NodeWatcher:
                     self.available = False
                     return
                 failures += 1
-                self.restarts += 1
                 self.connected.clear()
                 delay = min(MAX_BACKOFF, self.base_backoff * 2 ** min(failures, 10))
                 log.debug("node watch dropped (%s); reconnecting in %.1fs", e, delay)
