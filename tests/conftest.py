@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,14 @@ def write_kubeconfig(path: Path, url: str) -> Path:
         "users": [{"name": "nobody", "user": {}}],
     }))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_logger():
+    """The CLI points the mig_labeler logger at the stderr of the moment (a test's capture buffer)
+    and stops propagation; undo that so later tests neither write to a closed buffer nor miss
+    records in caplog."""
+    logger = logging.getLogger("mig_labeler")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    yield
+    logger.handlers[:], logger.propagate, logger.level = saved[0], saved[1], saved[2]
