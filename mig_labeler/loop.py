@@ -96,6 +96,7 @@ class Daemon:
         self.desired: dict[str, str] | None = None
         self.settling = False
         self.held = ""
+        self.warnings: tuple[str, ...] = ()
 
     # -- one pass -------------------------------------------------------------------------------
     def run_pass(self) -> PassResult:
@@ -119,6 +120,10 @@ class Daemon:
         desired = labels_for_topology(topology, self.config, self.started_at)
         for rejected in desired.rejected:
             self.metrics.labels_rejected.labels(key=rejected.key).inc()
+        for warning in desired.warnings:  # rejected labels, MIG-INVALID reason, several models: once each
+            if warning not in self.warnings:
+                log.warning("%s", warning)
+        self.warnings = desired.warnings
         self.metrics.labels_current.set(len(desired.labels))
         self.settling = any(g.mig_mode is not None and g.mig_mode.change_pending for g in topology.gpus)
         self.desired = desired.labels

@@ -270,3 +270,15 @@ def test_run_forever_survives_a_vanished_node(kube_api, node_file):
     assert thread.is_alive()
     daemon.signals.request_stop()
     thread.join(timeout=5)
+
+
+def test_daemon_logs_a_rejected_label_and_the_invalid_reason_once(kube_api, tmp_path, caplog):
+    long_name = {"gpus": [{"name": "Very Long GPU Name " * 4, "memory_mib": 1, "compute_capability": [9, 0]}]}
+    empty_mig = {"gpus": [{"model": "A100-SXM4-40GB", "mig": []}]}
+    for doc, strategy in ((long_name, "none"), (empty_mig, "single")):
+        daemon = make_daemon(kube_api, write_fixture(tmp_path / f"{strategy}.yaml", doc), strategy=strategy)
+        daemon.run_pass()
+        daemon.run_pass()
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("not publishing nvidia.com/gpu.product") for m in messages) == 1
+    assert sum("MIG strategy single is INVALID" in m for m in messages) == 1
