@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-e2e manifests-check lint bench models wheel-check clean
+.PHONY: install demo test test-stress test-e2e manifests-check lint bench models wheel-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ demo: $(STAMP)  ## print the labels of a bundled DGX A100 with mixed MIG profile
 
 test: $(STAMP) manifests-check
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+test-stress: $(STAMP)  ## the suite 20 times in a row beside two CPU-bound processes (RUNS=N to change)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python tools/test_stress.py --runs $(or $(RUNS),20)
 
 test-e2e: $(STAMP)  ## the publisher against a real cluster: set MIG_LABELER_E2E_KUBECONFIG (else skipped)
 	$(BIN)/python -m pytest tests/e2e -rs

@@ -25,6 +25,7 @@ from mig_labeler.config import (
     Config,
     FileSettings,
     MigStrategy,
+    decode_text,
     parse_config_file,
     parse_duration,
     parse_mig_strategy,
@@ -102,14 +103,25 @@ def load_file_settings(path: str | None) -> FileSettings:
     if not path:
         return FileSettings()
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from e
-    return parse_config_file(text, path)
+    return parse_config_file(decode_text(data, f"config file {path}"), path)
+
+
+def _reject_empty_flags(ctx: click.Context) -> None:
+    """One rule for empty values: an environment variable that is set but empty counts as unset
+    (click's rule; Helm and kustomize often render empty values), while an empty value typed on
+    the command line is a mistake, never a silent fallback (``--fixture ""`` must not mean "real
+    NVML")."""
+    for name, value in ctx.params.items():
+        if value == "" and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            raise ConfigError(f"--{name.replace('_', '-')} is empty: give a value, or leave the option out")
 
 
 def build_config(ctx: click.Context) -> Config:
     p = ctx.params
+    _reject_empty_flags(ctx)
     file = load_file_settings(p.get("config_file"))
     strategy = p["mig_strategy"] if _explicit(ctx, "mig_strategy") else None
     interval = p.get("sleep_interval") if _explicit(ctx, "sleep_interval") else None
@@ -128,6 +140,7 @@ def build_config(ctx: click.Context) -> Config:
         kubeconfig=p.get("kubeconfig") or None,
         metrics_port=int(p.get("metrics_port") or 0) if "metrics_port" in p else 0,
         log_format=p.get("log_format") or "text",
+        warnings=file.warnings,
     )
 
 
@@ -172,13 +185,17 @@ def labels(ctx: click.Context, output: str, **_: Any) -> None:
     config = build_config(ctx)
     setup_logging("text")
     result = desired_labels(open_source(config.fixture, config.machine_type_file), config, int(time.time()))
-    for warning in result.warnings:
-        log.warning(warning)
+    _warn(config.warnings + result.warnings)
     if output == "json":
         click.echo(json.dumps(result.labels, indent=2, sort_keys=True))
     else:
         for key in sorted(result.labels):
             click.echo(f"{key}={result.labels[key]}")
+
+
+def _warn(warnings: tuple[str, ...]) -> None:
+    for warning in warnings:
+        log.warning("%s", warning)
 
 
 def _require_node_name(config: Config) -> str:
@@ -200,6 +217,7 @@ def run(ctx: click.Context, **_: Any) -> None:
     _require_node_name(config)
     setup_logging(config.log_format)
     log.info("mig-labeler %s starting: %s", __version__, json.dumps(config.summary(), sort_keys=True))
+    _warn(config.warnings)
     run_daemon(config, reload_config=lambda: build_config(ctx))
 
 
@@ -216,8 +234,7 @@ def diff(ctx: click.Context, **_: Any) -> None:
     _require_node_name(config)
     setup_logging("text")
     lines, warnings = label_diff(config, int(time.time()))
-    for warning in warnings:
-        log.warning(warning)
+    _warn(config.warnings + tuple(warnings))
     for line in lines:
         click.echo(line)
 

@@ -11,7 +11,7 @@ import enum
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
@@ -21,6 +21,8 @@ from mig_labeler.label_names import PREFIX
 
 DEFAULT_MACHINE_TYPE_FILE = "/sys/class/dmi/id/product_name"
 MIN_SLEEP_INTERVAL = 1.0  # GFD allows 0s, a hot loop re-initialising NVML (gfd-reference §10.13)
+GO_MAX_DURATION = (2**63 - 1) / 1e9  # seconds: Go's time.Duration is int64 nanoseconds (2562047h47m16.85s)
+GO_MAX_INT = 2**63 - 1  # the device plugin decodes replicas into a Go int; larger numbers fail there
 
 
 class MigStrategy(str, enum.Enum):
@@ -75,6 +77,7 @@ class FileSettings:
     sleep_interval: float | None = None
     machine_type_file: str | None = None
     sharing: Sharing = NO_SHARING
+    warnings: tuple[str, ...] = ()  # accepted, but probably not what the author meant
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ class Config:
     kubeconfig: str | None = None
     metrics_port: int = 8080
     log_format: str = "text"
+    warnings: tuple[str, ...] = ()  # from the config file: logged at start-up and after each reload
 
     def summary(self) -> dict[str, Any]:
         """The effective config as one JSON-able dict, logged once at start-up."""
@@ -126,6 +130,9 @@ def parse_duration(text: str) -> float:
     if not text or _DURATION_PART.sub("", text) != "":
         raise ConfigError(f"invalid duration {text!r}: use a Go duration such as 60s, 1m or 500ms, or 'infinite'")
     seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    if not seconds <= GO_MAX_DURATION:  # also catches inf from a thousand-digit number
+        raise ConfigError(f"duration {text!r} is longer than Go's maximum of 2562047h (as GFD's parser rejects "
+                          "it); use 'infinite' for no periodic rescans")
     if seconds < MIN_SLEEP_INTERVAL:
         raise ConfigError(f"sleep interval {text!r} is below the minimum of 1s")
     return seconds
@@ -166,8 +173,8 @@ def _parse_sharing_block(block: Any, kind: str) -> Sharing:
             raise ConfigError(f"{at} must be a mapping with name and replicas")
         name = _resource_name(entry.get("name"), at)
         replicas = entry.get("replicas")
-        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 2:
-            raise ConfigError(f"{at}.replicas must be an integer of at least 2, not {replicas!r}")
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or not 2 <= replicas <= GO_MAX_INT:
+            raise ConfigError(f"{at}.replicas must be an integer from 2 to {GO_MAX_INT}, not {replicas!r}")
         resources.append(SharedResource(name, replicas, renamed=rename_by_default))
     return Sharing(kind, tuple(resources))
 
@@ -177,16 +184,27 @@ def parse_sharing(raw: Any) -> Sharing:
         return NO_SHARING
     if not isinstance(raw, dict):
         raise ConfigError("sharing must be a mapping")
-    if raw.get("mps") is not None:  # an MPS block hides the time-slicing block, as in GFD
+    # Both blocks must be valid (the device plugin decodes both); an MPS block then hides the
+    # time-slicing block, as in GFD.
+    time_slicing = None if raw.get("timeSlicing") is None else _parse_sharing_block(raw["timeSlicing"], "time-slicing")
+    if raw.get("mps") is not None:
         return _parse_sharing_block(raw["mps"], "mps")
-    if raw.get("timeSlicing") is not None:
-        return _parse_sharing_block(raw["timeSlicing"], "time-slicing")
-    return NO_SHARING
+    return time_slicing or NO_SHARING
+
+
+def decode_text(data: bytes, what: str) -> str:
+    """Files we read must be UTF-8, as YAML and JSON require; say where they are not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{what} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
 
 
 def _load_document(text: str, source: str) -> dict[str, Any]:
     try:
         doc = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"config file {source} is nested too deeply") from None
     except (ValueError, yaml.YAMLError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(f"config file {source} is not valid YAML or JSON: {first}") from e
@@ -207,9 +225,52 @@ def parse_config_file(text: str, source: str = "<config>") -> FileSettings:
         raise ConfigError(f"config file {source}: flags and flags.gfd must be mappings")
     gfd = flags.get("gfd") or {}
     try:
-        return _file_settings(flags, gfd, doc.get("sharing"))
+        settings = _file_settings(flags, gfd, doc.get("sharing"))
     except ConfigError as e:
         raise ConfigError(f"config file {source}: {e}") from None
+    return replace(settings, warnings=tuple(f"config file {source}: {w}" for w in config_warnings(doc)))
+
+
+# Keys of the device-plugin/GFD config format (gfd-reference §4.1). GFD ignores unknown keys
+# silently; we accept them too (one file serves the device plugin, whose keys we do not use) but
+# warn, because a misspelt key such as `migstrategy` otherwise changes nothing without a word.
+_KNOWN = {
+    "": {"version", "flags", "sharing", "resources", "imex"},
+    "flags": {"migStrategy", "failOnInitError", "useNodeFeatureAPI", "deviceDiscoveryStrategy", "gfd", "plugin",
+              "mpsRoot", "nvidiaDriverRoot", "nvidiaDevRoot", "gdrcopyEnabled", "gdsEnabled", "mofedEnabled"},
+    "flags.gfd": {"oneshot", "noTimestamp", "sleepInterval", "outputFile", "machineTypeFile"},
+    "sharing": {"timeSlicing", "mps"},
+    "sharing.block": {"renameByDefault", "failRequestsGreaterThanOne", "resources"},
+    "sharing.resource": {"name", "replicas", "rename", "devices"},
+}
+
+
+def config_warnings(doc: dict[str, Any]) -> list[str]:
+    """What a valid file says that is probably a mistake: unknown keys, an MPS block that hides a
+    time-slicing block, a resource listed twice (the first entry wins, as in GFD)."""
+    warnings = _unknown_keys(doc, "", "")
+    flags = doc.get("flags") or {}
+    warnings += _unknown_keys(flags, "flags", "flags.")
+    warnings += _unknown_keys(flags.get("gfd") or {}, "flags.gfd", "flags.gfd.")
+    sharing = doc.get("sharing") or {}
+    warnings += _unknown_keys(sharing, "sharing", "sharing.")
+    if sharing.get("mps") is not None and sharing.get("timeSlicing") is not None:
+        warnings.append("sharing has both mps and timeSlicing; mps is used and timeSlicing is ignored, as in GFD")
+    for kind in ("timeSlicing", "mps"):
+        block = sharing.get(kind) or {}
+        warnings += _unknown_keys(block, "sharing.block", f"sharing.{kind}.")
+        seen: set[str] = set()
+        for i, entry in enumerate(block.get("resources") or []):
+            warnings += _unknown_keys(entry, "sharing.resource", f"sharing.{kind}.resources[{i}].")
+            name = _resource_name(entry.get("name"), f"sharing.{kind}.resources[{i}]")
+            if name in seen:
+                warnings.append(f"sharing.{kind}.resources[{i}] repeats {name}; the first entry is used")
+            seen.add(name)
+    return warnings
+
+
+def _unknown_keys(section: dict[str, Any], kind: str, where: str) -> list[str]:
+    return [f"unknown key {where}{k} is ignored" for k in section if k not in _KNOWN[kind]]
 
 
 def _optional(section: dict[str, Any], key: str, where: str) -> bool | None:

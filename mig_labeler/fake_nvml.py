@@ -20,7 +20,8 @@ from typing import Any
 
 import pynvml
 
-from mig_labeler.fixture import FixtureGpu, FixtureMigDevice, NodeFixture, load_fixture
+from mig_labeler.errors import FixtureError
+from mig_labeler.fixture import FixtureGpu, FixtureMigDevice, NodeFixture, load_fixture, resolve_fixture
 from mig_labeler.gpu_models import GiProfile
 from mig_labeler.topology import CI_INDEX_FOR_SLICES
 
@@ -59,11 +60,14 @@ class FakeNvml:
     """Pass an instance wherever the ``pynvml`` module is expected."""
 
     def __init__(self, source: str | Path | NodeFixture) -> None:
-        self._path = None if isinstance(source, NodeFixture) else Path(source)
-        self._fixture = source if isinstance(source, NodeFixture) else None
+        """A path or bundled name is resolved and loaded now, so a bad fixture is refused before
+        the first pass (FixtureError, exit 2), and later reloads follow the same file."""
+        self._path = None if isinstance(source, NodeFixture) else resolve_fixture(source)
+        self._fixture = _checked(source) if isinstance(source, NodeFixture) else None
         self._stamp: tuple[float, int] | None = None
         self._init_count = 0
         self.calls: Counter[str] = Counter()
+        self._reload()
 
     def __getattr__(self, name: str) -> Any:
         # Constants, struct classes and NVMLError_* come from the real module.
@@ -99,7 +103,7 @@ class FakeNvml:
         except OSError:
             stamp = None
         if stamp is None or stamp != self._stamp or self._fixture is None:
-            self._fixture = load_fixture(self._path)
+            self._fixture = _checked(load_fixture(self._path), self._path)
             self._stamp = stamp
 
     def _require_init(self) -> None:
@@ -324,6 +328,15 @@ class FakeNvml:
         if info is None:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         return info
+
+
+def _checked(fixture: NodeFixture, path: Path | None = None) -> NodeFixture:
+    """Every NVML error name the fixture uses must exist in pynvml (fixture.py stays free of it)."""
+    for name in [fixture.init_error, *(f.error for f in fixture.faults)]:
+        if name is not None and not isinstance(getattr(pynvml, name, None), int):
+            where = f"fixture {path}: " if path else ""
+            raise FixtureError(f"{where}{name!r} is not an NVML error name (e.g. NVML_ERROR_GPU_IS_LOST)")
+    return fixture
 
 
 def _code(name: str) -> int:

@@ -62,31 +62,47 @@ class NodeFixture:
     faults: tuple[Fault, ...] = ()
 
 
+MAX_GPUS = 64  # per node; real machines have at most 16, and a typo in `count` must not eat the memory
+
+
 def bundled_fixtures() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in resources.files("mig_labeler").joinpath("fixtures").iterdir()
                   if p.name.endswith(".yaml"))
 
 
 def resolve_fixture(name: str | Path) -> Path:
-    """A path, or the name of a bundled fixture (``dgx-a100-mixed``), so ``--fixture`` works
-    from an installed package too."""
-    path = Path(name)
-    if path.exists():
+    """A path, or the name of a bundled fixture (``dgx-a100-mixed``), so ``--fixture`` works from
+    an installed package too. A value with a ``/`` is always a path: a mistyped directory is an
+    error, never a silent switch to the bundled file of the same name."""
+    text = str(name)
+    if not text:
+        raise FixtureError("the fixture name is empty")
+    path = Path(text)
+    if "/" in text or path.exists():
+        if not path.is_file():
+            raise FixtureError(f"cannot read fixture {text}: no such file")
         return path
-    bundled = resources.files("mig_labeler").joinpath(f"fixtures/{path.name.removesuffix('.yaml')}.yaml")
+    bundled = resources.files("mig_labeler").joinpath(f"fixtures/{text.removesuffix('.yaml')}.yaml")
     if bundled.is_file():
         return Path(str(bundled))
-    raise FixtureError(f"cannot read fixture {name}: no such file (bundled: {', '.join(bundled_fixtures())})")
+    raise FixtureError(f"cannot read fixture {text}: no such file, and no bundled fixture of that name "
+                       f"(bundled: {', '.join(bundled_fixtures())})")
 
 
 def load_fixture(path: str | Path) -> NodeFixture:
     path = resolve_fixture(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as e:
         raise FixtureError(f"cannot read fixture {path}: {e.strerror or e}") from e
     try:
+        text = data.decode("utf-8")
         doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except UnicodeDecodeError as e:
+        raise FixtureError(f"fixture {path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") \
+            from None
+    except RecursionError:
+        raise FixtureError(f"fixture {path} is nested too deeply") from None
     except (ValueError, yaml.YAMLError) as e:
         raise FixtureError(f"fixture {path} is not valid YAML/JSON: {str(e).splitlines()[0]}") from e
     try:
@@ -95,37 +111,74 @@ def load_fixture(path: str | Path) -> NodeFixture:
         raise FixtureError(f"fixture {path}: {e}") from None
 
 
+# -- typed access: every field is checked, so a wrong type is one FixtureError, not a traceback ----
+def _int(raw: Any, where: str, lo: int = 0, hi: int = 2**63 - 1) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not lo <= raw <= hi:
+        raise FixtureError(f"{where} must be an integer from {lo} to {hi}, not {raw!r}")
+    return raw
+
+
+def _str(raw: Any, where: str) -> str:
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise FixtureError(f"{where} must be a string, not {raw!r}")
+    return str(raw)
+
+
+def _mapping(raw: Any, where: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise FixtureError(f"{where} must be a mapping, not {raw!r}")
+    return raw
+
+
+def _list(raw: Any, where: str) -> list[Any]:
+    if not isinstance(raw, list):
+        raise FixtureError(f"{where} must be a list, not {raw!r}")
+    return raw
+
+
+def _error_name(raw: Any, where: str) -> str:
+    if not isinstance(raw, str) or not raw.startswith("NVML_ERROR_"):
+        raise FixtureError(f"{where} {raw!r} is not an NVML_ERROR_* name")
+    return raw
+
+
 def parse_fixture(doc: Any) -> NodeFixture:
     if not isinstance(doc, dict):
         raise FixtureError("must be a mapping with driver_version, cuda_driver_version and gpus")
+    entries = _list(doc.get("gpus") or [], "gpus")
+    total = 0
+    for i, entry in enumerate(entries):
+        total += _int(_mapping(entry, f"gpus[{i}]").get("count", 1), f"gpus[{i}].count", 1, MAX_GPUS)
+    if total > MAX_GPUS:
+        raise FixtureError(f"gpus describe {total} GPUs; a node fixture holds at most {MAX_GPUS}")
     gpus: list[FixtureGpu] = []
-    for i, entry in enumerate(doc.get("gpus") or []):
-        if not isinstance(entry, dict):
-            raise FixtureError(f"gpus[{i}] must be a mapping")
-        count = entry.get("count", 1)
-        if not isinstance(count, int) or count < 1:
-            raise FixtureError(f"gpus[{i}].count must be a positive integer")
-        for _ in range(count):
+    for i, entry in enumerate(entries):
+        for _ in range(entry.get("count", 1)):
             gpus.append(_gpu(entry, len(gpus), f"gpus[{i}]"))
-    faults = tuple(_fault(f, i) for i, f in enumerate(doc.get("faults") or []))
+    uuids = [g.uuid for g in gpus]
+    duplicate = next((u for u in uuids if uuids.count(u) > 1), None)
+    if duplicate is not None:
+        raise FixtureError(f"GPU UUID {duplicate} appears twice; every GPU has its own")
+    faults = tuple(_fault(f, i) for i, f in enumerate(_list(doc.get("faults") or [], "faults")))
     machine = doc.get("machine_type")
+    init_error = doc.get("init_error")
     return NodeFixture(
-        driver_version=str(doc.get("driver_version", "550.54.15")),
-        cuda_driver_version=int(doc.get("cuda_driver_version", 12040)),
-        machine_type=None if machine is None else str(machine),
+        driver_version=_str(doc.get("driver_version", "550.54.15"), "driver_version"),
+        cuda_driver_version=_int(doc.get("cuda_driver_version", 12040), "cuda_driver_version", 0, 2**31 - 1),
+        machine_type=None if machine is None else _str(machine, "machine_type"),
         gpus=tuple(gpus),
-        init_error=doc.get("init_error"),
+        init_error=None if init_error is None else _error_name(init_error, "init_error"),
         faults=faults,
     )
 
 
 def _fault(raw: Any, i: int) -> Fault:
-    if not isinstance(raw, dict) or "call" not in raw or "error" not in raw:
+    raw = _mapping(raw, f"faults[{i}]")
+    if "call" not in raw or "error" not in raw:
         raise FixtureError(f"faults[{i}] needs call and error")
-    error = str(raw["error"])
-    if not error.startswith("NVML_ERROR_"):
-        raise FixtureError(f"faults[{i}].error {error!r} is not an NVML_ERROR_* name")
-    return Fault(str(raw["call"]), raw.get("gpu"), error)
+    gpu = raw.get("gpu")
+    return Fault(_str(raw["call"], f"faults[{i}].call"), None if gpu is None else _int(gpu, f"faults[{i}].gpu"),
+                 _error_name(raw["error"], f"faults[{i}].error"))
 
 
 def _model_for(entry: dict, where: str) -> GpuModel | None:
@@ -141,31 +194,72 @@ def _model_for(entry: dict, where: str) -> GpuModel | None:
     return model
 
 
+def _compute_capability(raw: Any, where: str) -> tuple[int, int]:
+    if not isinstance(raw, (list, tuple)) or len(raw) != 2:
+        raise FixtureError(f"{where}.compute_capability must be [major, minor], not {raw!r}")
+    return _int(raw[0], f"{where}.compute_capability[0]", 0, 99), _int(raw[1], f"{where}.compute_capability[1]", 0, 99)
+
+
+def _pci_class(raw: Any, where: str) -> int:
+    if isinstance(raw, str):
+        try:
+            return _int(int(raw, 16), f"{where}.pci_class", 0, 0xFFFFFF)
+        except ValueError:
+            raise FixtureError(f"{where}.pci_class must be a hex string such as '030200', not {raw!r}") from None
+    return _int(raw, f"{where}.pci_class", 0, 0xFFFFFF)
+
+
 def _gpu(entry: dict, index: int, where: str) -> FixtureGpu:
     model = _model_for(entry, where)
-    name = entry.get("name", model.nvml_name if model else "")
-    cc = entry.get("compute_capability", model.compute_capability if model else (0, 0))
+    name = _str(entry.get("name", model.nvml_name if model else ""), f"{where}.name")
+    cc = _compute_capability(entry.get("compute_capability", model.compute_capability if model else (0, 0)), where)
     mig_capable = entry.get("mig_capable", model.mig_capable if model else False)
+    if not isinstance(mig_capable, bool):
+        raise FixtureError(f"{where}.mig_capable must be true or false, not {mig_capable!r}")
     devices = entry.get("mig")
     mode = _mig_mode(entry, devices, mig_capable, where)
-    uuid = entry.get("uuid") or f"GPU-{uuidlib.uuid5(_UUID_NS, f'{name}/{index}')}"
+    uuid = _str(entry.get("uuid") or f"GPU-{uuidlib.uuid5(_UUID_NS, f'{name}/{index}')}", f"{where}.uuid")
+    memory = _int(entry.get("memory_mib", model.memory_mib if model else 0), f"{where}.memory_mib", 0, 2**40)
     mig = tuple(_mig_device(d, model, f"{where}.mig[{j}]", f"{uuid}/{j}") for j, d in enumerate(devices or []))
     max_devices = model.max_mig_devices if model else 7
     if len(mig) > max_devices:
         raise FixtureError(f"{where} has {len(mig)} MIG devices; the model allows at most {max_devices}")
-    pci_class = entry.get("pci_class", model.pci_class if model else 0x030200)
+    if model is not None:
+        _check_layout(model, memory, mig, where)
     return FixtureGpu(
-        name=str(name),
-        uuid=str(uuid),
-        memory_mib=int(entry.get("memory_mib", model.memory_mib if model else 0)),
-        compute_capability=(int(cc[0]), int(cc[1])),
+        name=name,
+        uuid=uuid,
+        memory_mib=memory,
+        compute_capability=cc,
         mig_mode=mode,
-        pci_class=int(pci_class, 16) if isinstance(pci_class, str) else int(pci_class),
+        pci_class=_pci_class(entry.get("pci_class", model.pci_class if model else 0x030200), where),
         max_mig_devices=max_devices if mig_capable else 0,
         gi_profiles=model.profiles if model else (),
         ci_profiles=model.compute_instance_profiles if model else (),
         mig_devices=mig,
     )
+
+
+def _check_layout(model: GpuModel, memory_mib: int, mig: tuple[FixtureMigDevice, ...], where: str) -> None:
+    """A layout the real GPU can hold: per profile no more than its instanceCount, GPU-instance
+    slices within the GPU's (7 on A100/H100, 4 on A30), memory in eighths of the GPU within 8
+    (1g.5gb takes 1, 3g.20gb 4, 7g.40gb 8, as in the MIG user guide's placement tables), and no
+    device larger than the GPU. Each fixture device is its own GPU instance in the fake."""
+    counts: dict[str, int] = {}
+    for device in mig:
+        counts[device.gi.name] = counts.get(device.gi.name, 0) + 1
+        if counts[device.gi.name] > device.gi.max_count:
+            raise FixtureError(f"{where}: {model.key} holds at most {device.gi.max_count} {device.gi.name}")
+        if device.attributes.memory_mib > memory_mib:
+            raise FixtureError(f"{where}: a {device.profile} with {device.attributes.memory_mib} MiB is larger "
+                               f"than the GPU ({memory_mib} MiB)")
+    slices = max((p.attributes.slices_gi for p in model.profiles), default=0)
+    used = sum(d.gi.attributes.slices_gi for d in mig)
+    eighths = sum(-(-8 * d.gi.attributes.memory_mib // model.memory_mib) for d in mig)
+    if used > slices or eighths > 8:
+        layout = " + ".join(d.profile for d in mig)
+        raise FixtureError(f"{where}: {layout} does not fit on one {model.key} ({slices} compute slices, "
+                           f"8 memory eighths; this needs {used} and {eighths})")
 
 
 def _mig_mode(entry: dict, devices: Any, mig_capable: bool, where: str) -> tuple[int, int] | None:
@@ -175,7 +269,11 @@ def _mig_mode(entry: dict, devices: Any, mig_capable: bool, where: str) -> tuple
     if (explicit is not None or devices is not None) and not mig_capable:
         raise FixtureError(f"{where} sets MIG but the GPU is not MIG-capable")
     if explicit is not None:
-        return int(explicit["current"]), int(explicit["pending"])
+        mode = _mapping(explicit, f"{where}.mig_mode")
+        if "current" not in mode or "pending" not in mode:
+            raise FixtureError(f"{where}.mig_mode needs current and pending (0 disabled, 1 enabled)")
+        return _int(mode["current"], f"{where}.mig_mode.current", 0, 1), \
+            _int(mode["pending"], f"{where}.mig_mode.pending", 0, 1)
     if devices is not None:
         return 1, 1
     return (0, 0) if mig_capable else None
@@ -185,10 +283,10 @@ def _mig_device(raw: Any, model: GpuModel | None, where: str, seed: str) -> Fixt
     if model is None:
         raise FixtureError(f"{where}: MIG devices need a GPU entry with a model")
     spec = raw if isinstance(raw, dict) else {"profile": raw}
-    name = str(spec.get("profile"))
+    name = _str(spec.get("profile"), f"{where}.profile")
     gi, ci_index, attributes = _resolve_profile(model, name, where)
-    overrides = spec.get("attributes") or {}
-    attributes = _override_attributes(attributes, overrides)
+    overrides = _mapping(spec.get("attributes") or {}, f"{where}.attributes")
+    attributes = _override_attributes(attributes, overrides, f"{where}.attributes")
     return FixtureMigDevice(name, gi, ci_index, attributes, f"MIG-{uuidlib.uuid5(_UUID_NS, seed)}")
 
 
@@ -205,8 +303,8 @@ def _resolve_profile(model: GpuModel, name: str, where: str) -> tuple[GiProfile,
     return gi, ci.ci_profile_index, attributes
 
 
-def _override_attributes(attributes: MigAttributes, raw: dict) -> MigAttributes:
-    engines = raw.get("engines") or {}
+def _override_attributes(attributes: MigAttributes, raw: dict, where: str) -> MigAttributes:
+    engines = _mapping(raw.get("engines") or {}, f"{where}.engines")
     fields = {
         "memory_mib": raw.get("memory_mib"),
         "multiprocessors": raw.get("multiprocessors"),
@@ -216,4 +314,5 @@ def _override_attributes(attributes: MigAttributes, raw: dict) -> MigAttributes:
         "jpeg": engines.get("jpeg"),
         "ofa": engines.get("ofa"),
     }
-    return replace(attributes, **{k: int(v) for k, v in fields.items() if v is not None})
+    return replace(attributes, **{k: _int(v, f"{where}.{k}", 0 if k != "memory_mib" else 1, 2**40)
+                                  for k, v in fields.items() if v is not None})

@@ -8,6 +8,7 @@ passes (interval, SIGHUP, SIGTERM/SIGINT), keeping the last good labels when NVM
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -97,6 +98,14 @@ class Daemon:
         self.settling = False
         self.held = ""
         self.warnings: tuple[str, ...] = ()
+        self.passes_done = 0  # passes the loop finished, whatever their result
+        self.progress = threading.Condition()
+
+    def wait_for_passes(self, count: int, timeout: float | None = None) -> bool:
+        """Block until the loop has finished ``count`` passes: what a caller (a test, the bench)
+        means by "the daemon is done with that", instead of sleeping and hoping."""
+        with self.progress:
+            return self.progress.wait_for(lambda: self.passes_done >= count, timeout)
 
     # -- one pass -------------------------------------------------------------------------------
     def run_pass(self) -> PassResult:
@@ -231,6 +240,14 @@ class Daemon:
         """The daemon outlives any one pass: even a node that vanished or a bug in a pass is
         logged, counted and retried at the next wake-up, never the end of the process."""
         try:
+            self._contained_pass()
+        finally:
+            with self.progress:
+                self.passes_done += 1
+                self.progress.notify_all()
+
+    def _contained_pass(self) -> None:
+        try:
             self.run_pass()
         except MigLabelerError as e:
             self.health.end_pass(False, str(e))
@@ -245,16 +262,25 @@ class Daemon:
         interval = self.config.sleep_interval
         if self.settling:
             return min(interval, SETTLE_INTERVAL)
-        return None if interval == float("inf") else interval
+        # threading refuses timeouts above TIMEOUT_MAX (OverflowError); the config caps durations
+        # below it already, and this keeps any other path from killing the loop.
+        return None if interval >= threading.TIMEOUT_MAX else interval
 
     def _reload(self, reload_config: Callable[[], Config] | None) -> None:
         if reload_config is None:
             return
         try:
-            self.config = reload_config()
-            log.info("configuration reloaded: %s", self.config.summary())
+            config = reload_config()
         except MigLabelerError as e:
             log.error("configuration reload failed, keeping the previous one: %s", e)
+            return
+        except Exception:  # noqa: BLE001 - nothing a file holds may stop the daemon
+            log.exception("configuration reload failed with an internal error, keeping the previous one")
+            return
+        self.config = config
+        log.info("configuration reloaded: %s", json.dumps(config.summary(), sort_keys=True))
+        for warning in config.warnings:
+            log.warning("%s", warning)
 
 
 def _version(node: NodeState) -> int:

@@ -45,7 +45,7 @@ def run_daemon(config: Config, reload_config: Callable[[], Config], host: str | 
         if not result.ok:
             raise PublishFailed(f"labels were not published: {result.error}")
         return
-    _check_node_exists(daemon)
+    check_node_exists(daemon)
     server = _health_server(config.metrics_port, health, registry)
     signals = daemon.signals  # handlers only set flags and wake the loop
     signal.signal(signal.SIGTERM, lambda *_: signals.request_stop())
@@ -59,7 +59,7 @@ def run_daemon(config: Config, reload_config: Callable[[], Config], host: str | 
         daemon.kube.close()
 
 
-def _check_node_exists(daemon: Daemon) -> None:
+def check_node_exists(daemon: Daemon) -> None:
     """Fail fast on a wrong --node-name instead of looping on it; a transient API error is left to
     the loop's retries."""
     try:

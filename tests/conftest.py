@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, settings
 from prometheus_client import CollectorRegistry
 
 from mig_labeler.config import Config, MigStrategy, parse_sharing
@@ -55,14 +57,30 @@ def labels_of(doc_or_name: Any, strategy: str = "none", sharing: Any = None, **o
     return compute_labels(read(doc_or_name), make_config(strategy, sharing, **overrides), STARTED_AT)
 
 
+WAIT_LIMIT = 30.0  # generous: CI is a busy 2-core machine; a passing test never gets near it
+
+
+def wait_until(predicate: Any, timeout: float = WAIT_LIMIT) -> float:
+    """Poll a condition the test means (a label landed, a watch is open) and return how long it
+    took; fails only when it never comes. Never a fixed sleep standing in for "done by now"."""
+    start = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - start < timeout, "condition not reached"
+        time.sleep(0.002)
+    return time.monotonic() - start
+
+
+def wait_for_passes(daemon: Daemon, count: int) -> None:
+    """Until the running loop has finished ``count`` passes (not just begun them)."""
+    assert daemon.wait_for_passes(count, WAIT_LIMIT), f"the loop did not finish {count} passes"
+
+
 def write_fixture(path: Path, doc: dict) -> Path:
     """Atomically, as a running daemon may read it at any moment."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(yaml.safe_dump(doc))
     tmp.replace(path)
     return path
-
-
 
 
 FOREIGN = {
@@ -123,3 +141,10 @@ def _restore_logger():
     saved = (list(logger.handlers), logger.propagate, logger.level)
     yield
     logger.handlers[:], logger.propagate, logger.level = saved[0], saved[1], saved[2]
+
+
+# Property tests are derandomized (the same examples every run) and have no per-example deadline:
+# on a busy 2-core CI machine a slow example is not a failure, and a red run must be reproducible.
+settings.register_profile("mig-labeler", deadline=None, derandomize=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("mig-labeler")

@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from mig_labeler.gpu_models import gpu_models
+from mig_labeler.gpu_models import GpuModel, gpu_models
 
 MODELS = sorted(gpu_models())
 ODD_NAMES = ["Tesla T4", "NVIDIA RTX PRO 6000 Blackwell Server Edition", "GPU (rev 2)", "  spaced  out ",
@@ -25,10 +25,28 @@ def gpu_entries(draw: Any) -> dict:
     layout = draw(st.sampled_from(["off", "mig", "pending"]))
     names = [p.name for p in model.profiles] + [c.name for c in model.compute_instance_profiles]
     if layout == "mig" and names:
-        entry["mig"] = draw(st.lists(st.sampled_from(names), max_size=model.max_mig_devices))
+        entry["mig"] = fitting(model, draw(st.lists(st.sampled_from(names), max_size=model.max_mig_devices)))
     elif layout == "pending":
         entry["mig_mode"] = {"current": draw(st.integers(0, 1)), "pending": draw(st.integers(0, 1))}
     return entry
+
+
+def fitting(model: GpuModel, wanted: list[str]) -> list[str]:
+    """The drawn profiles that fit on the GPU, in order: GPU-instance slices, memory eighths and
+    each profile's instance count, as the fixture parser checks them (each device its own GI)."""
+    slices = max(p.attributes.slices_gi for p in model.profiles)
+    kept: list[str] = []
+    used = eighths = 0
+    for name in wanted:
+        ci = model.ci_profile(name)
+        gi = model.profile(ci.gi if ci else name)
+        assert gi is not None
+        need = -(-8 * gi.attributes.memory_mib // model.memory_mib)
+        same = sum(1 for k in kept if (model.ci_profile(k).gi if model.ci_profile(k) else k) == gi.name)
+        if used + gi.attributes.slices_gi <= slices and eighths + need <= 8 and same < gi.max_count:
+            kept.append(name)
+            used, eighths = used + gi.attributes.slices_gi, eighths + need
+    return kept
 
 
 @st.composite

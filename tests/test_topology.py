@@ -37,7 +37,8 @@ def test_reader_derives_the_fixture_name_through_the_fake_nvml(model, profile):
 
 def test_compute_instance_profiles_get_the_c_prefix():
     rows = gpu_models()["A100-SXM4-40GB"].compute_instance_profiles
-    topology = read({"gpus": [{"model": "A100-SXM4-40GB", "mig": [r.name for r in rows[:7]]}]})
+    # one per GPU: in the fake each MIG device is its own GPU instance, and seven would not fit on one
+    topology = read({"gpus": [{"model": "A100-SXM4-40GB", "mig": [r.name]} for r in rows[:7]]})
     assert [m.profile for m in topology.mig_devices] == [r.name for r in rows[:7]]
 
 

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 import pytest
 
 from mig_labeler.watch import ConfigFileWatcher
 
-from .conftest import make_daemon, write_fixture
+from .conftest import make_daemon, wait_for_passes, wait_until, write_fixture
 
 NODE = "gpu-node-1"
 ALL_1G = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": ["1g.5gb"] * 7}]}
 ALL_3G = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": ["3g.20gb", "3g.20gb"]}]}
 HALF_BUILT = {"gpus": [{"model": "A100-SXM4-40GB", "mig": ["3g.20gb"]}, {"model": "A100-SXM4-40GB", "mig": []}]}
-
-
-def wait_until(predicate, timeout: float = 5.0) -> float:
-    start = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - start < timeout, "condition not reached"
-        time.sleep(0.002)
-    return time.monotonic() - start
 
 
 @pytest.fixture
@@ -35,6 +26,7 @@ def running(kube_api, tmp_path):
     thread.start()
     wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig-1g.5gb.count") == "14")
     wait_until(lambda: kube_api.open_watches == 1 and len(kube_api.events) == 1)
+    wait_for_passes(daemon, 1)
     yield daemon, node_file
     daemon.signals.request_stop()
     thread.join(timeout=5)
@@ -47,8 +39,7 @@ def test_mig_config_success_publishes_the_new_layout_without_waiting(running, ku
                          manager="nvidia-mig-manager")
     write_fixture(node_file, ALL_3G)
     kube_api.edit_labels(NODE, {"nvidia.com/mig.config.state": "success"}, manager="nvidia-mig-manager")
-    elapsed = wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig-3g.20gb.count") == "4")
-    assert elapsed < 2.0
+    wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig-3g.20gb.count") == "4")  # latency: make bench
     assert "nvidia.com/mig-1g.5gb.count" not in kube_api.labels(NODE)
 
 
@@ -56,23 +47,23 @@ def test_pending_state_never_publishes_a_half_built_layout(running, kube_api):
     daemon, node_file = running
     before = kube_api.labels(NODE)
     write_fixture(node_file, HALF_BUILT)  # mig-manager is halfway through
-    passes = daemon.metrics.passes.labels(result="success")._value.get()
+    passes = daemon.passes_done
     kube_api.edit_labels(NODE, {"nvidia.com/mig.config": "all-3g.20gb", "nvidia.com/mig.config.state": "pending"},
                          manager="nvidia-mig-manager")
-    wait_until(lambda: daemon.metrics.passes.labels(result="success")._value.get() > passes)  # it did rescan
+    wait_for_passes(daemon, passes + 1)  # it did rescan
     daemon.signals.wake.set()  # and again: still held
-    time.sleep(0.05)
+    wait_for_passes(daemon, passes + 2)
     after = kube_api.labels(NODE)
     assert {k: v for k, v in after.items() if not k.startswith("nvidia.com/mig.config")} == \
         {k: v for k, v in before.items() if not k.startswith("nvidia.com/mig.config")}
     assert daemon.held.startswith("mig-manager is reconfiguring MIG")
 
 
-def test_a_hand_edited_owned_label_is_restored_within_a_second(running, kube_api):
+def test_a_hand_edited_owned_label_is_restored_by_the_watch(running, kube_api):
+    """Restored without waiting for the one-hour interval; how fast is measured in `make bench`."""
     kube_api.edit_labels(NODE, {"nvidia.com/gpu.product": "Tesla-K80", "nvidia.com/mig-1g.5gb.count": None})
-    elapsed = wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/gpu.product") == "NVIDIA-A100-SXM4-40GB"
-                         and kube_api.labels(NODE).get("nvidia.com/mig-1g.5gb.count") == "14")
-    assert elapsed < 1.0
+    wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/gpu.product") == "NVIDIA-A100-SXM4-40GB"
+               and kube_api.labels(NODE).get("nvidia.com/mig-1g.5gb.count") == "14")
 
 
 def test_steady_state_with_the_watch_sends_no_requests_per_pass(running, kube_api):
@@ -111,6 +102,7 @@ def test_without_watch_permission_it_polls_and_says_so_once(kube_api, tmp_path, 
     thread = threading.Thread(target=daemon.run_forever, daemon=True)
     thread.start()
     wait_until(lambda: not daemon.watcher.available)
+    wait_for_passes(daemon, 1)  # the loop's own first pass is over; it now waits for an hour
     gets = sum(1 for r in kube_api.log if r.verb == "get")
     daemon.run_pass()
     assert sum(1 for r in kube_api.log if r.verb == "get") == gets + 1  # polling: one GET per pass
@@ -152,9 +144,8 @@ def test_config_file_change_reloads_the_running_daemon(kube_api, tmp_path):
     thread = threading.Thread(target=daemon.run_forever, args=(reload_config,), daemon=True)
     thread.start()
     wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig.strategy") == "mixed")
-    time.sleep(0.01)
     config.write_text("version: v1\nflags: {migStrategy: single}\n")
-    wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig.strategy") == "single", timeout=5)
+    wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig.strategy") == "single")
     daemon.signals.request_stop()
     thread.join(timeout=5)
 
