@@ -39,6 +39,19 @@ class WatchExpired(ApiError):
     """410 Gone: the resourceVersion to resume from is too old; list again."""
 
 
+JSON_PATCH = "application/json-patch+json"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelClaim:
+    """Another field manager's claim on label keys: one ``metadata.managedFields`` entry."""
+
+    index: int  # position in metadata.managedFields, as the JSON patch addresses it
+    manager: str
+    operation: str
+    keys: frozenset[str]
+
+
 @dataclass(frozen=True, slots=True)
 class NodeState:
     name: str
@@ -46,17 +59,31 @@ class NodeState:
     resource_version: str
     labels: dict[str, str]
     owned: frozenset[str]  # label keys our field manager applied
+    claims: tuple[LabelClaim, ...] = ()  # every other manager's label keys
+
+    @property
+    def shared(self) -> frozenset[str]:
+        """Keys we own that another manager owns too: dropping them would not remove them."""
+        return frozenset().union(*(c.keys for c in self.claims)) & self.owned
+
+    def owners(self, key: str) -> list[str]:
+        """The other managers that own ``key``."""
+        return sorted({c.manager for c in self.claims if key in c.keys})
 
 
 def node_state(obj: Mapping[str, Any], field_manager: str = FIELD_MANAGER) -> NodeState:
     meta = obj.get("metadata") or {}
     owned: set[str] = set()
-    for entry in meta.get("managedFields") or []:
+    claims: list[LabelClaim] = []
+    for index, entry in enumerate(meta.get("managedFields") or []):
+        labels = ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:labels") or {}
+        keys = frozenset(k.removeprefix("f:") for k in labels if k.startswith("f:"))
         if entry.get("manager") == field_manager and entry.get("operation") == "Apply":
-            labels = ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:labels") or {}
-            owned |= {k.removeprefix("f:") for k in labels if k.startswith("f:")}
+            owned |= keys
+        elif keys:
+            claims.append(LabelClaim(index, str(entry.get("manager")), str(entry.get("operation")), keys))
     return NodeState(meta.get("name", ""), meta.get("uid", ""), str(meta.get("resourceVersion", "")),
-                     dict(meta.get("labels") or {}), frozenset(owned))
+                     dict(meta.get("labels") or {}), frozenset(owned), tuple(claims))
 
 
 def api_client(kubeconfig: str | None = None, host: str | None = None) -> Any:
@@ -106,6 +133,29 @@ class KubeClient:
         body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": dict(labels)}}
         query = [("fieldManager", self.field_manager), ("force", True)]
         response = self._call("PATCH", "nodes", name, f"/api/v1/nodes/{name}", query, body, APPLY_PATCH)
+        return node_state(response, self.field_manager)
+
+    def release_claims(self, node: NodeState, keys: frozenset[str]) -> NodeState | None:
+        """Take other managers' claims off ``keys``, so that we own them alone; None if there
+        were none. Why this way: server-side apply *shares* a key whose value another manager
+        already set, and ``force`` only takes keys whose value differs, so after adopting GFD's
+        labels (nfd-master, an Update manager) our later drop would leave them on the Node for
+        good. The Kubernetes docs' transfer technique needs the other manager's cooperation, which
+        nfd-master or a human with kubectl never gives; removing and re-adding the label would make
+        it vanish for a moment. Editing managedFields changes no label at all: one JSON patch that
+        removes only those keys' entries, guarded by our resourceVersion (a stale one is a 409 and
+        the pass retries from a fresh read). Checked against a real kube-apiserver."""
+        ops: list[dict[str, Any]] = []
+        for claim in node.claims:
+            for key in sorted(claim.keys & keys):
+                ops.append({"op": "remove", "path": f"/metadata/managedFields/{claim.index}/fieldsV1/f:metadata"
+                                                    f"/f:labels/{_json_pointer('f:' + key)}"})
+        if not ops:
+            return None
+        ops.insert(0, {"op": "replace", "path": "/metadata/resourceVersion", "value": node.resource_version})
+        path = f"/api/v1/nodes/{node.name}"
+        response = self._call("PATCH", "nodes", node.name, path, [("fieldManager", self.field_manager)], ops,
+                              JSON_PATCH)
         return node_state(response, self.field_manager)
 
     def watch_node(self, name: str, resource_version: str, timeout_seconds: int) -> Iterator[tuple[str, NodeState]]:
@@ -159,6 +209,10 @@ class KubeClient:
             raise translate_api_exception(e, method, resource, name) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise ApiTransient(f"{method} {resource}/{name}: connection failed: {type(e).__name__}") from e
+
+
+def _json_pointer(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
 
 
 def _watch_events(raw: Any, name: str, field_manager: str) -> Iterator[tuple[str, NodeState]]:

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from mig_labeler.config import Config
 from mig_labeler.desired import labels_for_topology
 from mig_labeler.discovery import TopologySource
-from mig_labeler.errors import ApiError, FixtureError, MigLabelerError, NvmlQueryFailed, NvmlUnavailable
+from mig_labeler.errors import ApiConflict, ApiError, FixtureError, MigLabelerError, NvmlQueryFailed, NvmlUnavailable
 from mig_labeler.health import HealthState
 from mig_labeler.kube import KubeClient, NodeState
 from mig_labeler.metrics import Metrics
-from mig_labeler.plan import LabelPlan, plan_update, publish_hold, watch_trigger
+from mig_labeler.plan import LabelPlan, observed_changes, plan_update, publish_hold, releasable, watch_trigger
 from mig_labeler.retry import api_retry_policy
 from mig_labeler.watch import ConfigFileWatcher, NodeWatcher
 
@@ -36,7 +36,8 @@ SETTLE_INTERVAL = 5.0  # rescan this often while a GPU's pending MIG mode differ
 @dataclass(frozen=True, slots=True)
 class PassResult:
     ok: bool
-    plan: LabelPlan | None = None
+    plan: LabelPlan | None = None  # what the pass set out to do
+    outcome: LabelPlan | None = None  # what the API server's answer shows it did (logs, Events, metrics)
     wrote: bool = False
     error: str = ""
     kind: str = "success"  # success | nvml_error | api_error
@@ -98,6 +99,7 @@ class Daemon:
         self.settling = False
         self.held = ""
         self.warnings: tuple[str, ...] = ()
+        self.once: set[str] = set()  # warnings already logged
         self.passes_done = 0  # passes the loop finished, whatever their result
         self.progress = threading.Condition()
 
@@ -137,24 +139,59 @@ class Daemon:
         self.settling = any(g.mig_mode is not None and g.mig_mode.change_pending for g in topology.gpus)
         self.desired = desired.labels
         try:
-            plan, held = self.retry(self._publish, desired.labels)
+            plan, outcome, held = self.retry(self._publish, desired.labels)
         except ApiError as e:  # NodeNotFound is not an ApiError: it ends the command
             return PassResult(ok=False, error=str(e), kind="api_error")
         self.metrics.last_success.set(self.clock())
-        return PassResult(ok=True, plan=plan, wrote=not held and not plan.empty, held=held)
+        return PassResult(ok=True, plan=plan, outcome=outcome, wrote=outcome is not None, held=held)
 
-    def _publish(self, desired: dict[str, str]) -> tuple[LabelPlan, str]:
+    def _publish(self, desired: dict[str, str]) -> tuple[LabelPlan, LabelPlan | None, str]:
         try:
             node = self._watched_node() or self.kube.read_node(self._node_name())
             self._remember(node)
-            plan = plan_update(node.labels, node.owned, desired)
+            plan = plan_update(node.labels, node.owned, desired, node.shared)
             held = publish_hold(node.labels) or ""
-            if not plan.empty and not held:
-                self._remember(self.kube.apply_labels(node.name, desired))
-            return plan, held
+            if plan.empty or held:
+                return plan, None, held
+            self._take_sole_ownership(node, plan)
+            after = self.kube.apply_labels(node.name, desired)
+            self._remember(after)
+            adopted = {k for k in plan.adopt if k in after.owned and not after.owners(k)}
+            outcome = observed_changes(plan, node.labels, after.labels, adopted)
+            self._warn_stuck(plan, after)
+            return plan, outcome, held
         except ApiError as e:  # every failed attempt counts, retried or not
             self.metrics.api_errors.labels(code=str(e.status or 0)).inc()
             raise
+
+    def _take_sole_ownership(self, node: NodeState, plan: LabelPlan) -> None:
+        """Before our apply: take other managers' claims off the keys we adopt or drop, so that
+        a drop removes the key (see ``KubeClient.release_claims``). A conflict retries the pass;
+        a refusal (an admission policy, say) is logged and the apply goes ahead anyway."""
+        keys = frozenset(k for k in (*plan.adopt, *plan.remove) if releasable(k))
+        try:
+            released = self.kube.release_claims(node, keys)
+        except ApiConflict:
+            raise
+        except ApiError as e:
+            self.metrics.api_errors.labels(code=str(e.status or 0)).inc()
+            self._warn_once(f"could not take sole ownership of {len(keys)} labels on node {node.name} ({e}); "
+                            "labels that other managers also own will stay when mig-labeler drops them")
+            return
+        if released is not None:
+            self._remember(released)
+
+    def _warn_stuck(self, plan: LabelPlan, after: NodeState) -> None:
+        stuck = [k for k in plan.remove if k in after.labels]
+        if stuck:
+            named = ", ".join(f"{k} ({', '.join(after.owners(k)) or 'unknown'})" for k in stuck)
+            log.warning("%d labels mig-labeler dropped are still on node %s, because other managers also own "
+                        "them: %s", len(stuck), after.name, named)
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self.once:
+            self.once.add(message)
+            log.warning("%s", message)
 
     # -- the Node cache fed by the watch -------------------------------------------------------
     def _watched_node(self) -> NodeState | None:
@@ -194,11 +231,12 @@ class Daemon:
             self.held = result.held
         if result.ok:
             self.failures = 0
-            if result.wrote and result.plan is not None:
-                self.metrics.labels_written.inc(len(result.plan.add) + len(result.plan.change))
-                self.metrics.labels_removed.inc(len(result.plan.remove))
-                log.info("labels updated on node %s: %s", self.config.node_name, result.plan.summary())
-                self._event("GPULabelsChanged", f"mig-labeler: {result.plan.summary()}", "Normal")
+            outcome = result.outcome
+            if outcome is not None and not outcome.empty:
+                self.metrics.labels_written.inc(len(outcome.add) + len(outcome.change))
+                self.metrics.labels_removed.inc(len(outcome.remove))
+                log.info("labels updated on node %s: %s", self.config.node_name, outcome.summary())
+                self._event("GPULabelsChanged", f"mig-labeler: {outcome.summary()}", "Normal")
             return
         self.failures += 1
         log.warning("pass failed (%d in a row): %s", self.failures, result.error)

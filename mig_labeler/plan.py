@@ -39,12 +39,37 @@ class LabelPlan:
         return [line for _, line in sorted(rows)]
 
 
-def plan_update(live: Mapping[str, str], owned: Set[str], desired: Mapping[str, str]) -> LabelPlan:
+def plan_update(live: Mapping[str, str], owned: Set[str], desired: Mapping[str, str],
+                shared: Set[str] = frozenset()) -> LabelPlan:
+    """``shared``: keys we own that other managers own too. A key with the right value is adopted
+    unless we already own it alone: a shared key would survive our dropping it later."""
     add = {k: v for k, v in sorted(desired.items()) if k not in live}
     change = {k: (live[k], v) for k, v in sorted(desired.items()) if k in live and live[k] != v}
-    adopt = tuple(sorted(k for k, v in desired.items() if live.get(k) == v and k not in owned))
+    adopt = tuple(sorted(k for k, v in desired.items() if live.get(k) == v and (k not in owned or k in shared)))
     remove = {k: live[k] for k in sorted(owned) if k not in desired and k in live}
     return LabelPlan(dict(desired), add, change, adopt, remove)
+
+
+def observed_changes(plan: LabelPlan, before: Mapping[str, str], after: Mapping[str, str],
+                     adopted: Set[str]) -> LabelPlan:
+    """What the API server's answer shows really happened to the keys the plan touched (another
+    writer's changes in between are not ours to report). ``adopted``: planned adoptions that we
+    now own alone."""
+    touched = set(plan.desired) | set(plan.remove)
+    add = {k: after[k] for k in sorted(touched) if k in after and k not in before}
+    change = {k: (before[k], after[k]) for k in sorted(touched) if k in after and k in before and before[k] != after[k]}
+    remove = {k: before[k] for k in sorted(touched) if k in before and k not in after}
+    return LabelPlan(dict(plan.desired), add, change, tuple(k for k in plan.adopt if k in adopted), remove)
+
+
+# Keys other tools own on the same Node. We never compute them, and never release another
+# manager's claim on them, whatever happens (labels.md, "Ownership").
+FOREIGN_KEY_PREFIXES = ("nvidia.com/mig.config", "nvidia.com/gpu.deploy.", "nvidia.com/device-plugin.config")
+
+
+def releasable(key: str) -> bool:
+    """May we take another manager's claim off this key? Only in our own nvidia.com/ families."""
+    return key.startswith("nvidia.com/") and not key.startswith(FOREIGN_KEY_PREFIXES)
 
 
 MIG_CONFIG = "nvidia.com/mig.config"  # written by the GPU operator's mig-manager, never by us

@@ -87,7 +87,7 @@ def label_diff(config: Config, started_at: int, host: str | None = None) -> tupl
         node = kube.read_node(config.node_name or "")
     finally:
         kube.close()
-    plan = plan_update(node.labels, node.owned, desired.labels)
+    plan = plan_update(node.labels, node.owned, desired.labels, node.shared)
     unchanged = len(desired.labels) - len(plan.add) - len(plan.change) - len(plan.adopt)
     lines = plan.lines() or ["no changes"]
     lines.append(f"# {plan.summary()}, {unchanged} unchanged; labels owned by others are never touched")

@@ -33,7 +33,7 @@ def main() -> int:
     try:
         for run in range(1, args.runs + 1):
             t0 = time.monotonic()
-            proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args.pytest_args],
+            proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args.pytest_args],
                                   check=False, capture_output=True, text=True)
             tail = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
             print(f"run {run}/{args.runs}: exit {proc.returncode} in {time.monotonic() - t0:.1f}s: {tail}", flush=True)

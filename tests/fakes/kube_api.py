@@ -4,12 +4,20 @@ What it enforces, as a real kube-apiserver does for these resources:
 - GET/PUT/PATCH ``/api/v1/nodes/{name}``; 404 with a ``Status`` body for unknown nodes.
 - PATCH content types: merge-patch (RFC 7386), strategic-merge (same as merge for the label map),
   JSON patch (add/remove/replace/test) and apply-patch (server-side apply). Anything else: 415.
-- Server-side apply tracks a field manager per label key: keys a manager applied before and
-  drops are removed only if no other manager owns them; a key owned by another manager with a
-  different value is a 409 conflict unless ``force=true``. Update-style patches take ownership of
-  the keys they set, as real updates do. ``fieldManager`` is required for apply (400).
-- ``resourceVersion`` bumps only on a real change (a no-op apply does not bump it); a stale
-  ``metadata.resourceVersion`` in a PUT/patch body is a 409.
+- Field ownership per (manager, operation), as structured-merge-diff does it for label keys, and
+  as checked against a real kube-apiserver (see the README, "Migrating from GFD"):
+  * apply of a value another manager set to the same value **shares** the key (both own it);
+  * a key a manager applied before and now leaves out loses that manager's claim, and is removed
+    from the Node only when no other manager still owns it;
+  * apply of a different value over another manager's key is a 409 conflict, unless
+    ``force=true``, which takes that key over (the other managers lose it);
+  * an Update-style write (merge, strategic-merge or JSON patch, PUT) owns the keys it adds or
+    changes, taking them from everyone else; writing a key's current value changes nothing;
+  * a JSON patch may remove label claims from ``metadata.managedFields`` (path
+    ``/metadata/managedFields/N/fieldsV1/f:metadata/f:labels/f:KEY``), as the real server lets a
+    client edit managedFields. ``fieldManager`` is required for apply (400).
+- ``resourceVersion`` bumps on every change of labels or ownership, never on a no-op; a stale
+  ``metadata.resourceVersion`` in a PUT/patch body (or set by a JSON patch ``replace``) is a 409.
 - Label keys and values are validated with the Kubernetes rules: 422 naming the bad field.
 - ``GET /api/v1/nodes?watch=true&fieldSelector=metadata.name=X`` streams ADDED/MODIFIED events
   until ``timeoutSeconds``; ``resourceVersion`` too old gives a 410 ERROR event.
@@ -69,13 +77,20 @@ class StoredNode:
     uid: str
     resource_version: int
     annotations: dict[str, str] = field(default_factory=dict)
-    owners: dict[str, dict[str, Any]] = field(default_factory=dict)  # manager → {operation, keys}
+    owners: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (manager, operation) → label keys
+
+    def managed_entries(self) -> list[tuple[tuple[str, str], set[str]]]:
+        """managedFields in the order served: entries that own no label are left out."""
+        return [(who, keys) for who, keys in sorted(self.owners.items()) if keys]
+
+    def others(self, who: tuple[str, str]) -> set[str]:
+        return set().union(*(keys for w, keys in self.owners.items() if w != who))
 
     def to_json(self) -> dict[str, Any]:
         managed = [
-            {"manager": m, "operation": o["operation"], "apiVersion": "v1", "fieldsType": "FieldsV1",
-             "fieldsV1": {"f:metadata": {"f:labels": {f"f:{k}": {} for k in sorted(o["keys"])}}}}
-            for m, o in sorted(self.owners.items()) if o["keys"]
+            {"manager": m, "operation": op, "apiVersion": "v1", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:metadata": {"f:labels": {f"f:{k}": {} for k in sorted(keys)}}}}
+            for (m, op), keys in self.managed_entries()
         ]
         return {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": self.name, "uid": self.uid, "resourceVersion": str(self.resource_version),
@@ -125,7 +140,7 @@ class FakeKubeApi:
     def add_node(self, name: str, labels: dict[str, str] | None = None, manager: str = "kubelet") -> None:
         with self.lock:
             node = StoredNode(name, dict(labels or {}), f"uid-{name}", self._next_revision())
-            node.owners[manager] = {"operation": "Update", "keys": set(node.labels)}
+            node.owners[(manager, "Update")] = set(node.labels)
             self.nodes[name] = node
             self._record("ADDED", node)
 
@@ -175,59 +190,61 @@ class FakeKubeApi:
         self.history.append((node.resource_version, kind, node.to_json()))
         self.lock.notify_all()
 
-    def _commit(self, node: StoredNode, labels: dict[str, str]) -> bool:
+    def _commit(self, node: StoredNode, labels: dict[str, str], before: dict[tuple[str, str], set[str]]) -> None:
+        """Validate, store, and bump resourceVersion (with a watch event) if labels or ownership
+        changed; ``before`` is the ownership as it was when the request came in."""
         bad = [(k, key_error(k) or value_error(v)) for k, v in labels.items() if key_error(k) or value_error(v)]
         if bad:
+            node.owners = before
             detail = "; ".join(f"metadata.labels: Invalid value: {k!r}: {why}" for k, why in bad)
             raise ApiFailure(422, "Invalid", f'Node "{node.name}" is invalid: {detail}')
-        if labels == node.labels:
-            return False
+        for keys in node.owners.values():
+            keys &= set(labels)
+        if labels == node.labels and _nonempty(node.owners) == _nonempty(before):
+            return
         node.labels = labels
         node.resource_version = self._next_revision()
-        return True  # the caller records the event once field ownership is settled too
+        self._record("MODIFIED", node)
 
-    def _take_ownership(self, node: StoredNode, keys: set[str], manager: str, operation: str) -> None:
-        for other, owned in node.owners.items():
-            if other != manager:
-                owned["keys"] -= keys
-        entry = node.owners.setdefault(manager, {"operation": operation, "keys": set()})
-        entry["operation"] = operation
-        entry["keys"] |= keys
+    def _update_labels(self, node: StoredNode, labels: dict[str, str], manager: str) -> None:
+        """An Update-style write: the writer owns every key it adds or changes, and nobody else
+        does any more; a key written with its current value keeps its owners."""
+        before = _copy(node.owners)
+        written = {k for k, v in labels.items() if node.labels.get(k) != v}
+        for keys in node.owners.values():
+            keys -= written
+        node.owners.setdefault((manager, "Update"), set()).update(written)
+        self._commit(node, labels, before)
 
-    def _merge_labels(self, node: StoredNode, changes: dict[str, Any], manager: str) -> bool:
+    def _merge_labels(self, node: StoredNode, changes: dict[str, Any], manager: str) -> None:
         labels = dict(node.labels)
         for key, value in changes.items():
             if value is None:
                 labels.pop(key, None)
             else:
                 labels[key] = str(value)
-        changed = self._commit(node, labels)
-        set_keys = {k for k, v in changes.items() if v is not None and node.labels.get(k) is not None}
-        self._take_ownership(node, set_keys, manager, "Update")
-        for owned in node.owners.values():
-            owned["keys"] &= set(node.labels)
-        if changed:
-            self._record("MODIFIED", node)
-        return changed
+        self._update_labels(node, labels, manager)
 
     def apply(self, node: StoredNode, body: dict[str, Any], manager: str, force: bool) -> None:
+        who = (manager, "Apply")
         applied = {k: str(v) for k, v in ((body.get("metadata") or {}).get("labels") or {}).items()}
-        conflicts = [k for k, v in applied.items() if node.labels.get(k, v) != v
-                     and any(k in o["keys"] for m, o in node.owners.items() if m != manager)]
+        others = node.others(who)
+        conflicts = sorted(k for k, v in applied.items() if k in others and node.labels.get(k, v) != v)
         if conflicts and not force:
+            holders = {m for (m, _), keys in node.owners.items() if set(conflicts) & keys and (m, _) != who}
             raise ApiFailure(409, "Conflict", f"Apply failed with {len(conflicts)} conflicts: "
-                             + ", ".join(f'conflict with another manager: .metadata.labels.{k}' for k in conflicts))
-        previous = node.owners.get(manager, {"keys": set()})["keys"]
-        others = set().union(*(o["keys"] for m, o in node.owners.items() if m != manager)) if node.owners else set()
+                             + ", ".join(f'conflict with "{m}": .metadata.labels.{k}' for m in sorted(holders)
+                                         for k in conflicts))
+        before = _copy(node.owners)
         labels = dict(node.labels)
-        for key in previous - set(applied) - others:
-            labels.pop(key, None)
+        for key in node.owners.get(who, set()) - set(applied) - others:
+            labels.pop(key, None)  # dropped, and nobody else owns it
         labels.update(applied)
-        changed = self._commit(node, labels)
-        node.owners.setdefault(manager, {"operation": "Apply", "keys": set()})["keys"] = set()
-        self._take_ownership(node, set(applied), manager, "Apply")
-        if changed:
-            self._record("MODIFIED", node)
+        for w, keys in node.owners.items():
+            if w != who:
+                keys -= set(conflicts)  # force takes over only the keys whose value differs
+        node.owners[who] = set(applied)  # same-value keys stay shared with their other owners
+        self._commit(node, labels, before)
 
     def patch(self, name: str, content_type: str, raw: bytes, query: dict[str, list[str]]) -> dict[str, Any]:
         node = self._node(name)
@@ -254,38 +271,56 @@ class FakeKubeApi:
 
     def _json_patch(self, node: StoredNode, ops: list[dict[str, Any]], manager: str) -> None:
         labels = dict(node.labels)
-        touched: set[str] = set()
+        before = _copy(node.owners)
+        entries = node.managed_entries()
+        released: list[tuple[tuple[str, str], str]] = []
         for op in ops:
-            match = re.fullmatch(r"/metadata/labels/(.+)", op.get("path", ""))
+            path = op.get("path", "")
+            if path == "/metadata/resourceVersion" and op["op"] in ("replace", "test"):
+                if str(op.get("value")) != str(node.resource_version):
+                    if op["op"] == "test":
+                        raise ApiFailure(422, "Invalid", "the server rejected our request due to an error in our "
+                                         "request")
+                    raise ApiFailure(409, "Conflict", f'Operation cannot be fulfilled on nodes "{node.name}": the '
+                                     "object has been modified; please apply your changes to the latest version")
+                continue
+            claim = re.fullmatch(r"/metadata/managedFields/(\d+)/fieldsV1/f:metadata/f:labels/f:(.+)", path)
+            if claim and op["op"] == "remove":
+                index, key = int(claim.group(1)), _unescape(claim.group(2))
+                if index >= len(entries) or key not in entries[index][1]:
+                    raise ApiFailure(422, "Invalid", f"remove operation does not apply: {path} is missing")
+                released.append((entries[index][0], key))
+                continue
+            match = re.fullmatch(r"/metadata/labels/(.+)", path)
             if not match:
-                raise ApiFailure(422, "Invalid", f"unsupported JSON patch path {op.get('path')!r}")
-            key = match.group(1).replace("~1", "/").replace("~0", "~")
+                raise ApiFailure(422, "Invalid", f"unsupported JSON patch path {path!r}")
+            key = _unescape(match.group(1))
             if op["op"] in ("add", "replace"):
                 if op["op"] == "replace" and key not in labels:
                     raise ApiFailure(422, "Invalid", f"replace operation does not apply: {key} is missing")
                 labels[key] = str(op["value"])
-                touched.add(key)
             elif op["op"] == "remove":
                 if key not in labels:
                     raise ApiFailure(422, "Invalid", f"remove operation does not apply: {key} is missing")
                 labels.pop(key)
             elif op["op"] == "test" and labels.get(key) != op.get("value"):
                 raise ApiFailure(422, "Invalid", f"test operation failed for {key}")
-        changed = self._commit(node, labels)
-        self._take_ownership(node, touched, manager, "Update")
-        for owned in node.owners.values():
-            owned["keys"] &= set(node.labels)
-        if changed:
-            self._record("MODIFIED", node)
+        for who, key in released:  # a client may edit managedFields; the server keeps what it is given
+            node.owners[who].discard(key)
+        written = {k for k, v in labels.items() if node.labels.get(k) != v}
+        for keys in node.owners.values():
+            keys -= written
+        if written:
+            node.owners.setdefault((manager, "Update"), set()).update(written)
+        self._commit(node, labels, before)
 
-    def put(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    def put(self, name: str, body: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
         node = self._node(name)
         if not (body.get("metadata") or {}).get("resourceVersion"):
             raise ApiFailure(422, "Invalid", "metadata.resourceVersion: Invalid value: must be specified for an update")
         self._check_version(node, body)
         labels = {k: str(v) for k, v in ((body.get("metadata") or {}).get("labels") or {}).items()}
-        if self._commit(node, labels):
-            self._record("MODIFIED", node)
+        self._update_labels(node, labels, (query.get("fieldManager") or ["unknown"])[0])
         return node.to_json()
 
     def _check_version(self, node: StoredNode, body: dict[str, Any]) -> None:
@@ -305,6 +340,18 @@ class FakeKubeApi:
                 if fault.method in (None, method):
                     return self.faults.pop(i)
         return None
+
+
+def _copy(owners: dict[tuple[str, str], set[str]]) -> dict[tuple[str, str], set[str]]:
+    return {who: set(keys) for who, keys in owners.items()}
+
+
+def _nonempty(owners: dict[tuple[str, str], set[str]]) -> dict[tuple[str, str], set[str]]:
+    return {who: keys for who, keys in owners.items() if keys}
+
+
+def _unescape(pointer: str) -> str:
+    return pointer.replace("~1", "/").replace("~0", "~")
 
 
 def status_body(status: int, reason: str, message: str) -> dict[str, Any]:
@@ -369,7 +416,7 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                     if method == "GET":
                         return 200, api._node(name).to_json()
                     if method == "PUT":
-                        return 200, api.put(name, json.loads(raw))
+                        return 200, api.put(name, json.loads(raw), query)
                     return 200, api.patch(name, content_type, raw, query)
             if path == "/api/v1/nodes" and method == "GET" and query.get("watch") == ["true"]:
                 self._watch(query, entry)
