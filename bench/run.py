@@ -244,6 +244,40 @@ def bench_reaction(api: FakeKubeApi, kubeconfig: Path, trials: int = 50) -> None
     row("for comparison: GFD's worst case (sleep interval)", "60000 ms")
 
 
+def bench_gfd_uninstall(api: FakeKubeApi, kubeconfig: Path, trials: int = 20) -> None:
+    """Uninstalling GFD deletes its NodeFeature; nfd-master then removes every label it applied,
+    the ones mig-labeler adopted included. The watching daemon restores them."""
+    print(f"6. migration: nfd-master removes GFD's labels (GFD uninstalled) -> restored ({trials} trials)")
+    node = "migrated-node"
+    command = [str(BIN), "labels", "--fixture", "dgx-a100-mixed", "--mig-strategy", "mixed", "--no-timestamp",
+               "-o", "json"]
+    gfd = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    api.add_node(node, {"kubernetes.io/hostname": node})
+    api.edit_labels(node, gfd, manager="nfd-master")
+    proc = subprocess.Popen([str(BIN), "run", "--node-name", node, "--kubeconfig", str(kubeconfig), "--fixture",
+                             "dgx-a100-mixed", "--mig-strategy", "mixed", "--no-timestamp", "--sleep-interval", "1h",
+                             "--metrics-port", "0"], stderr=subprocess.DEVNULL)
+    latencies = []
+    try:
+        wait_for(lambda: not [k for k in gfd if ("nfd-master", "Update") in _owner_entries(api, node, k)], 10)
+        wait_for(lambda: api.open_watches >= 1, 10)
+        for _ in range(trials):
+            start = time.perf_counter()
+            api.edit_labels(node, dict.fromkeys(gfd), manager="nfd-master")
+            wait_for(lambda: all(api.labels(node).get(k) == v for k, v in gfd.items()), 10)
+            latencies.append(time.perf_counter() - start)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    median, p99 = statistics.median(latencies) * 1e3, pct(latencies, 0.99) * 1e3
+    row(f"{len(gfd)} labels restored, median / p99", f"{median:.1f} / {p99:.1f} ms", "< 2 s", p99 < 2000)
+
+
+def _owner_entries(api: FakeKubeApi, node: str, key: str) -> set[tuple[str, str]]:
+    with api.lock:
+        return {who for who, keys in api.nodes[node].owners.items() if key in keys}
+
+
 def wait_for(predicate, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -263,6 +297,7 @@ def main() -> None:
             bench_soak(api, int(os.environ.get("BENCH_SOAK_PASSES", "10000")))
             bench_api(api)
             bench_reaction(api, kubeconfig)
+            bench_gfd_uninstall(api, kubeconfig)
     finally:
         api.stop()
     missed = [r for r in ROWS if r[3] == "MISSED"]

@@ -316,6 +316,7 @@ class Daemon:
             log.exception("configuration reload failed with an internal error, keeping the previous one")
             return
         self.config = config
+        self.started_at = int(self.clock())  # gfd.timestamp: process start or the last reload, as GFD
         log.info("configuration reloaded: %s", json.dumps(config.summary(), sort_keys=True))
         for warning in config.warnings:
             log.warning("%s", warning)

@@ -107,3 +107,50 @@ def test_fake_server_answers_stale_resource_version_with_409(kube_api):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(request)
     assert err.value.code == 409
+
+
+# -- the fake's server-side apply ownership, pinned to what a real kube-apiserver did -------------
+def _owners(kube_api, key):
+    return {m for (m, _), keys in kube_api.nodes["gpu-node-1"].owners.items() if key in keys}
+
+
+def test_a_same_value_apply_shares_the_key_and_a_drop_then_leaves_it(kube, kube_api):
+    kube_api.edit_labels("gpu-node-1", {"nvidia.com/gpu.count": "8"}, manager="nfd-master")
+    state = kube.apply_labels("gpu-node-1", {"nvidia.com/gpu.count": "8"})
+    assert _owners(kube_api, "nvidia.com/gpu.count") == {"nfd-master", "mig-labeler"}
+    assert state.shared == {"nvidia.com/gpu.count"} and state.owners("nvidia.com/gpu.count") == ["nfd-master"]
+    kube.apply_labels("gpu-node-1", {})
+    assert kube_api.labels("gpu-node-1")["nvidia.com/gpu.count"] == "8"
+    assert _owners(kube_api, "nvidia.com/gpu.count") == {"nfd-master"}
+
+
+def test_force_takes_over_only_a_differing_value(kube, kube_api):
+    kube_api.edit_labels("gpu-node-1", {"nvidia.com/gpu.count": "7", "nvidia.com/gpu.family": "ampere"},
+                         manager="nfd-master")
+    kube.apply_labels("gpu-node-1", {"nvidia.com/gpu.count": "8", "nvidia.com/gpu.family": "ampere"})
+    assert _owners(kube_api, "nvidia.com/gpu.count") == {"mig-labeler"}
+    assert _owners(kube_api, "nvidia.com/gpu.family") == {"mig-labeler", "nfd-master"}
+
+
+def test_an_update_owns_what_it_changes_and_a_same_value_update_changes_nothing(kube, kube_api):
+    kube.apply_labels("gpu-node-1", {"nvidia.com/gpu.count": "8"})
+    version = kube_api.resource_version("gpu-node-1")
+    kube_api.edit_labels("gpu-node-1", {"nvidia.com/gpu.count": "8"})
+    assert kube_api.resource_version("gpu-node-1") == version
+    assert _owners(kube_api, "nvidia.com/gpu.count") == {"mig-labeler"}
+    kube_api.edit_labels("gpu-node-1", {"nvidia.com/gpu.count": "9"})
+    assert _owners(kube_api, "nvidia.com/gpu.count") == {"kubectl-label"}
+
+
+def test_releasing_claims_changes_ownership_not_labels_and_needs_a_fresh_version(kube, kube_api):
+    kube_api.edit_labels("gpu-node-1", {"nvidia.com/gpu.count": "8"}, manager="nfd-master")
+    state = kube.apply_labels("gpu-node-1", {"nvidia.com/gpu.count": "8"})
+    kube_api.edit_labels("gpu-node-1", {"unrelated": "x"})
+    with pytest.raises(ApiConflict):
+        kube.release_claims(state, frozenset({"nvidia.com/gpu.count"}))
+    fresh = kube.read_node("gpu-node-1")
+    released = kube.release_claims(fresh, frozenset({"nvidia.com/gpu.count"}))
+    assert released is not None and released.labels == fresh.labels
+    assert int(released.resource_version) > int(fresh.resource_version)
+    assert _owners(kube_api, "nvidia.com/gpu.count") == {"mig-labeler"}
+    assert kube.release_claims(released, frozenset({"nvidia.com/gpu.count"})) is None

@@ -273,3 +273,14 @@ def test_daemon_logs_a_rejected_label_and_the_invalid_reason_once(kube_api, tmp_
     messages = [r.getMessage() for r in caplog.records]
     assert sum(m.startswith("not publishing nvidia.com/gpu.product") for m in messages) == 1
     assert sum("MIG strategy single is INVALID" in m for m in messages) == 1
+
+
+def test_the_timestamp_label_moves_on_a_configuration_reload(kube_api, node_file):
+    clock = FakeClock()
+    daemon = make_daemon(kube_api, node_file, clock=clock, no_timestamp=False)
+    daemon.run_pass()
+    first = kube_api.labels(NODE)["nvidia.com/gfd.timestamp"]
+    clock.now += 3600
+    daemon._reload(lambda: daemon.config)
+    daemon.run_pass()
+    assert int(kube_api.labels(NODE)["nvidia.com/gfd.timestamp"]) == int(first) + 3600

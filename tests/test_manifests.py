@@ -113,3 +113,13 @@ def test_rendered_counts_are_stable(rendered):
     assert {name: len(objs) for name, objs in rendered.items()} == {n: 6 for n in rendered}
 
 
+
+
+def test_each_entry_point_is_checked_against_its_minimum_kubernetes_version(rendered):
+    """Native sidecars need 1.29; validating the sidecar overlay against 1.27 must catch that."""
+    from tools.manifests_check import MINIMUM_VERSIONS
+
+    assert set(MINIMUM_VERSIONS) == set(rendered)
+    old = check_objects("sidecar", rendered["sidecar"], "1.27.0")
+    assert any("restartPolicy" in p and "(Kubernetes 1.27)" in p for p in old), old
+    assert check_objects("sidecar", rendered["sidecar"], MINIMUM_VERSIONS["sidecar"]) == []

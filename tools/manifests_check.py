@@ -25,7 +25,13 @@ import yaml
 from mig_labeler.label_names import key_error, value_error
 
 ROOT = Path(__file__).resolve().parents[1]
-KUBERNETES_VERSION = "1.37.0"
+KUBERNETES_VERSION = "1.37.0"  # the newest schema kubernetes-validate ships
+# The oldest Kubernetes each entry point works on; it is validated against that version too.
+# 1.25 is the oldest schema kubernetes-validate ships (nothing in base needs anything newer); the
+# sidecar overlay uses native sidecars (restartPolicy: Always on an init container), on by default
+# from 1.29 (1.28 only behind the SidecarContainers feature gate; older servers reject it).
+MINIMUM_VERSIONS = {"base": "1.25.0", "mig-single": "1.25.0", "mig-mixed": "1.25.0", "sidecar": "1.29.0"}
+EXAMPLES_MINIMUM = "1.25.0"
 GPU_RESOURCE_PREFIXES = ("nvidia.com/gpu", "nvidia.com/mig-")
 TEMPLATE = ("spec", "template", "spec")
 POD_SPEC_PATHS = {"Pod": ("spec",), "DaemonSet": TEMPLATE, "Deployment": TEMPLATE, "Job": TEMPLATE,
@@ -56,16 +62,24 @@ def _name(obj: dict[str, Any]) -> str:
     return f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
 
 
-def schema_problems(obj: dict[str, Any]) -> Iterator[str]:
+def schema_problems(obj: dict[str, Any], versions: tuple[str, ...] = (KUBERNETES_VERSION,)) -> Iterator[str]:
     import kubernetes_validate  # noqa: PLC0415 - test-only dependency
 
-    try:
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as e:
-        path = ".".join(str(p) for p in e.path) or "(object)"
-        yield f"{path}: {e.message}"
-    except kubernetes_validate.SchemaNotFoundError as e:
-        yield f"no schema for {e}"
+    for version in versions:
+        suffix = "" if version == KUBERNETES_VERSION else f" (Kubernetes {version.removesuffix('.0')})"
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            path = ".".join(str(p) for p in e.path) or "(object)"
+            yield f"{path}: {e.message}{suffix}"
+        except kubernetes_validate.SchemaNotFoundError as e:
+            yield f"no schema for {e}{suffix}"
+
+
+def minimum_version(entry: Path) -> str:
+    if entry.name not in MINIMUM_VERSIONS:
+        raise SystemExit(f"manifests-check: {entry} has no minimum Kubernetes version in MINIMUM_VERSIONS")
+    return MINIMUM_VERSIONS[entry.name]
 
 
 def pod_spec(obj: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
@@ -138,8 +152,8 @@ def hardening_problems(where: str, spec: dict[str, Any]) -> Iterator[str]:
             yield f"{field}.seccompProfile.type: must be RuntimeDefault"
 
 
-def object_problems(obj: dict[str, Any]) -> Iterator[str]:
-    yield from schema_problems(obj)
+def object_problems(obj: dict[str, Any], minimum: str = KUBERNETES_VERSION) -> Iterator[str]:
+    yield from schema_problems(obj, tuple(dict.fromkeys((minimum, KUBERNETES_VERSION))))
     found = pod_spec(obj)
     if found is None:
         return
@@ -149,8 +163,8 @@ def object_problems(obj: dict[str, Any]) -> Iterator[str]:
     yield from hardening_problems(where, spec)
 
 
-def check_objects(source: str, objects: list[dict[str, Any]]) -> list[str]:
-    return [f"{source}: {_name(obj)}: {problem}" for obj in objects for problem in object_problems(obj)]
+def check_objects(source: str, objects: list[dict[str, Any]], minimum: str = KUBERNETES_VERSION) -> list[str]:
+    return [f"{source}: {_name(obj)}: {problem}" for obj in objects for problem in object_problems(obj, minimum)]
 
 
 def cluster_role_grants(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
@@ -166,10 +180,12 @@ def main(root: Path = ROOT) -> int:
     problems: list[str] = []
     for entry in entry_points(root):
         objects = render(entry)
-        print(f"{entry.relative_to(root)}: {len(objects)} objects")
-        problems += check_objects(str(entry.relative_to(root)), objects)
+        minimum = minimum_version(entry)
+        print(f"{entry.relative_to(root)}: {len(objects)} objects (Kubernetes {minimum.removesuffix('.0')} and "
+              f"{KUBERNETES_VERSION.removesuffix('.0')})")
+        problems += check_objects(str(entry.relative_to(root)), objects, minimum)
     for example in sorted((root / "examples").glob("*.yaml")):
-        problems += check_objects(str(example.relative_to(root)), load(example))
+        problems += check_objects(str(example.relative_to(root)), load(example), EXAMPLES_MINIMUM)
     for problem in problems:
         print(problem, file=sys.stderr)
     print(f"manifests-check: {len(problems)} problems")

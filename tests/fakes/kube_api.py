@@ -199,7 +199,7 @@ class FakeKubeApi:
             detail = "; ".join(f"metadata.labels: Invalid value: {k!r}: {why}" for k, why in bad)
             raise ApiFailure(422, "Invalid", f'Node "{node.name}" is invalid: {detail}')
         for keys in node.owners.values():
-            keys &= set(labels)
+            keys.intersection_update(labels)
         if labels == node.labels and _nonempty(node.owners) == _nonempty(before):
             return
         node.labels = labels
@@ -211,10 +211,16 @@ class FakeKubeApi:
         does any more; a key written with its current value keeps its owners."""
         before = _copy(node.owners)
         written = {k for k, v in labels.items() if node.labels.get(k) != v}
-        for keys in node.owners.values():
-            keys -= written
-        node.owners.setdefault((manager, "Update"), set()).update(written)
+        self._take(node, written, manager)
         self._commit(node, labels, before)
+
+    @staticmethod
+    def _take(node: StoredNode, written: set[str], manager: str) -> None:
+        """An Update owns what it wrote, and nobody else does any more."""
+        for keys in node.owners.values():
+            keys.difference_update(written)
+        if written:
+            node.owners.setdefault((manager, "Update"), set()).update(written)
 
     def _merge_labels(self, node: StoredNode, changes: dict[str, Any], manager: str) -> None:
         labels = dict(node.labels)
@@ -277,42 +283,52 @@ class FakeKubeApi:
         for op in ops:
             path = op.get("path", "")
             if path == "/metadata/resourceVersion" and op["op"] in ("replace", "test"):
-                if str(op.get("value")) != str(node.resource_version):
-                    if op["op"] == "test":
-                        raise ApiFailure(422, "Invalid", "the server rejected our request due to an error in our "
-                                         "request")
-                    raise ApiFailure(409, "Conflict", f'Operation cannot be fulfilled on nodes "{node.name}": the '
-                                     "object has been modified; please apply your changes to the latest version")
-                continue
-            claim = re.fullmatch(r"/metadata/managedFields/(\d+)/fieldsV1/f:metadata/f:labels/f:(.+)", path)
-            if claim and op["op"] == "remove":
-                index, key = int(claim.group(1)), _unescape(claim.group(2))
-                if index >= len(entries) or key not in entries[index][1]:
-                    raise ApiFailure(422, "Invalid", f"remove operation does not apply: {path} is missing")
-                released.append((entries[index][0], key))
-                continue
-            match = re.fullmatch(r"/metadata/labels/(.+)", path)
-            if not match:
-                raise ApiFailure(422, "Invalid", f"unsupported JSON patch path {path!r}")
-            key = _unescape(match.group(1))
-            if op["op"] in ("add", "replace"):
-                if op["op"] == "replace" and key not in labels:
-                    raise ApiFailure(422, "Invalid", f"replace operation does not apply: {key} is missing")
-                labels[key] = str(op["value"])
-            elif op["op"] == "remove":
-                if key not in labels:
-                    raise ApiFailure(422, "Invalid", f"remove operation does not apply: {key} is missing")
-                labels.pop(key)
-            elif op["op"] == "test" and labels.get(key) != op.get("value"):
-                raise ApiFailure(422, "Invalid", f"test operation failed for {key}")
+                self._json_patch_precondition(node, op)
+            elif path.startswith("/metadata/managedFields/"):
+                released.append(self._json_patch_claim(entries, op))
+            else:
+                self._json_patch_label(labels, op)
         for who, key in released:  # a client may edit managedFields; the server keeps what it is given
             node.owners[who].discard(key)
-        written = {k for k, v in labels.items() if node.labels.get(k) != v}
-        for keys in node.owners.values():
-            keys -= written
-        if written:
-            node.owners.setdefault((manager, "Update"), set()).update(written)
+        self._take(node, {k for k, v in labels.items() if node.labels.get(k) != v}, manager)
         self._commit(node, labels, before)
+
+    @staticmethod
+    def _json_patch_precondition(node: StoredNode, op: dict[str, Any]) -> None:
+        if str(op.get("value")) == str(node.resource_version):
+            return
+        if op["op"] == "test":
+            raise ApiFailure(422, "Invalid", "the server rejected our request due to an error in our request")
+        raise ApiFailure(409, "Conflict", f'Operation cannot be fulfilled on nodes "{node.name}": the object has '
+                         "been modified; please apply your changes to the latest version and try again")
+
+    @staticmethod
+    def _json_patch_claim(entries: list[tuple[tuple[str, str], set[str]]], op: dict[str, Any]) -> tuple[Any, str]:
+        path = op.get("path", "")
+        claim = re.fullmatch(r"/metadata/managedFields/(\d+)/fieldsV1/f:metadata/f:labels/f:(.+)", path)
+        if not claim or op["op"] != "remove":
+            raise ApiFailure(422, "Invalid", f"unsupported JSON patch on managedFields: {op}")
+        index, key = int(claim.group(1)), _unescape(claim.group(2))
+        if index >= len(entries) or key not in entries[index][1]:
+            raise ApiFailure(422, "Invalid", f"remove operation does not apply: {path} is missing")
+        return entries[index][0], key
+
+    @staticmethod
+    def _json_patch_label(labels: dict[str, str], op: dict[str, Any]) -> None:
+        match = re.fullmatch(r"/metadata/labels/(.+)", op.get("path", ""))
+        if not match:
+            raise ApiFailure(422, "Invalid", f"unsupported JSON patch path {op.get('path')!r}")
+        key = _unescape(match.group(1))
+        if op["op"] in ("add", "replace"):
+            if op["op"] == "replace" and key not in labels:
+                raise ApiFailure(422, "Invalid", f"replace operation does not apply: {key} is missing")
+            labels[key] = str(op["value"])
+        elif op["op"] == "remove":
+            if key not in labels:
+                raise ApiFailure(422, "Invalid", f"remove operation does not apply: {key} is missing")
+            labels.pop(key)
+        elif op["op"] == "test" and labels.get(key) != op.get("value"):
+            raise ApiFailure(422, "Invalid", f"test operation failed for {key}")
 
     def put(self, name: str, body: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
         node = self._node(name)
