@@ -46,8 +46,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
-models:  ## regenerate mig_labeler/data/gpu_models.json from ../shared/spec/mig-profiles.json
-	$(BIN)/python tools/gen_gpu_models.py
+models: $(STAMP)  ## regenerate mig_labeler/data/gpu_models.json from ../shared/spec/mig-profiles.json
+	$(BIN)/python tools/gen_gpu_models.py $(SPEC)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -30,46 +31,55 @@ from mig_labeler.config import (
     parse_duration,
     parse_mig_strategy,
 )
-from mig_labeler.errors import ConfigError, MigLabelerError
+from mig_labeler.errors import EXIT_BAD_INPUT, ConfigError, MigLabelerError, OutputError
+from mig_labeler.signals import Signals
 
 log = logging.getLogger("mig_labeler")
 
+def _option(*names: str, **kwargs: Any) -> Callable[[Any], Any]:
+    """Every option has an environment variable, and --help shows it."""
+    return click.option(*names, show_envvar=True, **kwargs)
+
+
 LABEL_OPTIONS: list[Callable[[Any], Any]] = [
-    click.option("--fixture", envvar="MIG_LABELER_FIXTURE", metavar="PATH|NAME",
+    _option("--fixture", envvar="MIG_LABELER_FIXTURE", metavar="PATH|NAME",
                  help="Read a node fixture (a file, or a bundled name such as dgx-a100-mixed) through the fake "
                  "NVML instead of real NVML: no GPU needed."),
-    click.option("--mig-strategy", envvar=["GFD_MIG_STRATEGY", "MIG_STRATEGY"], metavar="none|single|mixed",
+    _option("--mig-strategy", envvar=["GFD_MIG_STRATEGY", "MIG_STRATEGY"], metavar="none|single|mixed",
                  help="How MIG devices are labelled.  [default: none]"),
-    click.option("--config-file", type=click.Path(dir_okay=False), envvar=["GFD_CONFIG_FILE", "CONFIG_FILE"],
+    _option("--config-file", type=click.Path(dir_okay=False), envvar=["GFD_CONFIG_FILE", "CONFIG_FILE"],
                  help="Device-plugin/GFD config file (version: v1; flags, sharing)."),
-    click.option("--no-timestamp", is_flag=True, default=False, envvar="GFD_NO_TIMESTAMP",
+    _option("--no-timestamp", is_flag=True, default=False, envvar="GFD_NO_TIMESTAMP",
                  help="Do not emit nvidia.com/gfd.timestamp."),
-    click.option("--machine-type-file", envvar="GFD_MACHINE_TYPE_FILE", metavar="PATH",
+    _option("--machine-type-file", envvar="GFD_MACHINE_TYPE_FILE", metavar="PATH",
                  help="File holding the machine type.  [default: /sys/class/dmi/id/product_name]"),
-    click.option("--fail-on-init-error", type=click.BOOL, envvar=["GFD_FAIL_ON_INIT_ERROR", "FAIL_ON_INIT_ERROR"],
+    _option("--fail-on-init-error", type=click.BOOL, envvar=["GFD_FAIL_ON_INIT_ERROR", "FAIL_ON_INIT_ERROR"],
                  metavar="BOOLEAN", help="labels: exit 1 when NVML cannot start (false: treat the node as "
                  "GPU-less). run never wipes labels for this: it keeps them and retries.  [default: true]"),
-    click.option("--gpu-present-label/--no-gpu-present-label", default=True,
+    _option("--gpu-present-label/--no-gpu-present-label", default=True,
                  envvar="MIG_LABELER_GPU_PRESENT_LABEL", help="Emit nvidia.com/gpu.present=true.  [default: on]"),
 ]
 
 
 KUBE_OPTIONS: list[Callable[[Any], Any]] = [
-    click.option("--node-name", envvar="NODE_NAME", help="Name of this node (the DaemonSet sets NODE_NAME from "
+    _option("--node-name", envvar="NODE_NAME", help="Name of this node (the DaemonSet sets NODE_NAME from "
                  "the downward API)."),
-    click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False),
+    _option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False),
                  help="kubeconfig file. Default: the in-cluster service account, else ~/.kube/config."),
 ]
 
 RUN_OPTIONS: list[Callable[[Any], Any]] = [
-    click.option("--oneshot", is_flag=True, default=False, envvar="GFD_ONESHOT",
+    _option("--oneshot", is_flag=True, default=False, envvar="GFD_ONESHOT",
                  help="Label once and exit; exits 1 if publishing failed."),
-    click.option("--sleep-interval", envvar="GFD_SLEEP_INTERVAL", metavar="DURATION",
+    _option("--sleep-interval", envvar="GFD_SLEEP_INTERVAL", metavar="DURATION",
                  help="Time between passes: a Go duration (60s, 1m) or 'infinite'.  [default: 60s]"),
-    click.option("--metrics-port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+    _option("--metrics-port", type=click.IntRange(0, 65535), default=8080, show_default=True,
                  envvar="MIG_LABELER_METRICS_PORT", help="Port for /healthz, /readyz and /metrics; 0 disables."),
-    click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    _option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
                  envvar="MIG_LABELER_LOG_FORMAT", help="Log line format on stderr."),
+    _option("--oneshot-timeout", envvar="MIG_LABELER_ONESHOT_TIMEOUT", metavar="DURATION",
+            help="--oneshot gives up (exit 1) when publishing takes longer than this, retries included.  "
+            "[default: 30s]"),
 ]
 
 
@@ -125,6 +135,7 @@ def build_config(ctx: click.Context) -> Config:
     file = load_file_settings(p.get("config_file"))
     strategy = p["mig_strategy"] if _explicit(ctx, "mig_strategy") else None
     interval = p.get("sleep_interval") if _explicit(ctx, "sleep_interval") else None
+    oneshot_timeout = p.get("oneshot_timeout") if _explicit(ctx, "oneshot_timeout") else None
     return Config(
         mig_strategy=parse_mig_strategy(strategy) if strategy is not None else (file.mig_strategy or MigStrategy.NONE),
         sharing=file.sharing,
@@ -140,6 +151,7 @@ def build_config(ctx: click.Context) -> Config:
         kubeconfig=p.get("kubeconfig") or None,
         metrics_port=int(p.get("metrics_port") or 0) if "metrics_port" in p else 0,
         log_format=p.get("log_format") or "text",
+        oneshot_timeout=parse_duration(oneshot_timeout) if oneshot_timeout is not None else 30.0,
         warnings=file.warnings,
     )
 
@@ -174,8 +186,9 @@ def cli() -> None:
 
 @cli.command()
 @label_options
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text: sorted key=value lines; json: one object with sorted keys.")
+@click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True,
+              help="text: sorted key=value lines; json: one object with sorted keys; yaml: a mapping with every "
+              "value quoted, ready to paste under a nodeSelector.")
 @click.pass_context
 def labels(ctx: click.Context, output: str, **_: Any) -> None:
     """Print the labels this node would get. Writes nothing to Kubernetes."""
@@ -186,11 +199,40 @@ def labels(ctx: click.Context, output: str, **_: Any) -> None:
     setup_logging("text")
     result = desired_labels(open_source(config.fixture, config.machine_type_file), config, int(time.time()))
     _warn(config.warnings + result.warnings)
+    _emit(format_labels(result.labels, output))
+
+
+def format_labels(labels: dict[str, str], output: str) -> str:
     if output == "json":
-        click.echo(json.dumps(result.labels, indent=2, sort_keys=True))
-    else:
-        for key in sorted(result.labels):
-            click.echo(f"{key}={result.labels[key]}")
+        return json.dumps(labels, indent=2, sort_keys=True) + "\n"
+    if output == "yaml":
+        # Every value as a quoted string: a nodeSelector takes strings only, and YAML would read
+        # 8, true or 1.10 as a number or a boolean, which the API server rejects.
+        return "".join(f"{json.dumps(k)}: {json.dumps(labels[k])}\n" for k in sorted(labels))
+    return "".join(f"{key}={labels[key]}\n" for key in sorted(labels))
+
+
+def _emit(text: str) -> None:
+    """Write the command's output. A closed pipe (``| head``) ends the command quietly with 0, as
+    standard tools do; any other write failure (``> /dev/full``) is one line and exit 2."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        raise SystemExit(0) from None
+    except OSError as e:
+        _discard_stdout()
+        raise OutputError(f"cannot write the output: {e.strerror or e}") from None
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush cannot fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a test's capture buffer)
+        pass
 
 
 def _warn(warnings: tuple[str, ...]) -> None:
@@ -211,14 +253,16 @@ def _require_node_name(config: Config) -> str:
 @click.pass_context
 def run(ctx: click.Context, **_: Any) -> None:
     """Label this node's Node object, every --sleep-interval (or once with --oneshot)."""
-    from mig_labeler.runner import run_daemon  # noqa: PLC0415 - kubernetes is imported only here
+    signals = Signals()
+    with signals.handled():  # first: a SIGTERM during start-up or a oneshot is a clean stop, not exit 143
+        from mig_labeler.runner import run_daemon  # noqa: PLC0415 - kubernetes is imported only here
 
-    config = build_config(ctx)
-    _require_node_name(config)
-    setup_logging(config.log_format)
-    log.info("mig-labeler %s starting: %s", __version__, json.dumps(config.summary(), sort_keys=True))
-    _warn(config.warnings)
-    run_daemon(config, reload_config=lambda: build_config(ctx))
+        config = build_config(ctx)
+        _require_node_name(config)
+        setup_logging(config.log_format)
+        log.info("mig-labeler %s starting: %s", __version__, json.dumps(config.summary(), sort_keys=True))
+        _warn(config.warnings)
+        run_daemon(config, reload_config=lambda: build_config(ctx), signals=signals)
 
 
 @cli.command()
@@ -235,8 +279,7 @@ def diff(ctx: click.Context, **_: Any) -> None:
     setup_logging("text")
     lines, warnings = label_diff(config, int(time.time()))
     _warn(config.warnings + tuple(warnings))
-    for line in lines:
-        click.echo(line)
+    _emit("".join(f"{line}\n" for line in lines))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -245,9 +288,13 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="mig-labeler", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except click.UsageError as e:  # one line, as every other error; the help is one flag away
+        command = e.ctx.command_path if e.ctx is not None else "mig-labeler"
+        click.echo(f"mig-labeler: error: {e.format_message().rstrip('.')} (see '{command} --help')", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+        click.echo(f"mig-labeler: error: {e.format_message()}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     except click.exceptions.Abort:
         click.echo("mig-labeler: aborted", err=True)
         sys.exit(1)

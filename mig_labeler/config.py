@@ -96,6 +96,7 @@ class Config:
     kubeconfig: str | None = None
     metrics_port: int = 8080
     log_format: str = "text"
+    oneshot_timeout: float = 30.0  # seconds a --oneshot may spend publishing, retries included
     warnings: tuple[str, ...] = ()  # from the config file: logged at start-up and after each reload
 
     def summary(self) -> dict[str, Any]:

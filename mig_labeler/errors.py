@@ -29,6 +29,12 @@ class ConfigError(MigLabelerError):
     exit_code = EXIT_BAD_INPUT
 
 
+class OutputError(MigLabelerError):
+    """The command's output cannot be written (a full disk, a closed terminal)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
 class FixtureError(ConfigError):
     """A fixture file is unreadable or does not follow the fixture format."""
 

@@ -9,17 +9,24 @@ apply of our label set (``application/apply-patch+yaml``, field manager ``mig-la
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
+import ssl
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import urllib3
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from mig_labeler import __version__
 from mig_labeler.errors import ApiConflict, ApiError, ApiTransient, ConfigError, MigLabelerError, NodeNotFound
 
 FIELD_MANAGER = "mig-labeler"
@@ -86,30 +93,83 @@ def node_state(obj: Mapping[str, Any], field_manager: str = FIELD_MANAGER) -> No
                      dict(meta.get("labels") or {}), frozenset(owned), tuple(claims))
 
 
-def api_client(kubeconfig: str | None = None, host: str | None = None) -> Any:
+USER_AGENT = f"mig-labeler/{__version__}"
+
+
+def api_client(kubeconfig: str | None = None, host: str | None = None, user_agent: str = USER_AGENT) -> Any:
     """The in-cluster service account when there is one (and no --kubeconfig), else a kubeconfig
-    (--kubeconfig, KUBECONFIG or ~/.kube/config); ``host`` (tests) points the real client at a
-    URL with no credentials."""
+    (--kubeconfig/KUBECONFIG, else ~/.kube/config); ``host`` (tests) points the real client at a
+    URL with no credentials. Every problem with the credentials is one ConfigError naming the
+    file, never a traceback from the client's loader."""
     if host is not None:
         configuration = k8s.Configuration(host=host)
     else:
         configuration = k8s.Configuration()
-        try:
-            if kubeconfig:
-                k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-            else:
-                _load_default_config(configuration)
-        except (k8s_config.ConfigException, OSError) as e:
-            raise ConfigError(f"no usable Kubernetes credentials: {e} (set --kubeconfig or run in a pod)") from e
+        where = _load_config(configuration, kubeconfig)
+        _check_server(configuration.host, where)
     configuration.retries = False  # our retry policy is the only one: no hidden urllib3 retries
-    return k8s.ApiClient(configuration)
+    client = k8s.ApiClient(configuration)
+    client.user_agent = user_agent  # audit logs and API priority-and-fairness rules can tell us apart
+    return client
 
 
-def _load_default_config(configuration: Any) -> None:
+def _load_config(configuration: Any, kubeconfig: str | None) -> str:
+    """Load credentials into ``configuration``; returns where they came from, for messages."""
+    if not kubeconfig:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            return "the in-cluster service account"
+        except k8s_config.ConfigException:
+            pass  # not in a pod: the kubeconfig lookup
+    default = os.path.expanduser(k8s_config.KUBE_CONFIG_DEFAULT_LOCATION)
+    paths = kubeconfig.split(os.pathsep) if kubeconfig else [default]
+    for path in paths:
+        _check_kubeconfig_file(path, explicit=bool(kubeconfig))
+    where = f"kubeconfig {kubeconfig or paths[0]}"
     try:
-        k8s_config.load_incluster_config(client_configuration=configuration)
-    except k8s_config.ConfigException:  # not in a pod: the client's own kubeconfig lookup
-        k8s_config.load_kube_config(client_configuration=configuration)
+        k8s_config.load_kube_config(config_file=kubeconfig or paths[0], client_configuration=configuration,
+                                    persist_config=False)
+    except k8s_config.ConfigException as e:
+        raise ConfigError(f"{where}: {e}") from e
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError) as e:
+        raise ConfigError(f"{where} is malformed: {type(e).__name__}: {_first_line(e)}") from e
+    return where
+
+
+def _check_kubeconfig_file(path: str, explicit: bool) -> None:
+    if not os.path.isfile(path):
+        if explicit:
+            raise ConfigError(f"kubeconfig {path} does not exist (from --kubeconfig or KUBECONFIG)")
+        raise ConfigError(f"no Kubernetes credentials: not running in a pod, and there is no {path} "
+                          "(pass --kubeconfig PATH or set KUBECONFIG)")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read kubeconfig {path}: {e.strerror or e}") from e
+    try:
+        doc = yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"kubeconfig {path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") \
+            from None
+    except (yaml.YAMLError, ValueError, RecursionError) as e:
+        raise ConfigError(f"kubeconfig {path} is not valid YAML: {_first_line(e)}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"kubeconfig {path} must hold a mapping (apiVersion: v1, kind: Config, clusters, ...)")
+
+
+def _check_server(host: str | None, where: str) -> None:
+    url = urlsplit(host or "")
+    try:
+        url.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        url = urlsplit("")
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ConfigError(f"{where}: server {host!r} is not a URL such as https://10.0.0.1:6443")
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 class KubeClient:
@@ -120,6 +180,16 @@ class KubeClient:
     def __init__(self, client: Any, field_manager: str = FIELD_MANAGER) -> None:
         self.client = client
         self.field_manager = field_manager
+        self.deadline: float | None = None  # time.monotonic() after which no request starts (--oneshot)
+
+    def _timeout(self) -> tuple[float, float]:
+        """(connect, read) seconds: the usual ones, cut down to what the deadline leaves."""
+        if self.deadline is None:
+            return TIMEOUT
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise ApiError("gave up: the --oneshot-timeout ran out")
+        return min(TIMEOUT[0], left), min(TIMEOUT[1], left)
 
     def close(self) -> None:
         self.client.close()
@@ -178,7 +248,7 @@ class KubeClient:
         except ApiException as e:
             raise translate_api_exception(e, "WATCH", "nodes", name) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise ApiTransient(f"WATCH nodes/{name}: connection failed: {type(e).__name__}") from e
+            raise connection_error(e, "WATCH", "nodes", name, self.client.configuration.host) from e
 
     def post_event(self, node: NodeState, reason: str, message: str, event_type: str, now: float) -> None:
         stamp = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -199,16 +269,16 @@ class KubeClient:
         try:
             request = self.client.param_serialize(method=method, resource_path=path, query_params=query or [],
                                                   header_params=headers, body=body, auth_settings=["BearerToken"])
-            response = self.client.call_api(*request, _request_timeout=TIMEOUT)
+            response = self.client.call_api(*request, _request_timeout=self._timeout())
             response.read()
             if not 200 <= response.status <= 299:
                 raise ApiException.from_response(http_resp=response, body=response.data.decode(errors="replace"),
                                                  data=None)
             return json.loads(response.data)
         except ApiException as e:
-            raise translate_api_exception(e, method, resource, name) from e
+            raise translate_api_exception(e, method, resource, name, self.client.configuration.host) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise ApiTransient(f"{method} {resource}/{name}: connection failed: {type(e).__name__}") from e
+            raise connection_error(e, method, resource, name, self.client.configuration.host) from e
 
 
 def _json_pointer(token: str) -> str:
@@ -240,14 +310,47 @@ def _watch_event(event: Mapping[str, Any], name: str, field_manager: str) -> tup
     return kind, node_state(obj, field_manager)
 
 
-def translate_api_exception(e: ApiException, method: str, resource: str, name: str) -> MigLabelerError:
+def connection_error(e: BaseException, method: str, resource: str, name: str, host: str | None) -> ApiError:
+    """One line that names the server and why it could not be reached; retried (transient),
+    except a certificate problem, which no retry fixes."""
+    url = urlsplit(host or "")
+    server = f"{url.hostname}:{url.port or (443 if url.scheme == 'https' else 80)}"
+    cause: BaseException = getattr(e, "reason", None) or e
+    text = f"{type(cause).__name__} {cause}".lower()
+    if isinstance(cause, (ssl.SSLError, urllib3.exceptions.SSLError)) or "certificate" in text:
+        problem = "TLS certificate problem" if "certificate" in text else "TLS handshake failed"
+        return ApiError(f"{method} {resource}/{name}: {problem} with server {host}: {_tls_reason(str(cause))} "
+                        "(check the kubeconfig's server URL and certificate-authority)")
+    if "refused" in text:  # before timeouts: urllib3's NewConnectionError is a ConnectTimeoutError
+        why = "connection refused"
+    elif isinstance(cause, (TimeoutError, urllib3.exceptions.TimeoutError)) or "timed out" in text:
+        why = "timed out"
+    elif isinstance(e, urllib3.exceptions.ProtocolError):
+        why = "the connection closed without a response"
+    elif "resolve" in text or "name or service not known" in text or "nodename nor servname" in text:
+        why = f"cannot resolve host name {url.hostname!r}"
+    else:
+        why = _first_line(cause)
+    return ApiTransient(f"{method} {resource}/{name}: cannot reach the API server at {server}: {why}")
+
+
+def _tls_reason(text: str) -> str:
+    match = re.search(r"certificate verify failed: ([^(]+?)(?: \(_ssl|\)|$)", text)
+    return match.group(1).strip() if match else _first_line(Exception(text))
+
+
+def translate_api_exception(e: ApiException, method: str, resource: str, name: str,
+                            host: str | None = None) -> MigLabelerError:
     status = int(e.status or 0)
+    if status == 0:  # the client turns urllib3's SSLError into an ApiException without a status
+        return connection_error(ssl.SSLError(str(e.reason or "")), method, resource, name, host)
     message = _status_message(e)
     where = f"{method} {resource}/{name}"
     if status == 404 and resource == "nodes":
         return NodeNotFound(f'node "{name}" not found: check --node-name / NODE_NAME')
     if status == 403:
-        verb = RBAC_HINTS.get((method, resource), f"{method.lower()} {resource}")
+        collection = method == "GET" and not name  # a list, not a get
+        verb = f"list {resource}" if collection else RBAC_HINTS.get((method, resource), f"{method.lower()} {resource}")
         return ApiError(f"{where} forbidden: the service account needs RBAC verb '{verb}' ({message})", status)
     retry_after = _retry_after(e)
     if status == 409:

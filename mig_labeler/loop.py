@@ -13,17 +13,26 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mig_labeler.config import Config
 from mig_labeler.desired import labels_for_topology
 from mig_labeler.discovery import TopologySource
-from mig_labeler.errors import ApiConflict, ApiError, FixtureError, MigLabelerError, NvmlQueryFailed, NvmlUnavailable
+from mig_labeler.errors import (
+    ApiConflict,
+    ApiError,
+    FixtureError,
+    MigLabelerError,
+    NodeNotFound,
+    NvmlQueryFailed,
+    NvmlUnavailable,
+)
 from mig_labeler.health import HealthState
 from mig_labeler.kube import KubeClient, NodeState
 from mig_labeler.metrics import Metrics
 from mig_labeler.plan import LabelPlan, observed_changes, plan_update, publish_hold, releasable, watch_trigger
 from mig_labeler.retry import api_retry_policy
+from mig_labeler.signals import Signals
 from mig_labeler.watch import ConfigFileWatcher, NodeWatcher
 
 log = logging.getLogger("mig_labeler")
@@ -44,23 +53,6 @@ class PassResult:
     held: str = ""  # why nothing was published although the pass worked (mig-manager busy)
 
 
-@dataclass
-class Signals:
-    """Set by signal handlers (which do nothing else) and by tests; wakes the loop at once."""
-
-    wake: threading.Event = field(default_factory=threading.Event)
-    stop: bool = False
-    reload: bool = False
-
-    def request_stop(self) -> None:
-        self.stop = True
-        self.wake.set()
-
-    def request_reload(self) -> None:
-        self.reload = True
-        self.wake.set()
-
-
 class EventLimiter:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
@@ -78,28 +70,31 @@ class Daemon:
     def __init__(self, config: Config, source: TopologySource, kube: KubeClient, metrics: Metrics, *,
                  health: HealthState | None = None, clock: Callable[[], float] = time.time,
                  retry_sleep: Callable[[float], None] = time.sleep, started_at: int | None = None,
-                 watch: bool = False, watch_backoff: float = 0.5) -> None:
+                 watch: bool = False, watch_backoff: float = 0.5, signals: Signals | None = None,
+                 deadline: float | None = None) -> None:
         self.config = config
         self.source = source
         self.kube = kube
         self.metrics = metrics
         self.health = health or HealthState()
         self.clock = clock
-        self.retry = api_retry_policy(sleep=retry_sleep)
+        self.retry = api_retry_policy(sleep=retry_sleep, deadline=deadline)
         self.started_at = int(clock()) if started_at is None else started_at
         self.events = EventLimiter(clock)
         self.failures = 0
         self.node: NodeState | None = None  # the freshest Node we know: from the watch, a GET or our apply
         self.node_lock = threading.Lock()
-        self.signals = Signals()
+        self.signals = signals or Signals()
         self.stopping = threading.Event()
         self.watcher = (NodeWatcher(kube, config.node_name or "", self.on_node_state, self.stopping,
-                                    base_backoff=watch_backoff) if watch else None)
+                                    base_backoff=watch_backoff, on_deleted=self.on_node_deleted) if watch else None)
         self.desired: dict[str, str] | None = None
         self.settling = False
         self.held = ""
         self.warnings: tuple[str, ...] = ()
         self.once: set[str] = set()  # warnings already logged
+        self.node_missing = False
+        self.node_deleted = False
         self.passes_done = 0  # passes the loop finished, whatever their result
         self.progress = threading.Condition()
 
@@ -210,11 +205,26 @@ class Daemon:
             self.node = node
             return previous
 
+    def on_node_deleted(self, node: NodeState) -> None:
+        """Watch callback: our Node is gone. Forget it, say so once, and let the next pass find
+        out (a GET: NodeNotFound, not ready) instead of counting passes against a stale cache.
+        The watch keeps running; the Node's return (ADDED) wakes a pass that labels it again."""
+        with self.node_lock:
+            self.node = None
+            self.node_deleted = True
+        self.health.end_pass(False, f"node {node.name} was deleted")
+        self.metrics.ready.set(0)
+        log.warning("node %s was deleted; labels are written again when it comes back", node.name)
+        self.signals.wake.set()
+
     def on_node_state(self, node: NodeState) -> None:
         """Watch callback (watch thread): cache the Node, and wake the loop when the change
         needs a pass: mig-manager finished or changed the config, or someone touched our labels."""
         previous = self._remember(node)
         if previous is None:
+            if self.node_deleted:  # it is back: label it now, not at the next interval
+                self.node_deleted = False
+                self.signals.wake.set()
             return
         reason = watch_trigger(previous.labels, node.labels, node.owned, self.desired)
         if reason:
@@ -251,7 +261,10 @@ class Daemon:
             self.kube.post_event(self.node, reason, message, event_type, self.clock())
         except ApiError as e:  # an Event is best effort: count it, never fail the pass for it
             self.metrics.api_errors.labels(code=str(e.status or 0)).inc()
-            log.debug("could not post event %s: %s", reason, e)
+            if e.status == 403:
+                self._warn_once(f"cannot post Events, labels are still published: {e}")
+            else:
+                log.debug("could not post event %s: %s", reason, e)
 
     # -- the loop -------------------------------------------------------------------------------
     def run_forever(self, reload_config: Callable[[], Config] | None = None) -> None:
@@ -290,11 +303,18 @@ class Daemon:
         except MigLabelerError as e:
             self.health.end_pass(False, str(e))
             self.metrics.passes.labels(result="error").inc()
-            log.error("pass failed: %s", e)
+            if isinstance(e, NodeNotFound) and self.node_missing:
+                log.debug("pass failed: %s", e)  # said once already; the watch wakes us when it is back
+            else:
+                log.error("pass failed: %s", e)
+            self.node_missing = isinstance(e, NodeNotFound)
+            return
         except Exception:  # noqa: BLE001 - last line of defence for the daemon, logged with traceback
             self.health.end_pass(False, "internal error")
             self.metrics.passes.labels(result="error").inc()
             log.exception("pass failed with an internal error")
+            return
+        self.node_missing = False
 
     def _next_wait(self) -> float | None:
         interval = self.config.sleep_interval

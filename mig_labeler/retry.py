@@ -12,7 +12,15 @@ import logging
 import time
 from collections.abc import Callable
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from mig_labeler.errors import is_transient
@@ -44,10 +52,15 @@ def _log_retry(retry_state: RetryCallState) -> None:
 
 
 def api_retry_policy(attempts: int = 5, max_backoff: float = 10.0,
-                     sleep: Callable[[float], None] = time.sleep) -> Retrying:
+                     sleep: Callable[[float], None] = time.sleep, deadline: float | None = None) -> Retrying:
+    """``deadline``: seconds the whole call may take, retries included (``--oneshot-timeout``):
+    no retry starts whose backoff would end past it."""
+    stop: stop_base = stop_after_attempt(attempts)
+    if deadline is not None:
+        stop = stop | stop_before_delay(deadline)
     return Retrying(
         retry=retry_if_exception(is_transient),
-        stop=stop_after_attempt(attempts),
+        stop=stop,
         wait=wait_retry_after(wait_exponential_jitter(multiplier=0.5, max=max_backoff, jitter=0.5)),
         sleep=sleep,
         before_sleep=_log_retry,

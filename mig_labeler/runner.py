@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +21,7 @@ from mig_labeler.kube import KubeClient, api_client
 from mig_labeler.loop import Daemon
 from mig_labeler.metrics import Metrics
 from mig_labeler.plan import plan_update
+from mig_labeler.signals import Signals
 
 log = logging.getLogger("mig_labeler")
 
@@ -36,27 +37,41 @@ def build_daemon(config: Config, host: str | None = None, registry: CollectorReg
     return Daemon(config, source, kube, Metrics(registry or CollectorRegistry()), **kwargs)
 
 
-def run_daemon(config: Config, reload_config: Callable[[], Config], host: str | None = None) -> None:
+def run_daemon(config: Config, reload_config: Callable[[], Config], host: str | None = None,
+               signals: Signals | None = None) -> None:
+    """``signals``: the flags the CLI's handlers set, installed before start-up began."""
+    signals = signals or Signals()
     registry = CollectorRegistry()
     health = HealthState()
-    daemon = build_daemon(config, host=host, registry=registry, health=health, watch=not config.oneshot)
     if config.oneshot:
-        result = daemon.run_pass()
-        if not result.ok:
-            raise PublishFailed(f"labels were not published: {result.error}")
+        _oneshot(config, host, registry, signals)
+        return
+    daemon = build_daemon(config, host=host, registry=registry, health=health, watch=True, signals=signals)
+    if signals.stop:
         return
     check_node_exists(daemon)
     server = _health_server(config.metrics_port, health, registry)
-    signals = daemon.signals  # handlers only set flags and wake the loop
-    signal.signal(signal.SIGTERM, lambda *_: signals.request_stop())
-    signal.signal(signal.SIGINT, lambda *_: signals.request_stop())
-    signal.signal(signal.SIGHUP, lambda *_: signals.request_reload())
     try:
         daemon.run_forever(reload_config)
     finally:
         if server is not None:
             server.stop()
         daemon.kube.close()
+
+
+def _oneshot(config: Config, host: str | None, registry: CollectorRegistry, signals: Signals) -> None:
+    """One pass, bounded by --oneshot-timeout (each request's timeouts and the retries). A stop
+    signal before the pass means no pass; during it, the pass finishes first."""
+    daemon = build_daemon(config, host=host, registry=registry, signals=signals, deadline=config.oneshot_timeout)
+    daemon.kube.deadline = time.monotonic() + config.oneshot_timeout
+    try:
+        if signals.stop:
+            return
+        result = daemon.run_pass()
+    finally:
+        daemon.kube.close()
+    if not result.ok:
+        raise PublishFailed(f"labels were not published: {result.error}")
 
 
 def check_node_exists(daemon: Daemon) -> None:

@@ -25,10 +25,12 @@ MAX_BACKOFF = 30.0
 
 class NodeWatcher:
     def __init__(self, kube: KubeClient, node_name: str, on_state: Callable[[NodeState], None],
-                 stop: threading.Event, timeout_seconds: int = WATCH_TIMEOUT, base_backoff: float = 0.5) -> None:
+                 stop: threading.Event, timeout_seconds: int = WATCH_TIMEOUT, base_backoff: float = 0.5,
+                 on_deleted: Callable[[NodeState], None] | None = None) -> None:
         self.kube = kube
         self.node_name = node_name
         self.on_state = on_state
+        self.on_deleted = on_deleted
         self.stop = stop
         self.timeout_seconds = timeout_seconds
         self.base_backoff = base_backoff
@@ -55,6 +57,8 @@ class NodeWatcher:
                     version = state.resource_version or version
                     if kind in ("ADDED", "MODIFIED"):
                         self.on_state(state)
+                    elif kind == "DELETED" and self.on_deleted is not None:
+                        self.on_deleted(state)
                     failures = 0
                     if self.stop.is_set():
                         return

@@ -99,13 +99,20 @@ def build_models(spec: dict) -> dict:
     return dict(sorted(models.items()))
 
 
-def main() -> None:
+def main() -> int:
     spec_path = Path(sys.argv[1]) if len(sys.argv) > 1 else SPEC
-    spec = json.loads(spec_path.read_text())
+    try:
+        spec = json.loads(spec_path.read_text())
+    except (OSError, ValueError) as e:
+        print(f"make models: cannot read {spec_path} ({getattr(e, 'strerror', None) or e}). It is the shared spec "
+              "beside the checkout (../shared/spec/mig-profiles.json); pass another path as "
+              "'make models SPEC=PATH'. The committed table is unchanged.", file=sys.stderr)
+        return 2
     table = {"source": "shared/spec/mig-profiles.json", "models": build_models(spec)}
     OUT.write_text(json.dumps(table, indent=1) + "\n")
     print(f"wrote {OUT}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

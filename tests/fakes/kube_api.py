@@ -57,6 +57,7 @@ class LoggedRequest:
     content_type: str
     status: int
     body: Any = None
+    user_agent: str = ""
 
     @property
     def verb(self) -> str:
@@ -143,6 +144,13 @@ class FakeKubeApi:
             node.owners[(manager, "Update")] = set(node.labels)
             self.nodes[name] = node
             self._record("ADDED", node)
+
+    def delete_node(self, name: str) -> None:
+        """What ``kubectl delete node`` does: watchers see DELETED with the last state."""
+        with self.lock:
+            node = self.nodes.pop(name)
+            node.resource_version = self._next_revision()
+            self._record("DELETED", node)
 
     def labels(self, name: str) -> dict[str, str]:
         with self.lock:
@@ -398,7 +406,8 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
             query = parse_qs(url.query)
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-            entry = LoggedRequest(method, url.path, query, content_type, 0)
+            entry = LoggedRequest(method, url.path, query, content_type, 0,
+                                  user_agent=self.headers.get("User-Agent") or "")
             api.log.append(entry)
             fault = api.take_fault(method)
             if fault is not None:
