@@ -15,6 +15,7 @@ def test_sighup_reloads_the_config_and_sigterm_exits_0(kube_api, tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("version: v1\nflags:\n  migStrategy: mixed\n")
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", kube_api.url)
+    seen: list[str] = []
     proc = subprocess.Popen(
         [sys.executable, "-m", "mig_labeler", "run", "--node-name", NODE, "--kubeconfig", str(kubeconfig),
          "--fixture", "dgx-a100-7x1g", "--config-file", str(config), "--sleep-interval", "1h",
@@ -27,11 +28,23 @@ def test_sighup_reloads_the_config_and_sigterm_exits_0(kube_api, tmp_path):
         proc.send_signal(signal.SIGHUP)
         wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/gpu.product") == "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb")
         assert not any(k.startswith("nvidia.com/mig-1g.5gb") for k in kube_api.labels(NODE))
+        for bad in (b"flags: {gfd: {sleepInterval: 999999999h}}\n", b"flags: {migStrategy: \xff}\n"):
+            config.write_bytes(bad)  # a bad ConfigMap edit: kept out, the daemon lives on
+            proc.send_signal(signal.SIGHUP)
+            while not (seen and "reload failed" in seen[-1]):  # blocks until the daemon has said it
+                seen.append(proc.stderr.readline())
+                assert seen[-1], "the daemon exited"
+        config.write_text("version: v1\nflags:\n  migStrategy: mixed\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig.strategy") == "mixed")
+        assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
-    log_lines = proc.stderr.read().splitlines()
+    log_lines = [line.rstrip("\n") for line in seen] + proc.stderr.read().splitlines()
     assert all(line.startswith("{") for line in log_lines), log_lines  # --log-format json
     assert any("labels updated" in line for line in log_lines)
+    assert any("configuration reload failed, keeping the previous one" in line for line in log_lines)
+    assert not any("Traceback" in line for line in log_lines)
