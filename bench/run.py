@@ -48,7 +48,7 @@ def pct(values: list[float], q: float) -> float:
 def bench_pass() -> None:
     print("1. one discovery + label pass, DGX H100 fixture (8 GPUs x 7 MIG devices)")
     fake = FakeNvml(resolve_fixture("dgx-h100-7x1g"))
-    source = TopologySource(fake, "", fake)
+    source = TopologySource(fake, None, fake)
     config = Config(mig_strategy=MigStrategy.SINGLE)
     times = []
     for _ in range(2000):
@@ -61,7 +61,7 @@ def bench_pass() -> None:
     row("pass time median / p99 (2000 passes)", f"{median:.3f} / {p99:.3f} ms", "<= 2 ms", p99 <= 2.0)
     row("NVML calls per pass (static facts cached)", str(sum(fake.calls.values())))
     cold = FakeNvml(resolve_fixture("dgx-h100-7x1g"))
-    TopologySource(cold, "", cold).read()
+    TopologySource(cold, None, cold).read()
     row("NVML calls on the first pass (nothing cached yet)", str(sum(cold.calls.values())))
 
 

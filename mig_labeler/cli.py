@@ -22,7 +22,6 @@ from click.core import ParameterSource
 
 from mig_labeler import __version__
 from mig_labeler.config import (
-    DEFAULT_MACHINE_TYPE_FILE,
     Config,
     FileSettings,
     MigStrategy,
@@ -140,7 +139,7 @@ def build_config(ctx: click.Context) -> Config:
         mig_strategy=parse_mig_strategy(strategy) if strategy is not None else (file.mig_strategy or MigStrategy.NONE),
         sharing=file.sharing,
         no_timestamp=bool(_pick(ctx, "no_timestamp", file.no_timestamp, False)),
-        machine_type_file=_pick(ctx, "machine_type_file", file.machine_type_file, DEFAULT_MACHINE_TYPE_FILE),
+        machine_type_file=_pick(ctx, "machine_type_file", file.machine_type_file, None),
         fail_on_init_error=bool(_pick(ctx, "fail_on_init_error", file.fail_on_init_error, True)),
         gpu_present_label=bool(p["gpu_present_label"]),
         fixture=p.get("fixture"),

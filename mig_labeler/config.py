@@ -85,7 +85,7 @@ class Config:
     mig_strategy: MigStrategy = MigStrategy.NONE
     sharing: Sharing = NO_SHARING
     no_timestamp: bool = False
-    machine_type_file: str = DEFAULT_MACHINE_TYPE_FILE
+    machine_type_file: str | None = None  # None: not given, so a fixture's machine_type, else the DMI file
     fail_on_init_error: bool = True
     gpu_present_label: bool = True
     fixture: str | None = None
@@ -106,7 +106,7 @@ class Config:
             "sharing": self.sharing.kind,
             "sharedResources": {r.name: r.replicas for r in self.sharing.resources},
             "noTimestamp": self.no_timestamp,
-            "machineTypeFile": self.machine_type_file,
+            "machineTypeFile": self.machine_type_file,  # null: the fixture's, else the DMI file
             "failOnInitError": self.fail_on_init_error,
             "gpuPresentLabel": self.gpu_present_label,
             "fixture": self.fixture,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mig_labeler.config import DEFAULT_MACHINE_TYPE_FILE
 from mig_labeler.fake_nvml import FakeNvml
 from mig_labeler.nvml_reader import ReaderCache, read_topology
 from mig_labeler.topology import NodeTopology
@@ -18,7 +19,7 @@ from mig_labeler.topology import NodeTopology
 @dataclass
 class TopologySource:
     nvml: Any
-    machine_type_file: str
+    machine_type_file: str | None  # None: not given by the user
     fake: FakeNvml | None = None
     cache: ReaderCache = field(default_factory=ReaderCache)
 
@@ -27,13 +28,16 @@ class TopologySource:
         return replace(topology, machine_type=self.machine_type())
 
     def machine_type(self) -> str | None:
-        """A fixture's ``machine_type`` stands in for the DMI file (fixtures.md)."""
+        """A file the user named wins (flag > env > config file > fixture > default); else a
+        fixture's ``machine_type`` stands in for the DMI file (fixtures.md); else the DMI file."""
+        if self.machine_type_file is not None:
+            return read_machine_type(self.machine_type_file)
         if self.fake is not None:
             return self.fake.fixture.machine_type
-        return read_machine_type(self.machine_type_file)
+        return read_machine_type(DEFAULT_MACHINE_TYPE_FILE)
 
 
-def open_source(fixture: str | None, machine_type_file: str) -> TopologySource:
+def open_source(fixture: str | None, machine_type_file: str | None) -> TopologySource:
     if fixture:
         fake = FakeNvml(fixture)
         return TopologySource(fake, machine_type_file, fake)

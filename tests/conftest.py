@@ -44,7 +44,7 @@ def fake_from(doc_or_name: Any) -> FakeNvml:
 
 def read(doc_or_name: Any) -> NodeTopology:
     fake = fake_from(doc_or_name)
-    source = TopologySource(fake, "", fake)
+    source = TopologySource(fake, None, fake)
     return source.read()
 
 

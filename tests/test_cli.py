@@ -138,3 +138,23 @@ def test_over_long_value_is_reported_not_printed(capsys, tmp_path):
     code, out, err = run_main(capsys, "labels", "--fixture", str(node))
     assert code == 0 and "gpu.product" not in out
     assert "not publishing nvidia.com/gpu.product" in err
+
+
+def test_a_machine_type_file_the_user_names_beats_the_fixtures_machine_type(tmp_path):
+    """flag > environment > config file > fixture > default, for the one fact a fixture also gives."""
+    flag, env, file = (tmp_path / n for n in ("flag.txt", "env.txt", "file.txt"))
+    for path in (flag, env, file):
+        path.write_text(f"Box {path.stem}\n")
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"flags: {{gfd: {{machineTypeFile: {file}}}}}\n")
+    base = ["labels", "--fixture", "dgx-a100-mixed", "--no-timestamp"]  # the fixture says NVIDIA DGX A100
+
+    def machine(*extra: str, env_vars: dict | None = None) -> str:
+        out = run(*base, *extra, env=env_vars).stdout
+        return next(line for line in out.splitlines() if line.startswith("nvidia.com/gpu.machine=")).split("=")[1]
+
+    assert machine() == "NVIDIA-DGX-A100"
+    assert machine("--config-file", str(cfg)) == "Box-file"
+    assert machine("--config-file", str(cfg), env_vars={"GFD_MACHINE_TYPE_FILE": str(env)}) == "Box-env"
+    assert machine("--config-file", str(cfg), "--machine-type-file", str(flag),
+                   env_vars={"GFD_MACHINE_TYPE_FILE": str(env)}) == "Box-flag"

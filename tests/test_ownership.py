@@ -27,7 +27,7 @@ def gfd_labels(fixture: str, strategy: str) -> dict[str, str]:
     daemon_like = make_daemon.__globals__["make_config"](strategy, fixture=str(fixture_path(fixture)))
     from mig_labeler.discovery import open_source
 
-    return labels_for_topology(open_source(daemon_like.fixture, "").read(), daemon_like, 0).labels
+    return labels_for_topology(open_source(daemon_like.fixture, None).read(), daemon_like, 0).labels
 
 
 def owners_of(kube_api, key: str) -> set[str]:
