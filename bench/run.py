@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,6 +246,59 @@ def bench_reaction(api: FakeKubeApi, kubeconfig: Path, trials: int = 50) -> None
     row("for comparison: GFD's worst case (sleep interval)", "60000 ms")
 
 
+def bench_pause_end(api: FakeKubeApi, kubeconfig: Path, trials: int = 20) -> None:
+    """The GPU Operator pauses NVML clients for a MIG change, then lets them go: time from the
+    pause's end (gpu.deploy.client=true, mig.config.state=success) to the new labels."""
+    print(f"7. pause end: gpu.deploy.client paused -> true with a new MIG layout -> labels ({trials} trials)")
+    layouts = {"3g.40gb": "gpus: [{model: H100-SXM5-80GB, count: 8, mig: [3g.40gb, 3g.40gb]}]\n",
+               "1g.10gb": "gpus: [{model: H100-SXM5-80GB, count: 8, mig: [1g.10gb, 1g.10gb, 1g.10gb]}]\n"}
+    node = "paused-node"
+    api.add_node(node, {"nvidia.com/gpu.deploy.client": "true", "nvidia.com/mig.config.state": "success"})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        fixture = Path(tmp) / "node.yaml"
+        fixture.write_text(layouts["1g.10gb"])
+        proc = subprocess.Popen([str(BIN), "run", "--node-name", node, "--kubeconfig", str(kubeconfig), "--fixture",
+                                 str(fixture), "--mig-strategy", "mixed", "--sleep-interval", "1h",
+                                 "--metrics-port", str(port)], stderr=subprocess.DEVNULL)
+        latencies = []
+        try:
+            wait_for(lambda: api.labels(node).get("nvidia.com/mig-1g.10gb.count") == "24", 10)
+            for i in range(trials):
+                profile = "3g.40gb" if i % 2 == 0 else "1g.10gb"
+                count = "16" if profile == "3g.40gb" else "24"
+                api.edit_labels(node, {"nvidia.com/gpu.deploy.client": "paused-for-mig-change",
+                                       "nvidia.com/mig.config.state": "pending"}, manager="nvidia-mig-manager")
+                wait_for(lambda: 'mig_labeler_paused{reason="gpu.deploy.client=paused-for-mig-change"} 1.0'
+                         in _scrape(port), 10)
+                tmp_file = fixture.with_suffix(".tmp")
+                tmp_file.write_text(layouts[profile])
+                tmp_file.replace(fixture)
+                start = time.perf_counter()
+                done = {"nvidia.com/gpu.deploy.client": "true", "nvidia.com/mig.config.state": "success"}
+                api.edit_labels(node, done, manager="nvidia-mig-manager")
+                wait_for(lambda p=profile, c=count: api.labels(node).get(f"nvidia.com/mig-{p}.count") == c, 10)
+                latencies.append(time.perf_counter() - start)
+            inits = next(line for line in _scrape(port).splitlines() if line.startswith("mig_labeler_nvml_inits_total"))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    median, p99 = statistics.median(latencies) * 1e3, pct(latencies, 0.99) * 1e3
+    row("pause end -> labels, median / p99", f"{median:.1f} / {p99:.1f} ms", "< 2 s", p99 < 2000)
+    row("NVML sessions over the run (1 + one per pause end)", inits.split()[-1], f"{1 + trials}",
+        float(inits.split()[-1]) == 1 + trials)
+
+
+def _scrape(port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            return response.read().decode()
+    except OSError:
+        return ""
+
+
 def bench_gfd_uninstall(api: FakeKubeApi, kubeconfig: Path, trials: int = 20) -> None:
     """Uninstalling GFD deletes its NodeFeature; nfd-master then removes every label it applied,
     the ones mig-labeler adopted included. The watching daemon restores them."""
@@ -298,6 +353,7 @@ def main() -> None:
             bench_api(api)
             bench_reaction(api, kubeconfig)
             bench_gfd_uninstall(api, kubeconfig)
+            bench_pause_end(api, kubeconfig)
     finally:
         api.stop()
     missed = [r for r in ROWS if r[3] == "MISSED"]

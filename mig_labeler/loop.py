@@ -30,7 +30,7 @@ from mig_labeler.errors import (
 from mig_labeler.health import HealthState
 from mig_labeler.kube import KubeClient, NodeState
 from mig_labeler.metrics import Metrics
-from mig_labeler.plan import LabelPlan, observed_changes, plan_update, publish_hold, releasable, watch_trigger
+from mig_labeler.plan import LabelPlan, Pause, observed_changes, pause, plan_update, releasable, watch_trigger
 from mig_labeler.retry import api_retry_policy
 from mig_labeler.signals import Signals
 from mig_labeler.watch import ConfigFileWatcher, NodeWatcher
@@ -95,6 +95,9 @@ class Daemon:
         self.once: set[str] = set()  # warnings already logged
         self.node_missing = False
         self.node_deleted = False
+        self._fresh: NodeState | None = None  # the Node read at the start of this pass
+        self.paused: Pause | None = None
+        self.pause_lock = threading.Lock()
         self.passes_done = 0  # passes the loop finished, whatever their result
         self.progress = threading.Condition()
 
@@ -117,6 +120,15 @@ class Daemon:
         return result
 
     def _pass(self) -> PassResult:
+        try:  # the Node first: while the GPU Operator changes GPUs, not even nvmlInit
+            self._fresh = self.retry(self._current_node)
+        except ApiError as e:  # NodeNotFound is not an ApiError: it ends the command
+            return PassResult(ok=False, error=str(e), kind="api_error")
+        paused = pause(self._fresh.labels)
+        self._set_paused(paused)
+        if paused is not None:
+            return PassResult(ok=True, held=paused.message, kind="paused")
+        self.metrics.nvml_inits.inc()
         try:
             topology = self.source.read()
         except (NvmlUnavailable, NvmlQueryFailed, FixtureError) as e:
@@ -140,13 +152,28 @@ class Daemon:
         self.metrics.last_success.set(self.clock())
         return PassResult(ok=True, plan=plan, outcome=outcome, wrote=outcome is not None, held=held)
 
-    def _publish(self, desired: dict[str, str]) -> tuple[LabelPlan, LabelPlan | None, str]:
+    def _current_node(self) -> NodeState:
+        """The watched Node, else one GET (polling); the first publish attempt reuses it."""
         try:
             node = self._watched_node() or self.kube.read_node(self._node_name())
+        except ApiError as e:
+            self.metrics.api_errors.labels(code=str(e.status or 0)).inc()
+            raise
+        self._remember(node)
+        return node
+
+    def _publish(self, desired: dict[str, str]) -> tuple[LabelPlan, LabelPlan | None, str]:
+        try:
+            node = self._watched_node() or self._fresh or self.kube.read_node(self._node_name())
+            self._fresh = None
             self._remember(node)
             plan = plan_update(node.labels, node.owned, desired, node.shared)
-            held = publish_hold(node.labels) or ""
-            if plan.empty or held:
+            paused = pause(node.labels)  # it may have begun while NVML was read: finish, publish nothing
+            if paused is not None:
+                self._set_paused(paused)
+                return plan, None, paused.message
+            held = ""
+            if plan.empty:
                 return plan, None, held
             self._take_sole_ownership(node, plan)
             after = self.kube.apply_labels(node.name, desired)
@@ -205,6 +232,20 @@ class Daemon:
             self.node = node
             return previous
 
+    def _set_paused(self, paused: Pause | None) -> None:
+        """The mig_labeler_paused{reason} gauge, and one log line when a pause begins or ends."""
+        with self.pause_lock:
+            if paused == self.paused:
+                return
+            previous, self.paused = self.paused, paused
+            self.metrics.paused.clear()
+            if paused is not None:
+                self.metrics.paused.labels(reason=paused.reason).set(1)
+        if paused is not None:
+            log.info("paused: %s; no NVML calls and no label changes until it ends", paused.message)
+        elif previous is not None:
+            log.info("pause over (%s); scanning now", previous.reason)
+
     def on_node_deleted(self, node: NodeState) -> None:
         """Watch callback: our Node is gone. Forget it, say so once, and let the next pass find
         out (a GET: NodeNotFound, not ready) instead of counting passes against a stale cache.
@@ -220,6 +261,7 @@ class Daemon:
     def on_node_state(self, node: NodeState) -> None:
         """Watch callback (watch thread): cache the Node, and wake the loop when the change
         needs a pass: mig-manager finished or changed the config, or someone touched our labels."""
+        self._set_paused(pause(node.labels))  # at once, not at the next pass
         previous = self._remember(node)
         if previous is None:
             if self.node_deleted:  # it is back: label it now, not at the next interval
@@ -236,9 +278,7 @@ class Daemon:
         return self.config.node_name
 
     def _after(self, result: PassResult) -> None:
-        if result.held != self.held:
-            log.info("%s", result.held or "mig-manager finished; publishing again")
-            self.held = result.held
+        self.held = result.held
         if result.ok:
             self.failures = 0
             outcome = result.outcome

@@ -39,6 +39,11 @@ class Metrics:
         self.gpu_utilization = Gauge("mig_labeler_gpu_utilization_percent", "Utilization of each full GPU "
                                      "(NVML; not available for MIG-enabled GPUs: use DCGM for per-MIG data).",
                                      ["gpu", "uuid"], registry=registry)
+        self.paused = Gauge("mig_labeler_paused", "1 while the GPU Operator pauses NVML clients (gpu.deploy.client, "
+                            "GFD's deploy label, mig.config.state); reason names the label and value.", ["reason"],
+                            registry=registry)
+        self.nvml_inits = Counter("mig_labeler_nvml_inits", "NVML sessions opened (nvmlInit calls); it stands still "
+                                  "during a pause.", registry=registry)
         self.ready = Gauge("mig_labeler_ready", "1 when the last pass published successfully.", registry=registry)
 
     def observe_topology(self, topology: NodeTopology) -> None:

@@ -1,0 +1,195 @@
+"""Stepping aside while the GPU Operator changes GPUs: the DaemonSets' node affinity, and the
+daemon's own fence (no NVML call at all while paused, labels kept, one log line, a gauge)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pytest
+from prometheus_client import generate_latest
+
+from mig_labeler.fake_nvml import FakeNvml
+
+from .conftest import make_daemon, wait_for_passes, wait_until, write_fixture
+
+NODE = "gpu-node-1"
+ALL_1G = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": ["1g.5gb"] * 7}]}
+ALL_3G = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": ["3g.20gb", "3g.20gb"]}]}
+OPERATOR = "nvidia-mig-manager"
+
+
+# -- the DaemonSets' required node affinity, evaluated as the scheduler does -----------------------
+def expression_matches(expr: dict[str, Any], labels: dict[str, str]) -> bool:
+    key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+    if op == "In":
+        return key in labels and labels[key] in values
+    if op == "NotIn":
+        return key not in labels or labels[key] not in values
+    if op == "Exists":
+        return key in labels
+    if op == "DoesNotExist":
+        return key not in labels
+    if op in ("Gt", "Lt"):
+        try:
+            have, want = int(labels[key]), int(values[0])
+        except (KeyError, ValueError):
+            return False
+        return have > want if op == "Gt" else have < want
+    raise AssertionError(f"unknown operator {op}")
+
+
+def affinity_matches(affinity: dict[str, Any], labels: dict[str, str]) -> bool:
+    """nodeSelectorTerms are ORed, the expressions of one term ANDed; an empty term matches nothing."""
+    terms = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    return any(term.get("matchExpressions") and all(expression_matches(e, labels) for e in term["matchExpressions"])
+               for term in terms)
+
+
+GPU_NODE = {"feature.node.kubernetes.io/pci-10de.present": "true"}
+CASES = [
+    ("operator says true", GPU_NODE | {"nvidia.com/gpu.deploy.client": "true"}, True),
+    ("no operator", GPU_NODE, True),
+    ("bootstrapped by hand, no NFD", {"nvidia.com/gpu.present": "true"}, True),
+    ("paused for a MIG change", GPU_NODE | {"nvidia.com/gpu.deploy.client": "paused-for-mig-change"}, False),
+    ("paused for a driver upgrade", GPU_NODE | {"nvidia.com/gpu.deploy.client": "paused-for-driver-upgrade"}, False),
+    ("operator disabled the client", GPU_NODE | {"nvidia.com/gpu.deploy.client": "false"}, False),
+    ("no GPU", {"kubernetes.io/os": "linux"}, False),
+    ("no GPU, client true", {"nvidia.com/gpu.deploy.client": "true"}, False),
+]
+
+
+@pytest.mark.parametrize(("why", "labels", "scheduled"), CASES, ids=[c[0] for c in CASES])
+def test_every_daemonset_runs_only_where_the_operator_lets_nvml_clients_run(rendered, why, labels, scheduled):
+    for name, objects in rendered.items():
+        for ds in (o for o in objects if o["kind"] == "DaemonSet"):
+            assert affinity_matches(ds["spec"]["template"]["spec"]["affinity"], labels) is scheduled, (name, why)
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    from tools.manifests_check import entry_points, render
+
+    return {p.name: render(p) for p in entry_points()}
+
+
+# -- the daemon's own fence -------------------------------------------------------------------------
+def nvml_inits(daemon) -> int:
+    return int(daemon.source.fake.calls["nvmlInit"])
+
+
+def metric(daemon, text: str) -> bool:
+    return text in generate_latest(daemon.metrics.registry).decode()
+
+
+@pytest.fixture
+def running(kube_api, tmp_path):
+    kube_api.edit_labels(NODE, {"nvidia.com/gpu.deploy.client": "true"}, manager="gpu-operator")
+    node_file = write_fixture(tmp_path / "node.yaml", ALL_1G)
+    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0, watch=True)
+    thread = threading.Thread(target=daemon.run_forever, daemon=True)
+    thread.start()
+    wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig-1g.5gb.count") == "14")
+    wait_until(lambda: kube_api.open_watches == 1)
+    wait_for_passes(daemon, 1)
+    yield daemon, node_file
+    daemon.signals.request_stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def operator(kube_api, **labels: str) -> None:
+    names = {"client": "nvidia.com/gpu.deploy.client", "state": "nvidia.com/mig.config.state",
+             "config": "nvidia.com/mig.config", "gfd": "nvidia.com/gpu.deploy.gpu-feature-discovery"}
+    kube_api.edit_labels(NODE, {names[k]: v for k, v in labels.items()}, manager=OPERATOR)
+
+
+def ours(kube_api) -> dict[str, str]:
+    return {k: v for k, v in kube_api.labels(NODE).items()
+            if not k.startswith(("nvidia.com/gpu.deploy.", "nvidia.com/mig.config"))}
+
+
+def test_a_mig_change_is_waited_out_without_nvml_and_published_at_once_after(running, kube_api, caplog):
+    caplog.set_level(logging.INFO, logger="mig_labeler")
+    daemon, node_file = running
+    before, inits = ours(kube_api), nvml_inits(daemon)
+    operator(kube_api, client="paused-for-mig-change", gfd="paused-for-mig-change", config="all-3g.20gb",
+             state="pending")
+    wait_until(lambda: metric(daemon, 'mig_labeler_paused{reason="gpu.deploy.client=paused-for-mig-change"} 1.0'))
+    passes = daemon.passes_done
+    daemon.signals.wake.set()  # a pass now (as the interval would) must not touch NVML
+    wait_for_passes(daemon, passes + 1)
+    operator(kube_api, state="rebooting")
+    write_fixture(node_file, ALL_3G)  # the GPUs were reset into the new layout
+    daemon.signals.wake.set()
+    wait_for_passes(daemon, passes + 2)
+    assert nvml_inits(daemon) == inits and ours(kube_api) == before
+    assert daemon.health.readiness() == (True, "ok")
+    assert metric(daemon, "mig_labeler_nvml_inits_total 1.0")
+    operator(kube_api, state="success", client="true", gfd="true")
+    wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig-3g.20gb.count") == "4")
+    assert "nvidia.com/mig-1g.5gb.count" not in kube_api.labels(NODE)
+    assert not metric(daemon, "mig_labeler_paused{")
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("paused: ") for m in messages) == 1
+    assert sum(m.startswith("pause over") for m in messages) == 1
+
+
+def test_a_driver_upgrade_pause_is_waited_out_too(running, kube_api):
+    daemon, node_file = running
+    inits = nvml_inits(daemon)
+    operator(kube_api, client="paused-for-driver-upgrade")
+    wait_until(lambda: metric(daemon, 'reason="gpu.deploy.client=paused-for-driver-upgrade"} 1.0'))
+    passes = daemon.passes_done
+    daemon.signals.wake.set()
+    wait_for_passes(daemon, passes + 1)
+    assert nvml_inits(daemon) == inits
+    write_fixture(node_file, ALL_3G)
+    operator(kube_api, client="true")
+    wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig-3g.20gb.count") == "4")
+    assert nvml_inits(daemon) == inits + 1
+
+
+def test_a_failed_reconfiguration_publishes_what_nvml_now_shows(running, kube_api):
+    daemon, node_file = running
+    operator(kube_api, config="all-3g.20gb", state="pending")
+    wait_until(lambda: metric(daemon, 'reason="mig.config.state=pending"} 1.0'))
+    write_fixture(node_file, {"gpus": [{"model": "A100-SXM4-40GB", "mig": ["3g.20gb"]},
+                                       {"model": "A100-SXM4-40GB", "mig": ["1g.5gb"] * 7}]})
+    operator(kube_api, state="failed")
+    wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig-3g.20gb.count") == "1")
+    assert kube_api.labels(NODE)["nvidia.com/mig-1g.5gb.count"] == "7"
+
+
+class PausingNvml(FakeNvml):
+    """Real NVML answers while, halfway through a pass, the GPU Operator pauses NVML clients."""
+
+    def __init__(self, source: Any, on_init: Any) -> None:
+        super().__init__(source)
+        self.on_init = on_init
+
+    def nvmlInitWithFlags(self, flags: int) -> None:
+        super().nvmlInitWithFlags(flags)
+        self.on_init()
+
+
+def test_a_pause_in_the_middle_of_a_pass_finishes_it_without_publishing(kube_api, tmp_path):
+    kube_api.edit_labels(NODE, {"nvidia.com/gpu.deploy.client": "true"}, manager="gpu-operator")
+    node_file = write_fixture(tmp_path / "node.yaml", ALL_1G)
+    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0, watch=True)
+    daemon.watcher.start()
+    wait_until(lambda: daemon._watched_node() is not None)
+    assert daemon.run_pass().ok
+    before = ours(kube_api)
+    write_fixture(node_file, ALL_3G)
+
+    def pause_now() -> None:
+        operator(kube_api, client="paused-for-mig-change")
+        wait_until(lambda: daemon._watched_node().labels["nvidia.com/gpu.deploy.client"] != "true")
+
+    daemon.source.nvml = daemon.source.fake = PausingNvml(node_file, pause_now)
+    result = daemon.run_pass()
+    assert result.ok and not result.wrote and result.held.startswith("the GPU Operator set")
+    assert ours(kube_api) == before
+    daemon.stopping.set()
