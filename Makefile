@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-stress test-e2e manifests-check lint bench models wheel-check clean
+.PHONY: install demo test test-stress test-e2e admission-policy manifests-check lint bench models wheel-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ bench: $(STAMP)
 
 models: $(STAMP)  ## regenerate mig_labeler/data/gpu_models.json from ../shared/spec/mig-profiles.json
 	$(BIN)/python tools/gen_gpu_models.py $(SPEC)
+
+admission-policy: $(STAMP)  ## regenerate manifests/components/node-restriction/policy.yaml from label_names.py
+	$(BIN)/python tools/gen_admission_policy.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

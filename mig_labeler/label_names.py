@@ -93,3 +93,35 @@ def validate_labels(labels: Mapping[str, str]) -> tuple[dict[str, str], tuple[Re
         else:
             valid[key] = value
     return valid, tuple(rejected)
+
+
+# -- the keys mig-labeler may own ------------------------------------------------------------------
+# Defined once: the admission policy (manifests/components/node-restriction) allows the labeler's
+# ServiceAccount to add, change or remove exactly these keys, and tests check that the policy and
+# this set agree, and that every key the labelers compute is in it. Other tools' keys under
+# nvidia.com/ (mig.config, mig.config.state, gpu.deploy.*, device-plugin.config,
+# gpu.workload.config) are not, and neither is anything outside nvidia.com/.
+OWNABLE_KEYS = frozenset(PREFIX + k for k in (
+    "gfd.timestamp",
+    "cuda.driver.major", "cuda.driver.minor", "cuda.driver.rev",
+    "cuda.runtime.major", "cuda.runtime.minor",
+    "cuda.driver-version.major", "cuda.driver-version.minor", "cuda.driver-version.revision",
+    "cuda.driver-version.full",
+    "cuda.runtime-version.major", "cuda.runtime-version.minor", "cuda.runtime-version.full",
+    "gpu.machine", "gpu.mode", "gpu.present", "gpu.product", "gpu.count", "gpu.memory", "gpu.family",
+    "gpu.replicas", "gpu.sharing-strategy", "gpu.compute.major", "gpu.compute.minor", "gpu.multiprocessors",
+    "gpu.slices.gi", "gpu.slices.ci",
+    "gpu.engines.copy", "gpu.engines.decoder", "gpu.engines.encoder", "gpu.engines.jpeg", "gpu.engines.ofa",
+    "mig.capable", "mig.strategy", "mps.capable",
+))
+# Per-profile MIG keys: nvidia.com/mig-<profile>.<attribute>, the profile as mig_resource_name
+# spells it (1g.10gb, 1g.10gb.me, 1g.10gb-me, 1c.3g.20gb, 1g.24gb.gfx, ...). RE2 syntax, so the
+# policy's CEL matches() reads the same pattern.
+MIG_KEY_PATTERN = (r"^nvidia[.]com/mig-[0-9]+[cg][-.a-z0-9]*[.]"
+                   r"(count|product|memory|multiprocessors|replicas|sharing-strategy|ci|gi|copy|decoder|encoder|jpeg|ofa)$")
+_MIG_KEY = re.compile(MIG_KEY_PATTERN)
+
+
+def ownable(key: str) -> bool:
+    """May mig-labeler write, own, adopt or remove this label key?"""
+    return key in OWNABLE_KEYS or bool(_MIG_KEY.match(key))

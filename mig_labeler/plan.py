@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
+from mig_labeler.label_names import ownable
+
 
 @dataclass(frozen=True, slots=True)
 class LabelPlan:
@@ -62,14 +64,11 @@ def observed_changes(plan: LabelPlan, before: Mapping[str, str], after: Mapping[
     return LabelPlan(dict(plan.desired), add, change, tuple(k for k in plan.adopt if k in adopted), remove)
 
 
-# Keys other tools own on the same Node. We never compute them, and never release another
-# manager's claim on them, whatever happens (labels.md, "Ownership").
-FOREIGN_KEY_PREFIXES = ("nvidia.com/mig.config", "nvidia.com/gpu.deploy.", "nvidia.com/device-plugin.config")
-
-
 def releasable(key: str) -> bool:
-    """May we take another manager's claim off this key? Only in our own nvidia.com/ families."""
-    return key.startswith("nvidia.com/") and not key.startswith(FOREIGN_KEY_PREFIXES)
+    """May we take another manager's claim off this key? Only a key mig-labeler may own at all
+    (``label_names.OWNABLE_KEYS``, the set the admission policy allows): never mig-manager's
+    ``mig.config*``, the operator's ``gpu.deploy.*`` or anything outside nvidia.com/."""
+    return ownable(key)
 
 
 MIG_CONFIG = "nvidia.com/mig.config"  # written by the GPU operator's mig-manager, never by us

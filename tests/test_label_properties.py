@@ -7,7 +7,7 @@ import dataclasses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mig_labeler.label_names import key_error, validate_labels, value_error
+from mig_labeler.label_names import key_error, ownable, validate_labels, value_error
 from mig_labeler.labels import compute_labels
 
 from .conftest import make_config, read
@@ -23,6 +23,7 @@ def test_every_key_is_valid_and_only_over_long_values_are_rejected(doc, strategy
     labels = compute_labels(read(doc), make_config(strategy, sharing, no_timestamp=False), 1_700_000_000)
     for key, value in labels.items():
         assert key_error(key) is None, key
+        assert ownable(key), key  # the admission policy lets us write it
         assert value_error(value) is None or len(value) > 63, (key, value)
     valid, rejected = validate_labels(labels)
     assert set(valid) | {r.key for r in rejected} == set(labels)

@@ -35,8 +35,10 @@ def test_every_entry_point_and_example_passes_all_checks(rendered):
 
 
 def test_each_entry_point_renders_the_expected_objects(rendered):
-    expected = ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Namespace", "ServiceAccount"]
-    assert {name: kinds(objs) for name, objs in rendered.items()} == {n: expected for n in rendered}
+    core = ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Namespace", "ServiceAccount"]
+    policy = sorted([*core, "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"])
+    assert {name: kinds(objs) for name, objs in rendered.items()} == {n: core if n == "core" else policy
+                                                                       for n in rendered}
     sidecar = next(o for o in rendered["sidecar"] if o["kind"] == "DaemonSet")
     assert sidecar["metadata"]["name"] == "nvidia-device-plugin"
     (init,) = sidecar["spec"]["template"]["spec"]["initContainers"]
@@ -110,7 +112,9 @@ def test_an_unhardened_mig_labeler_container_is_reported(rendered):
 
 
 def test_rendered_counts_are_stable(rendered):
-    assert {name: len(objs) for name, objs in rendered.items()} == {n: 6 for n in rendered}
+    # core: namespace, service account, cluster role + binding, config map, DaemonSet; the others
+    # add the admission policy and its binding
+    assert {name: len(objs) for name, objs in rendered.items()} == {n: 6 if n == "core" else 8 for n in rendered}
 
 
 

@@ -30,7 +30,10 @@ KUBERNETES_VERSION = "1.37.0"  # the newest schema kubernetes-validate ships
 # 1.25 is the oldest schema kubernetes-validate ships (nothing in base needs anything newer); the
 # sidecar overlay uses native sidecars (restartPolicy: Always on an init container), on by default
 # from 1.29 (1.28 only behind the SidecarContainers feature gate; older servers reject it).
-MINIMUM_VERSIONS = {"base": "1.25.0", "mig-single": "1.25.0", "mig-mixed": "1.25.0", "sidecar": "1.29.0"}
+# base and the overlays carry the node-restriction admission policy (admissionregistration.k8s.io/v1:
+# 1.30); core is base without it.
+MINIMUM_VERSIONS = {"core": "1.25.0", "base": "1.30.0", "mig-single": "1.30.0", "mig-mixed": "1.30.0",
+                    "sidecar": "1.30.0"}
 EXAMPLES_MINIMUM = "1.25.0"
 GPU_RESOURCE_PREFIXES = ("nvidia.com/gpu", "nvidia.com/mig-")
 TEMPLATE = ("spec", "template", "spec")
@@ -40,7 +43,7 @@ POD_SPEC_PATHS = {"Pod": ("spec",), "DaemonSet": TEMPLATE, "Deployment": TEMPLAT
 
 def entry_points(root: Path = ROOT) -> list[Path]:
     overlays = sorted(p for p in (root / "manifests" / "overlays").iterdir() if (p / "kustomization.yaml").exists())
-    return [root / "manifests" / "base", *overlays]
+    return [root / "manifests" / "core", root / "manifests" / "base", *overlays]
 
 
 def render(path: Path) -> list[dict[str, Any]]:
