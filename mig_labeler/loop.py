@@ -261,8 +261,11 @@ class Daemon:
     def on_node_state(self, node: NodeState) -> None:
         """Watch callback (watch thread): cache the Node, and wake the loop when the change
         needs a pass: mig-manager finished or changed the config, or someone touched our labels."""
-        self._set_paused(pause(node.labels))  # at once, not at the next pass
         previous = self._remember(node)
+        with self.node_lock:
+            latest = self.node
+        if latest is not None:  # cached first, then the gauge: a pass that sees the gauge sees the pause
+            self._set_paused(pause(latest.labels))
         if previous is None:
             if self.node_deleted:  # it is back: label it now, not at the next interval
                 self.node_deleted = False

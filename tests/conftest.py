@@ -75,6 +75,15 @@ def wait_for_passes(daemon: Daemon, count: int) -> None:
     assert daemon.wait_for_passes(count, WAIT_LIMIT), f"the loop did not finish {count} passes"
 
 
+def settle(daemon: Daemon) -> None:
+    """Until a running loop is idle: one more full pass after this call, so that a pass already
+    in flight (say, one woken by the watch's first event) is over. That pass writes nothing, so
+    nothing wakes the loop again."""
+    done = daemon.passes_done
+    daemon.signals.wake.set()
+    wait_for_passes(daemon, done + 1)
+
+
 def write_fixture(path: Path, doc: dict) -> Path:
     """Atomically, as a running daemon may read it at any moment."""
     tmp = path.with_name(f".{path.name}.tmp")

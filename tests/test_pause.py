@@ -12,7 +12,7 @@ from prometheus_client import generate_latest
 
 from mig_labeler.fake_nvml import FakeNvml
 
-from .conftest import make_daemon, wait_for_passes, wait_until, write_fixture
+from .conftest import make_daemon, settle, wait_for_passes, wait_until, write_fixture
 
 NODE = "gpu-node-1"
 ALL_1G = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": ["1g.5gb"] * 7}]}
@@ -93,6 +93,7 @@ def running(kube_api, tmp_path):
     wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig-1g.5gb.count") == "14")
     wait_until(lambda: kube_api.open_watches == 1)
     wait_for_passes(daemon, 1)
+    settle(daemon)
     yield daemon, node_file
     daemon.signals.request_stop()
     thread.join(timeout=30)
@@ -126,7 +127,7 @@ def test_a_mig_change_is_waited_out_without_nvml_and_published_at_once_after(run
     wait_for_passes(daemon, passes + 2)
     assert nvml_inits(daemon) == inits and ours(kube_api) == before
     assert daemon.health.readiness() == (True, "ok")
-    assert metric(daemon, "mig_labeler_nvml_inits_total 1.0")
+    assert metric(daemon, f"mig_labeler_nvml_inits_total {float(inits)}")  # the same count as the fake NVML
     operator(kube_api, state="success", client="true", gfd="true")
     wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig-3g.20gb.count") == "4")
     assert "nvidia.com/mig-1g.5gb.count" not in kube_api.labels(NODE)
@@ -141,9 +142,8 @@ def test_a_driver_upgrade_pause_is_waited_out_too(running, kube_api):
     inits = nvml_inits(daemon)
     operator(kube_api, client="paused-for-driver-upgrade")
     wait_until(lambda: metric(daemon, 'reason="gpu.deploy.client=paused-for-driver-upgrade"} 1.0'))
-    passes = daemon.passes_done
-    daemon.signals.wake.set()
-    wait_for_passes(daemon, passes + 1)
+    settle(daemon)
+    settle(daemon)
     assert nvml_inits(daemon) == inits
     write_fixture(node_file, ALL_3G)
     operator(kube_api, client="true")

@@ -9,7 +9,7 @@ import pytest
 
 from mig_labeler.watch import ConfigFileWatcher
 
-from .conftest import make_daemon, wait_for_passes, wait_until, write_fixture
+from .conftest import make_daemon, settle, wait_for_passes, wait_until, write_fixture
 
 NODE = "gpu-node-1"
 ALL_1G = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": ["1g.5gb"] * 7}]}
@@ -27,6 +27,7 @@ def running(kube_api, tmp_path):
     wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig-1g.5gb.count") == "14")
     wait_until(lambda: kube_api.open_watches == 1 and len(kube_api.events) == 1)
     wait_for_passes(daemon, 1)
+    settle(daemon)
     yield daemon, node_file
     daemon.signals.request_stop()
     thread.join(timeout=5)
@@ -46,11 +47,11 @@ def test_mig_config_success_publishes_the_new_layout_without_waiting(running, ku
 def test_pending_state_never_publishes_a_half_built_layout(running, kube_api):
     daemon, node_file = running
     before = kube_api.labels(NODE)
-    write_fixture(node_file, HALF_BUILT)  # mig-manager is halfway through
     passes = daemon.passes_done
     kube_api.edit_labels(NODE, {"nvidia.com/mig.config": "all-3g.20gb", "nvidia.com/mig.config.state": "pending"},
                          manager="nvidia-mig-manager")
     wait_for_passes(daemon, passes + 1)  # it did rescan
+    write_fixture(node_file, HALF_BUILT)  # mig-manager is halfway through
     daemon.signals.wake.set()  # and again: still held
     wait_for_passes(daemon, passes + 2)
     after = kube_api.labels(NODE)
