@@ -188,12 +188,20 @@ class FakeNvml:
         gpu = self.fixture.gpus[handle.gpu] if isinstance(handle, _MigHandle) else self._gpu(handle)
         return gpu.compute_capability
 
-    def nvmlDeviceGetPciInfoExt(self, handle: Any, c_info: Any) -> int:
+    def nvmlDeviceGetPciInfoExt(self, handle: Any, c_info: Any) -> None:
+        """The real binding hands ``c_info`` straight to the C function, which wants a pointer:
+        a struct passed by value crashed the process (SIGSEGV) on a real H100 with
+        nvidia-ml-py 13. Refuse it here as loudly as a fake can, and check the version field."""
         self._enter("nvmlDeviceGetPciInfoExt", self._gpu_index(handle))
+        info = getattr(c_info, "_obj", None)  # what ctypes.byref() wraps
+        if not isinstance(info, pynvml.nvmlPciInfoExt_v1_t):
+            raise TypeError("nvmlDeviceGetPciInfoExt needs ctypes.byref(nvmlPciInfoExt_v1_t()); a struct by value "
+                            "crashes real NVML")
+        if info.version != pynvml.nvmlPciInfoExt_v1:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
         gpu = self._gpu(handle)
-        c_info.baseClass = (gpu.pci_class >> 16) & 0xFF
-        c_info.subClass = (gpu.pci_class >> 8) & 0xFF
-        return pynvml.NVML_SUCCESS
+        info.baseClass = (gpu.pci_class >> 16) & 0xFF
+        info.subClass = (gpu.pci_class >> 8) & 0xFF
 
     def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any:
         self._enter("nvmlDeviceGetUtilizationRates", self._gpu_index(handle))

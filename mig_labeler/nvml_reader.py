@@ -9,6 +9,7 @@ so this exact code runs in both. A half-read topology is never returned.
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,16 @@ class _Reader:
                 return None
             raise NvmlQueryFailed(name, gpu, e.value, _describe(name, e)) from e
 
+    def fill(self, name: str, *args: Any, gpu: int | None = None, absent: frozenset[int] = frozenset()) -> bool:
+        """Call an NVML function that fills a struct: True when it did, False for ``absent`` codes."""
+        try:
+            getattr(self.nvml, name)(*args)
+        except self.nvml.NVMLError as e:
+            if e.value in absent:
+                return False
+            raise NvmlQueryFailed(name, gpu, e.value, _describe(name, e)) from e
+        return True
+
     def topology(self, machine_type: str | None) -> NodeTopology:
         driver = _text(self.call("nvmlSystemGetDriverVersion"))
         if not 2 <= len(driver.split(".")) <= 3:
@@ -154,11 +165,13 @@ class _Reader:
         None, which labels gpu.mode=unknown, as GFD does on a read error."""
         info = self.nvml.nvmlPciInfoExt_v1_t()
         info.version = self.nvml.nvmlPciInfoExt_v1
-        ok = self.call(
-            "nvmlDeviceGetPciInfoExt", handle, info, gpu=index,
-            absent=frozenset({NOT_SUPPORTED, FUNCTION_NOT_FOUND}),
-        )
-        if ok is None:
+        # By reference: pynvml passes the argument to C as it is, and a struct by value crashed the
+        # process with SIGSEGV on a real H100 (nvidia-ml-py 13, driver 580).
+        # It fills ``info`` and returns None on success (as the real binding does), so success is
+        # "no NVMLError", not a return value.
+        answered = self.fill("nvmlDeviceGetPciInfoExt", handle, ctypes.byref(info), gpu=index,
+                             absent=frozenset({NOT_SUPPORTED, FUNCTION_NOT_FOUND}))
+        if not answered:
             return None
         return (int(info.baseClass) << 16) | (int(info.subClass) << 8)
 
