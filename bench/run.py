@@ -291,6 +291,45 @@ def bench_pause_end(api: FakeKubeApi, kubeconfig: Path, trials: int = 20) -> Non
         float(inits.split()[-1]) == 1 + trials)
 
 
+def bench_check(workloads: int = 1000, nodes: int = 1000) -> None:
+    """`mig-labeler check` of 1,000 workloads against 1,000 nodes, the pure part (files and the
+    cluster are read once, outside)."""
+    from mig_labeler.check import Node, NodeIndex, check
+    from mig_labeler.check import workloads as find
+    from mig_labeler.config import Config
+    from mig_labeler.labels import compute_labels
+    from mig_labeler.labels.advertised import advertised_resources
+
+    print(f"8. check: {workloads} workloads x {nodes} nodes")
+    pool = []
+    for name, strategy in (("dgx-a100-7x1g", MigStrategy.SINGLE), ("dgx-a100-mixed", MigStrategy.MIXED),
+                           ("dgx-h100-7x1g", MigStrategy.MIXED), ("a30-mig-off", MigStrategy.NONE)):
+        fake = FakeNvml(resolve_fixture(name))
+        topology = TopologySource(fake, None, fake).read()
+        config = Config(mig_strategy=strategy, no_timestamp=True)
+        pool.append((compute_labels(topology, config, 0), advertised_resources(topology, config)))
+    fleet = [Node(f"node-{i}", *pool[i % len(pool)]) for i in range(nodes)]
+    specs = [
+        {"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb"},
+         "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": 2}}}]},
+        {"nodeSelector": {"nvidia.com/mig.strategy": "mixed"},
+         "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/mig-3g.20gb": 1}}}]},
+        {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "Exists"}]}]}}},
+         "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": 1}}}]},
+        {"nodeSelector": {"nvidia.com/gpu.product": "A100-SXM-80GB"},
+         "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": 0.5}}}]},
+    ]
+    found = [find({"kind": "Pod", "metadata": {"name": f"w{i}"}, "spec": specs[i % len(specs)]}, "bench")[0][0]
+             for i in range(workloads)]
+    start = time.perf_counter()
+    index = NodeIndex(fleet)
+    results = [check(w, index) for w in found]
+    elapsed = time.perf_counter() - start
+    fitting = sum(r.fits for r in results)
+    row(f"check {workloads} x {nodes} ({fitting} fit)", f"{elapsed:.2f} s", "< 2 s", elapsed < 2)
+
+
 def _scrape(port: int) -> str:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
@@ -354,6 +393,7 @@ def main() -> None:
             bench_reaction(api, kubeconfig)
             bench_gfd_uninstall(api, kubeconfig)
             bench_pause_end(api, kubeconfig)
+            bench_check()
     finally:
         api.stop()
     missed = [r for r in ROWS if r[3] == "MISSED"]

@@ -30,7 +30,7 @@ from mig_labeler.config import (
     parse_duration,
     parse_mig_strategy,
 )
-from mig_labeler.errors import EXIT_BAD_INPUT, ConfigError, MigLabelerError, OutputError
+from mig_labeler.errors import EXIT_BAD_INPUT, ConfigError, MigLabelerError, OutputError, WorkloadsDoNotFit
 from mig_labeler.signals import Signals
 
 log = logging.getLogger("mig_labeler")
@@ -279,6 +279,54 @@ def diff(ctx: click.Context, **_: Any) -> None:
     lines, warnings = label_diff(config, int(time.time()))
     _warn(config.warnings + tuple(warnings))
     _emit("".join(f"{line}\n" for line in lines))
+
+
+@cli.command()
+@click.option("-f", "--filename", "files", multiple=True, required=True, metavar="FILE",
+              help="Kubernetes YAML or JSON with pod templates (several documents and List objects are fine); "
+              "'-' reads standard input. Repeatable.")
+@click.option("--fixture", "fixtures", multiple=True, metavar="NAME|PATH[:STRATEGY]",
+              help="A node from a fixture (bundled name or file), with its strategy after ':' (none, single, "
+              "mixed; default --mig-strategy). Repeatable: one node each.")
+@click.option("--labels", "label_files", multiple=True, metavar="FILE",
+              help="Nodes from saved labels: one node's map (labels -o json) or an object from node names to "
+              "maps. Repeatable.")
+@click.option("--node", "node_names", multiple=True, metavar="NAME", help="A node of the live cluster. Repeatable.")
+@click.option("--nodes", "all_nodes", is_flag=True, help="Every node of the live cluster (with -l, the selected).")
+@click.option("-l", "--selector", metavar="SELECTOR", help="With --nodes: a label selector.")
+@click.option("--mig-strategy", metavar="none|single|mixed", help="Strategy of --fixture nodes.  [default: none]")
+@click.option("--config-file", type=click.Path(dir_okay=False), help="Device-plugin/GFD config (sharing) for "
+              "--fixture nodes.")
+@click.option("--kubeconfig", envvar="KUBECONFIG", show_envvar=True, type=click.Path(dir_okay=False),
+              help="kubeconfig for --node/--nodes.")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def check(files: tuple[str, ...], fixtures: tuple[str, ...], label_files: tuple[str, ...],
+          node_names: tuple[str, ...], all_nodes: bool, selector: str | None, mig_strategy: str | None,
+          config_file: str | None, kubeconfig: str | None, output: str) -> None:
+    """Tell whether GPU workloads can land on these nodes, and why not: labels in nodeSelector and
+    node affinity, GPU requests, the MIG strategy's resources. Exit 0 when every workload fits
+    somewhere, 1 when one does not, 2 when input cannot be read."""
+    from mig_labeler import check_input  # noqa: PLC0415 - keeps --help fast
+
+    setup_logging("text")
+    sources = sum(bool(x) for x in (fixtures, label_files, node_names or all_nodes))
+    if sources != 1:
+        raise ConfigError("give the nodes one way: --fixture, --labels, or --node/--nodes")
+    if selector and not all_nodes:
+        raise ConfigError("-l/--selector goes with --nodes")
+    found, skipped = check_input.read_workloads(files)
+    if fixtures:
+        nodes = check_input.fixture_nodes(fixtures, parse_mig_strategy(mig_strategy or "none"),
+                                          load_file_settings(config_file).sharing)
+    elif label_files:
+        nodes = check_input.label_nodes(label_files)
+    else:
+        nodes = check_input.cluster_nodes(kubeconfig, list(node_names), selector)
+    results = check_input.run_checks(found, nodes)
+    _emit(check_input.render(results, skipped, nodes, output))
+    failing = [r for r in results if not r.fits]
+    if failing:
+        raise WorkloadsDoNotFit(f"{len(failing)} of {len(results)} workloads fit no node")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -35,6 +35,10 @@ class OutputError(MigLabelerError):
     exit_code = EXIT_BAD_INPUT
 
 
+class WorkloadsDoNotFit(MigLabelerError):
+    """``check``: at least one workload lands on no node (exit 1)."""
+
+
 class FixtureError(ConfigError):
     """A fixture file is unreadable or does not follow the fixture format."""
 

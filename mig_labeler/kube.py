@@ -194,6 +194,14 @@ class KubeClient:
     def close(self) -> None:
         self.client.close()
 
+    def node_objects(self, names: list[str], selector: str | None = None) -> list[dict[str, Any]]:
+        """Whole Node objects, for ``check``: the named ones (get), else a list (with a label
+        selector); the user's own credentials, nodes get/list only."""
+        if names:
+            return [self._call("GET", "nodes", n, f"/api/v1/nodes/{n}") for n in names]
+        query = [("labelSelector", selector)] if selector else []
+        return list(self._call("GET", "nodes", "", "/api/v1/nodes", query).get("items") or [])
+
     def read_node(self, name: str) -> NodeState:
         return node_state(self._call("GET", "nodes", name, f"/api/v1/nodes/{name}"), self.field_manager)
 

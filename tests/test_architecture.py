@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).parents[1] / "mig_labeler"
 MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 CORE = {"topology.py", "label_names.py", "plan.py", "config.py", "labels/__init__.py", "labels/full_gpu.py",
-        "labels/mig.py", "labels/resource.py", "labels/system.py"}
+        "labels/mig.py", "labels/resource.py", "labels/system.py", "labels/advertised.py", "check.py"}
 IO_MODULES = {"os", "time", "socket", "subprocess", "pathlib", "threading", "urllib3", "http", "signal"}
 
 

@@ -79,6 +79,7 @@ class StoredNode:
     resource_version: int
     annotations: dict[str, str] = field(default_factory=dict)
     owners: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (manager, operation) → label keys
+    allocatable: dict[str, str] = field(default_factory=dict)  # status.allocatable, as the kubelet reports it
 
     def managed_entries(self) -> list[tuple[tuple[str, str], set[str]]]:
         """managedFields in the order served: entries that own no label are left out."""
@@ -97,7 +98,7 @@ class StoredNode:
                 "metadata": {"name": self.name, "uid": self.uid, "resourceVersion": str(self.resource_version),
                              "labels": dict(self.labels), "annotations": dict(self.annotations),
                              "managedFields": managed},
-                "spec": {}, "status": {}}
+                "spec": {}, "status": {"allocatable": dict(self.allocatable)}}
 
 
 class ApiFailure(Exception):
@@ -366,6 +367,25 @@ class FakeKubeApi:
         return None
 
 
+def _selected(selector: str, labels: dict[str, str]) -> bool:
+    """Equality-based label selectors (``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``), comma-ANDed."""
+    for part in filter(None, (p.strip() for p in selector.split(","))):
+        if "!=" in part:
+            key, value = part.split("!=", 1)
+            if labels.get(key) == value:
+                return False
+        elif "=" in part:
+            key, value = part.replace("==", "=").split("=", 1)
+            if labels.get(key) != value:
+                return False
+        elif part.startswith("!"):
+            if part[1:] in labels:
+                return False
+        elif part not in labels:
+            return False
+    return True
+
+
 def _copy(owners: dict[tuple[str, str], set[str]]) -> dict[tuple[str, str], set[str]]:
     return {who: set(keys) for who, keys in owners.items()}
 
@@ -447,8 +467,9 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 self._watch(query, entry)
                 return 200, None
             if path == "/api/v1/nodes" and method == "GET":
+                selector = query.get("labelSelector", [""])[0]
                 with api.lock:
-                    items = [n.to_json() for n in api.nodes.values()]
+                    items = [n.to_json() for n in api.nodes.values() if _selected(selector, n.labels)]
                 return 200, {"kind": "NodeList", "apiVersion": "v1",
                              "metadata": {"resourceVersion": str(api.revision)}, "items": items}
             events = re.fullmatch(r"/api/v1/namespaces/([^/]+)/events", path)

@@ -1,0 +1,166 @@
+"""The edges of ``mig-labeler check``: reading workload files, building nodes from fixtures, saved
+labels or the live cluster, and printing results. The check itself is pure (``check.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mig_labeler.check import Node, NodeIndex, Result, Workload, check, is_gpu_resource, workloads
+from mig_labeler.config import Config, MigStrategy, Sharing, decode_text, parse_mig_strategy
+from mig_labeler.errors import ConfigError
+from mig_labeler.labels import compute_labels
+from mig_labeler.labels.advertised import advertised_resources
+
+STRATEGY_SUFFIXES = {s.value for s in MigStrategy}
+
+
+def read_workloads(files: Sequence[str]) -> tuple[list[Workload], list[str]]:
+    found: list[Workload] = []
+    skipped: list[str] = []
+    for name in _expand(files):
+        for index, doc in enumerate(_documents(name), start=1):
+            if doc is None:
+                continue
+            if not isinstance(doc, dict) or "kind" not in doc:
+                raise ConfigError(f"{name}: document {index} is not a Kubernetes object (no kind)")
+            more, passed = workloads(doc, f"{name}#{index}")
+            found += more
+            skipped += [f"{name}#{index}: {s}" for s in passed]
+    return found, skipped
+
+
+def _expand(files: Sequence[str]) -> list[str]:
+    """A directory stands for its .yaml, .yml and .json files, sorted (as kubectl -f does)."""
+    out: list[str] = []
+    for name in files:
+        path = Path(name)
+        if name != "-" and path.is_dir():
+            out += sorted(str(p) for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+        else:
+            out.append(name)
+    return out
+
+
+def _documents(name: str) -> list[Any]:
+    try:
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {name}: {e.strerror or e}") from e
+    text = decode_text(data, name)
+    docs: list[Any] = []
+    index = 0
+    try:
+        if text.lstrip().startswith(("{", "[")):
+            return [json.loads(text)]
+        for index, doc in enumerate(yaml.safe_load_all(text), start=1):  # noqa: B007 - index for the message
+            docs.append(doc)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{name}: not valid JSON: {e.msg} (line {e.lineno})") from None
+    except (yaml.YAMLError, RecursionError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"{name}: document {index + 1} is not valid YAML: {first}") from None
+    return docs
+
+
+def fixture_nodes(specs: Sequence[str], strategy: MigStrategy, sharing: Sharing) -> list[Node]:
+    from mig_labeler.discovery import open_source  # noqa: PLC0415 - fake NVML only for fixtures
+
+    nodes: list[Node] = []
+    for spec in specs:
+        path, _, suffix = spec.rpartition(":")
+        if not path or suffix not in STRATEGY_SUFFIXES:
+            path, suffix = spec, ""
+        node_strategy = parse_mig_strategy(suffix) if suffix else strategy
+        config = Config(mig_strategy=node_strategy, sharing=sharing, no_timestamp=True)
+        topology = open_source(path, None).read()
+        name = Path(path).name.removesuffix(".yaml").removesuffix(".json")
+        if suffix:
+            name = f"{name}:{suffix}"
+        nodes.append(Node(_unique(name, nodes), compute_labels(topology, config, 0),
+                          advertised_resources(topology, config)))
+    return nodes
+
+
+def label_nodes(files: Sequence[str]) -> list[Node]:
+    from mig_labeler.labels.advertised import resources_from_labels  # noqa: PLC0415
+
+    nodes: list[Node] = []
+    for name in files:
+        docs = _documents(name)
+        doc = docs[0] if len(docs) == 1 else None
+        if not isinstance(doc, dict) or not doc:
+            raise ConfigError(f"{name}: expected one node's labels (labels -o json) or a map of node names to them")
+        fleet = doc if all(isinstance(v, dict) for v in doc.values()) else {Path(name).stem: doc}
+        for node, labels in fleet.items():
+            if not all(isinstance(v, str) for v in labels.values()):
+                raise ConfigError(f"{name}: the labels of {node} must all be strings")
+            nodes.append(Node(_unique(str(node), nodes), dict(labels), resources_from_labels(labels)))
+    return nodes
+
+
+def cluster_nodes(kubeconfig: str | None, names: list[str], selector: str | None) -> list[Node]:
+    from mig_labeler.kube import KubeClient, api_client  # noqa: PLC0415 - only for the live cluster
+
+    client = KubeClient(api_client(kubeconfig))
+    try:
+        objects = client.node_objects(names, selector)
+    finally:
+        client.close()
+    nodes = []
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        allocatable = (obj.get("status") or {}).get("allocatable") or {}
+        resources = {k: _count(v) for k, v in allocatable.items() if is_gpu_resource(k)}
+        nodes.append(Node(str(meta.get("name")), dict(meta.get("labels") or {}), resources))
+    if not nodes:
+        raise ConfigError("no nodes matched" + (f" the selector {selector!r}" if selector else ""))
+    return nodes
+
+
+def _count(value: Any) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def _unique(name: str, nodes: Sequence[Node]) -> str:
+    taken = {n.name for n in nodes}
+    candidate, i = name, 2
+    while candidate in taken:
+        candidate, i = f"{name}-{i}", i + 1
+    return candidate
+
+
+def run_checks(found: Sequence[Workload], nodes: Sequence[Node]) -> list[Result]:
+    index = NodeIndex(nodes)
+    return [check(w, index) for w in found]
+
+
+def render(results: Sequence[Result], skipped: Sequence[str], nodes: Sequence[Node], output: str) -> str:
+    if output == "json":
+        doc = {"nodes": [n.name for n in nodes], "workloads": [r.as_json() for r in results], "skipped": list(skipped)}
+        return json.dumps(doc, indent=2) + "\n"
+    lines = []
+    for r in results:
+        w = r.workload
+        head = f"{w.kind}/{w.name} ({w.source})"
+        if r.fits:
+            names = ", ".join(r.nodes_matching)
+            lines.append(f"{head}: fits {len(r.nodes_matching)} of {len(nodes)} nodes: {names}")
+        else:
+            lines.append(f"{head}: fits none of {len(nodes)} nodes")
+        for p in r.problems:
+            lines.append(f"  {p.severity} {p.code} at {p.path}: {p.message}")
+            if p.suggestion:
+                lines.append(f"    fix: {p.suggestion}")
+    for s in skipped:
+        lines.append(f"skipped {s}: no pod template")
+    return "\n".join(lines) + "\n"
