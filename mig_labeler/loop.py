@@ -321,12 +321,14 @@ class Daemon:
             ConfigFileWatcher(self.config.config_file, signals.request_reload, self.stopping).start()
         try:
             while not signals.stop:
-                signals.wake.clear()
-                self._guarded_pass()
-                signals.wake.wait(self._next_wait())
-                if signals.reload and not signals.stop:
+                if signals.reload:
                     signals.reload = False
                     self._reload(reload_config)
+                self._guarded_pass()
+                signals.wake.wait(self._next_wait())
+                # Cleared only after the wait: a wake-up that comes during a pass or a reload
+                # (a SIGHUP while the file is read) ends the wait at once instead of being lost.
+                signals.wake.clear()
         finally:
             self.stopping.set()
 

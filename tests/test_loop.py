@@ -284,3 +284,25 @@ def test_the_timestamp_label_moves_on_a_configuration_reload(kube_api, node_file
     daemon._reload(lambda: daemon.config)
     daemon.run_pass()
     assert int(kube_api.labels(NODE)["nvidia.com/gfd.timestamp"]) == int(first) + 3600
+
+
+def test_a_reload_requested_during_a_reload_is_not_lost(kube_api, node_file):
+    """A SIGHUP (or a config-file change) that arrives while the previous reload runs must still
+    lead to a reload: the loop once cleared the wake-up at the top and then slept for the interval."""
+    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0)
+    calls = []
+
+    def reload_config():
+        calls.append(1)
+        if len(calls) == 1:
+            daemon.signals.request_reload()  # the next SIGHUP, arriving mid-reload
+        return daemon.config
+
+    thread = threading.Thread(target=daemon.run_forever, args=(reload_config,))
+    thread.start()
+    wait_until(lambda: daemon.passes_done >= 1)
+    daemon.signals.request_reload()
+    wait_until(lambda: len(calls) == 2)
+    daemon.signals.request_stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
