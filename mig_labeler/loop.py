@@ -95,6 +95,7 @@ class Daemon:
         self.once: set[str] = set()  # warnings already logged
         self.node_missing = False
         self.node_deleted = False
+        self.woken_at: float | None = None  # perf_counter() of the wake-up the next pass answers
         self._fresh: NodeState | None = None  # the Node read at the start of this pass
         self.paused: Pause | None = None
         self.pause_lock = threading.Lock()
@@ -274,6 +275,7 @@ class Daemon:
         reason = watch_trigger(previous.labels, node.labels, node.owned, self.desired)
         if reason:
             log.debug("node %s changed (%s): rescanning now", node.name, reason)
+            self.woken_at = self.woken_at or time.perf_counter()
             self.signals.wake.set()
 
     def _node_name(self) -> str:
@@ -282,6 +284,10 @@ class Daemon:
 
     def _after(self, result: PassResult) -> None:
         self.held = result.held
+        self._report(result)
+        self.woken_at = None  # the pass that answered the wake-up is over
+
+    def _report(self, result: PassResult) -> None:
         if result.ok:
             self.failures = 0
             outcome = result.outcome
@@ -289,6 +295,8 @@ class Daemon:
                 self.metrics.labels_written.inc(len(outcome.add) + len(outcome.change))
                 self.metrics.labels_removed.inc(len(outcome.remove))
                 log.info("labels updated on node %s: %s", self.config.node_name, outcome.summary())
+                if self.woken_at is not None:
+                    self.metrics.reaction.observe(time.perf_counter() - self.woken_at)
                 self._event("GPULabelsChanged", f"mig-labeler: {outcome.summary()}", "Normal")
             return
         self.failures += 1
@@ -323,6 +331,7 @@ class Daemon:
             while not signals.stop:
                 if signals.reload:
                     signals.reload = False
+                    self.woken_at = self.woken_at or time.perf_counter()
                     self._reload(reload_config)
                 self._guarded_pass()
                 signals.wake.wait(self._next_wait())

@@ -36,9 +36,12 @@ class Metrics:
                                   "Unix time of the last pass that published successfully.", registry=registry)
         self.mig_devices = Gauge("mig_labeler_mig_devices", "MIG devices on the node per profile.", ["profile"],
                                  registry=registry)
-        self.gpu_utilization = Gauge("mig_labeler_gpu_utilization_percent", "Utilization of each full GPU "
+        self.gpu_utilization = Gauge("mig_labeler_gpu_utilization_ratio", "Utilization of each full GPU, 0 to 1 "
                                      "(NVML; not available for MIG-enabled GPUs: use DCGM for per-MIG data).",
                                      ["gpu", "uuid"], registry=registry)
+        self.reaction = Histogram("mig_labeler_reaction_seconds", "From a wake-up (a Node change on the watch, "
+                                  "SIGHUP, a config-file change) to the labels it caused being published.",
+                                  registry=registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.paused = Gauge("mig_labeler_paused", "1 while the GPU Operator pauses NVML clients (gpu.deploy.client, "
                             "GFD's deploy label, mig.config.state); reason names the label and value.", ["reason"],
                             registry=registry)
@@ -54,4 +57,4 @@ class Metrics:
         self.gpu_utilization.clear()
         for gpu in topology.gpus:
             if gpu.utilization_percent is not None:
-                self.gpu_utilization.labels(gpu=str(gpu.index), uuid=gpu.uuid).set(gpu.utilization_percent)
+                self.gpu_utilization.labels(gpu=str(gpu.index), uuid=gpu.uuid).set(gpu.utilization_percent / 100)

@@ -212,7 +212,7 @@ def test_full_gpu_utilization_is_exported(kube_api, tmp_path):
     daemon.run_pass()
     from prometheus_client import generate_latest
 
-    assert 'mig_labeler_gpu_utilization_percent{gpu="0"' in generate_latest(daemon.metrics.registry).decode()
+    assert 'mig_labeler_gpu_utilization_ratio{gpu="0"' in generate_latest(daemon.metrics.registry).decode()
 
 
 def test_run_forever_stops_on_signal_and_reloads_on_hup(kube_api, node_file):

@@ -1,0 +1,28 @@
+{{- define "mig-labeler.fullname" -}}
+{{- if contains "mig-labeler" .Release.Name }}{{ .Release.Name | trunc 63 | trimSuffix "-" }}{{ else }}{{ printf "%s-mig-labeler" .Release.Name | trunc 63 | trimSuffix "-" }}{{ end }}
+{{- end }}
+
+{{- define "mig-labeler.serviceAccountName" -}}
+{{ include "mig-labeler.fullname" . }}
+{{- end }}
+
+{{- define "mig-labeler.configMapName" -}}
+{{- if .Values.config.name }}{{ .Values.config.name }}{{ else }}{{ include "mig-labeler.fullname" . }}-config{{ end }}
+{{- end }}
+
+{{- define "mig-labeler.configKey" -}}
+{{- if .Values.config.default }}{{ .Values.config.default }}{{ else if .Values.config.map }}{{ keys .Values.config.map | sortAlpha | first }}{{ else }}config.yaml{{ end }}
+{{- end }}
+
+{{/* Helm's own labels plus the one the kustomize manifests carry. */}}
+{{- define "mig-labeler.labels" -}}
+app.kubernetes.io/part-of: nvidia-gpu
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+
+{{- define "mig-labeler.selectorLabels" -}}
+app.kubernetes.io/name: mig-labeler
+{{- end }}

@@ -1,0 +1,115 @@
+"""The Helm chart: lint, schema, the same objects as the kustomize overlays field by field, the
+admission policy's version fence, and every rendered object valid for Kubernetes."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tools.manifests_check import render, schema_problems
+
+from .k8s_tools import tool
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART = ROOT / "deployments" / "helm" / "mig-labeler"
+HELM_LABELS = {"helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/instance",
+               "app.kubernetes.io/version"}
+ALL_ON = ["--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true",
+          "--set", "grafanaDashboard.enabled=true"]
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([tool("helm"), *args], capture_output=True, text=True, check=check)
+
+
+def template(*args: str) -> list[dict[str, Any]]:
+    out = helm("template", "mig-labeler", str(CHART), "--namespace", "mig-labeler", *args).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def without_helm_labels(obj: dict[str, Any]) -> dict[str, Any]:
+    labels = obj["metadata"].get("labels") or {}
+    for key in HELM_LABELS:
+        labels.pop(key, None)
+    return obj
+
+
+def by_identity(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in objects}
+
+
+def test_helm_lint_strict_passes_with_everything_on():
+    result = helm("lint", "--strict", str(CHART), *ALL_ON, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("overlay", "strategy"), [("base", "none"), ("mig-single", "single"),
+                                                   ("mig-mixed", "mixed")])
+def test_the_chart_and_the_kustomize_overlay_describe_the_same_deployment(overlay, strategy):
+    """Field by field; only Helm's own labels differ, and the Namespace, which Helm does not own
+    (helm install --create-namespace)."""
+    tool("kubectl")
+    path = ROOT / "manifests" / ("base" if overlay == "base" else f"overlays/{overlay}")
+    kustomized = by_identity([o for o in render(path) if o["kind"] != "Namespace"])
+    charted = by_identity([without_helm_labels(o) for o in template("--set", f"migStrategy={strategy}")])
+    assert sorted(charted) == sorted(kustomized)
+    for identity, obj in kustomized.items():
+        assert charted[identity] == obj, identity
+
+
+def test_a_newcomers_install_command_renders():
+    kinds = sorted(o["kind"] for o in template("--set", "migStrategy=mixed"))
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "ServiceAccount",
+                     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("migStrategy=foo", "at '/migStrategy': value must be one of 'none', 'single', 'mixed'"),
+    ("sleepInterval=-5s", "at '/sleepInterval'"),
+    ("failOnInitError=maybe", "at '/failOnInitError': got string, want boolean"),
+    ("metrics.port=70000", "at '/metrics/port': maximum"),
+    ("nodeRestriction.enabled=yes", "at '/nodeRestriction/enabled': got string, want boolean"),
+])
+def test_bad_values_fail_before_anything_reaches_the_cluster(value, message):
+    result = helm("template", "x", str(CHART), "--set", value, check=False)
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+def test_the_admission_policy_needs_kubernetes_1_30_or_to_be_turned_off():
+    old = helm("template", "x", str(CHART), "--kube-version", "1.29.0", check=False)
+    assert old.returncode != 0
+    assert "upgrade the cluster, or set nodeRestriction.enabled=false" in old.stderr
+    kinds = {o["kind"] for o in template("--kube-version", "1.29.0", "--set", "nodeRestriction.enabled=false")}
+    assert "ValidatingAdmissionPolicy" not in kinds and "DaemonSet" in kinds
+
+
+def test_every_rendered_builtin_object_is_valid_kubernetes():
+    for obj in template(*ALL_ON):
+        if obj["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue  # the Prometheus Operator's CRDs: no schema offline
+        assert list(schema_problems(obj)) == [], obj["kind"]
+
+
+def test_the_monitoring_pack_renders_behind_its_switches():
+    objects = template(*ALL_ON)
+    kinds = [o["kind"] for o in objects]
+    assert {"Service", "ServiceMonitor", "PrometheusRule"} <= set(kinds)
+    dashboard = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-dashboard"))
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    rule = next(o for o in objects if o["kind"] == "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
+    assert "ServiceMonitor" not in [o["kind"] for o in template()]
+
+
+def test_an_own_config_map_and_port_are_wired_through():
+    objects = template("--set", "config.name=my-config", "--set", "config.default=a100.yaml",
+                       "--set", "metrics.port=9400")
+    ds = next(o for o in objects if o["kind"] == "DaemonSet")
+    container = ds["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["run", "--config-file=/etc/mig-labeler/a100.yaml", "--metrics-port=9400"]
+    assert ds["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == "my-config"
+    assert not [o for o in objects if o["kind"] == "ConfigMap"]

@@ -1,0 +1,92 @@
+"""The alerts and the dashboard read metrics that exist: the real daemon (fixture, fake API) is
+scraped, and every metric name the rules and the panels use must be on its /metrics page, which
+must also pass `promtool check metrics` (naming conventions)."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import wait_until, write_kubeconfig
+from .k8s_tools import tool
+
+CHART = Path(__file__).resolve().parents[1] / "deployments" / "helm" / "mig-labeler"
+NODE = "gpu-node-1"
+
+
+def metric_names(expr: str) -> set[str]:
+    return set(re.findall(r"\bmig_labeler_[a-z_]+", expr))
+
+
+def used_metrics() -> set[str]:
+    names: set[str] = set()
+    for group in yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())["groups"]:
+        for rule in group["rules"]:
+            names |= metric_names(rule["expr"])
+    dashboard = json.loads((CHART / "files" / "dashboard.json").read_text())
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            names |= metric_names(target["expr"])
+    names |= metric_names(dashboard["templating"]["list"][1]["query"])
+    return names
+
+
+@pytest.fixture(scope="module")
+def scraped(tmp_path_factory):
+    from .fakes.kube_api import FakeKubeApi
+    from .conftest import FOREIGN
+
+    api = FakeKubeApi().start()
+    api.add_node(NODE, FOREIGN)
+    tmp = tmp_path_factory.mktemp("metrics")
+    kubeconfig = write_kubeconfig(tmp / "kubeconfig", api.url)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "mig_labeler", "run", "--node-name", NODE, "--kubeconfig",
+                             str(kubeconfig), "--fixture", "dgx-a100-mixed", "--mig-strategy", "mixed",
+                             "--sleep-interval", "1h", "--metrics-port", str(port)], stderr=subprocess.DEVNULL)
+    try:
+        def page() -> str:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                    return response.read().decode()
+            except OSError:
+                return ""
+        wait_until(lambda: 'mig_labeler_passes_total{result="success"} 1.0' in page())
+        yield page()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        api.stop()
+
+
+def test_every_metric_the_alerts_and_the_dashboard_use_exists(scraped):
+    families = set(re.findall(r"^# TYPE (\S+) ", scraped, re.M))
+    samples = set(re.findall(r"^(mig_labeler_[a-z_]+)", scraped, re.M))
+    missing = sorted(n for n in used_metrics() if n not in families | samples)
+    assert used_metrics() and missing == []
+
+
+def test_the_metrics_page_passes_promtool(scraped):
+    result = subprocess.run([tool("promtool"), "check", "metrics"], input=scraped, capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_counters_end_in_total_and_units_are_base_units(scraped):
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)", scraped, re.M))
+    ours = {n: t for n, t in types.items() if n.startswith("mig_labeler_")}
+    assert ours
+    for name, kind in ours.items():
+        if kind == "counter":
+            assert name.endswith("_total"), name
+        assert not re.search(r"_(percent|milliseconds|ms|minutes|bytes_mib)\b", name), name
