@@ -41,8 +41,8 @@ def used_metrics() -> set[str]:
 
 @pytest.fixture(scope="module")
 def scraped(tmp_path_factory):
-    from .fakes.kube_api import FakeKubeApi
     from .conftest import FOREIGN
+    from .fakes.kube_api import FakeKubeApi
 
     api = FakeKubeApi().start()
     api.add_node(NODE, FOREIGN)

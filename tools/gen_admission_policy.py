@@ -119,19 +119,24 @@ def component() -> str:
     return HEADER + policy()
 
 
+FAIL_MESSAGE = ("nodeRestriction.enabled=true needs admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy "
+                "(Kubernetes 1.30+): upgrade the cluster, or set nodeRestriction.enabled=false")
+
+
 def chart_template() -> str:
     """The same policy as a Helm template, behind nodeRestriction.enabled, with a clear failure
     on a cluster that lacks the API (Kubernetes < 1.30)."""
     labels = '\n  labels:\n    {{- include "mig-labeler.labels" . | nindent 4 }}'
     user = '"system:serviceaccount:{{ .Release.Namespace }}:{{ include "mig-labeler.serviceAccountName" . }}"'
-    return (HEADER + """\
-{{- if .Values.nodeRestriction.enabled }}
-{{- $kind := .Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy" }}
-{{- $version := semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version }}
-{{- if not (or $kind $version) }}
-{{- fail "nodeRestriction.enabled=true needs admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy (Kubernetes 1.30+): upgrade the cluster, or set nodeRestriction.enabled=false" }}
-{{- end }}
-""" + policy(user, labels) + "{{- end }}\n")
+    guard = (
+        "{{- if .Values.nodeRestriction.enabled }}\n"
+        '{{- $kind := .Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy" }}\n'
+        '{{- $version := semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version }}\n'
+        "{{- if not (or $kind $version) }}\n"
+        f'{{{{- fail "{FAIL_MESSAGE}" }}}}\n'
+        "{{- end }}\n"
+    )
+    return HEADER + guard + policy(user, labels) + "{{- end }}\n"
 
 
 def main() -> int:
