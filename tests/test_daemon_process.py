@@ -48,3 +48,26 @@ def test_sighup_reloads_the_config_and_sigterm_exits_0(kube_api, tmp_path):
     assert any("labels updated" in line for line in log_lines)
     assert any("configuration reload failed, keeping the previous one" in line for line in log_lines)
     assert not any("Traceback" in line for line in log_lines)
+
+
+SIGNAL_WHILE_LOCKED = """
+import os, signal, sys, time
+from mig_labeler.signals import Signals
+signals = Signals()
+with signals.handled():
+    with signals.wake._cond:  # the main thread holds the Event's lock, as inside wake.clear() or wait()
+        os.kill(os.getpid(), signal.SIGHUP)
+        for _ in range(1000):  # bytecodes run: a Python-level handler would run here, in this thread
+            pass
+    deadline = time.monotonic() + 20
+    while not (signals.reload and signals.wake.is_set()):
+        assert time.monotonic() < deadline, "the SIGHUP never arrived"
+        time.sleep(0.01)
+print("ok")
+"""
+
+
+def test_a_signal_while_the_main_thread_holds_the_wake_lock_does_not_deadlock():
+    """It once did: the handler called wake.set() in the main thread, which held that lock."""
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_WHILE_LOCKED], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
