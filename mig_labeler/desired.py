@@ -14,6 +14,7 @@ from mig_labeler.discovery import TopologySource
 from mig_labeler.errors import NvmlUnavailable
 from mig_labeler.label_names import Rejected, validate_labels
 from mig_labeler.labels import compute_labels
+from mig_labeler.labels.fabric import clique_problem
 from mig_labeler.labels.full_gpu import labelled_model
 from mig_labeler.labels.mig import single_strategy_problem
 from mig_labeler.nvml_reader import FIXTURE_HINT
@@ -61,6 +62,9 @@ def labels_for_topology(topology: NodeTopology, config: Config, started_at: int,
             f"several GPU models on this node; nvidia.com/gpu.* describes {labelled_model(topology.gpus)} "
             "(most GPUs, then lexically smallest name)"
         )
+    clique = clique_problem(topology)
+    if clique:
+        warnings.append(clique)
     labels, rejected = validate_labels(compute_labels(topology, config, started_at))
     warnings.extend(f"not publishing {r.key}={r.value!r}: {r.reason}" for r in rejected)
     return DesiredLabels(labels, rejected, tuple(warnings))

@@ -203,6 +203,35 @@ class FakeNvml:
         info.baseClass = (gpu.pci_class >> 16) & 0xFF
         info.subClass = (gpu.pci_class >> 8) & 0xFF
 
+    def nvmlDeviceGetGpuFabricInfoV(self, handle: Any, c_info: Any) -> int:
+        """The v2 struct by reference, its version set (the real binding passes it to C as is)."""
+        self._enter("nvmlDeviceGetGpuFabricInfoV", self._gpu_index(handle))
+        info = getattr(c_info, "_obj", None)
+        if not isinstance(info, pynvml.c_nvmlGpuFabricInfo_v2_t):
+            raise TypeError("nvmlDeviceGetGpuFabricInfoV needs ctypes.byref(c_nvmlGpuFabricInfoV_t())")
+        if info.version != pynvml.nvmlGpuFabricInfo_v2:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+        self._fill_fabric(self._gpu(handle), info)
+        return pynvml.NVML_SUCCESS
+
+    def nvmlDeviceGetGpuFabricInfo(self, handle: Any, c_info: Any) -> int:
+        self._enter("nvmlDeviceGetGpuFabricInfo", self._gpu_index(handle))
+        info = getattr(c_info, "_obj", None)
+        if not isinstance(info, pynvml.c_nvmlGpuFabricInfo_t):
+            raise TypeError("nvmlDeviceGetGpuFabricInfo needs ctypes.byref(c_nvmlGpuFabricInfo_t())")
+        self._fill_fabric(self._gpu(handle), info)
+        return pynvml.NVML_SUCCESS
+
+    @staticmethod
+    def _fill_fabric(gpu: FixtureGpu, info: Any) -> None:
+        if gpu.fabric is None:  # no NVLink fabric on this GPU
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        for i, byte in enumerate(gpu.fabric.cluster_uuid):
+            info.clusterUuid[i] = byte
+        info.cliqueId = gpu.fabric.clique_id
+        info.state = gpu.fabric.state
+        info.status = _code(gpu.fabric.status) if gpu.fabric.status != "NVML_SUCCESS" else pynvml.NVML_SUCCESS
+
     def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any:
         self._enter("nvmlDeviceGetUtilizationRates", self._gpu_index(handle))
         gpu = self._gpu(handle)
@@ -340,7 +369,9 @@ class FakeNvml:
 
 def _checked(fixture: NodeFixture, path: Path | None = None) -> NodeFixture:
     """Every NVML error name the fixture uses must exist in pynvml (fixture.py stays free of it)."""
-    for name in [fixture.init_error, *(f.error for f in fixture.faults)]:
+    fabric_status = [g.fabric.status for g in fixture.gpus
+                     if g.fabric is not None and g.fabric.status != "NVML_SUCCESS"]
+    for name in [fixture.init_error, *(f.error for f in fixture.faults), *fabric_status]:
         if name is not None and not isinstance(getattr(pynvml, name, None), int):
             where = f"fixture {path}: " if path else ""
             raise FixtureError(f"{where}{name!r} is not an NVML error name (e.g. NVML_ERROR_GPU_IS_LOST)")

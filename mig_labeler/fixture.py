@@ -31,6 +31,17 @@ class FixtureMigDevice:
     uuid: str
 
 
+FABRIC_STATES = ("not_supported", "not_started", "in_progress", "completed")  # NVML_GPU_FABRIC_STATE_* order
+
+
+@dataclass(frozen=True, slots=True)
+class FixtureFabric:
+    cluster_uuid: bytes  # 16 bytes, as NVML's clusterUuid
+    clique_id: int
+    state: int  # index into FABRIC_STATES
+    status: str  # an NVML return name, e.g. NVML_SUCCESS
+
+
 @dataclass(frozen=True, slots=True)
 class FixtureGpu:
     name: str
@@ -43,6 +54,7 @@ class FixtureGpu:
     gi_profiles: tuple[GiProfile, ...]
     ci_profiles: tuple[CiProfile, ...]
     mig_devices: tuple[FixtureMigDevice, ...]
+    fabric: FixtureFabric | None = None  # None: the fake answers NOT_SUPPORTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +249,25 @@ def _gpu(entry: dict, index: int, where: str) -> FixtureGpu:
         gi_profiles=model.profiles if model else (),
         ci_profiles=model.compute_instance_profiles if model else (),
         mig_devices=mig,
+        fabric=None if entry.get("fabric") is None else _fabric(entry["fabric"], f"{where}.fabric"),
     )
+
+
+def _fabric(raw: Any, where: str) -> FixtureFabric:
+    """``fabric: {cluster_uuid, clique_id, state, status}`` (fixtures.md, issue: gpu.clique)."""
+    spec = _mapping(raw, where)
+    try:
+        cluster = uuidlib.UUID(_str(spec.get("cluster_uuid", ""), f"{where}.cluster_uuid"))
+    except ValueError:
+        raise FixtureError(f"{where}.cluster_uuid must be a UUID, not {spec.get('cluster_uuid')!r}") from None
+    state = _str(spec.get("state", "completed"), f"{where}.state")
+    if state not in FABRIC_STATES:
+        raise FixtureError(f"{where}.state must be one of {', '.join(FABRIC_STATES)}, not {state!r}")
+    status = spec.get("status", "NVML_SUCCESS")
+    if status != "NVML_SUCCESS":
+        status = _error_name(status, f"{where}.status")
+    return FixtureFabric(cluster.bytes, _int(spec.get("clique_id", 0), f"{where}.clique_id", 0, 2**32 - 1),
+                         FABRIC_STATES.index(state), str(status))
 
 
 def _check_layout(model: GpuModel, memory_mib: int, mig: tuple[FixtureMigDevice, ...], where: str) -> None:

@@ -10,6 +10,7 @@ so this exact code runs in both. A half-read topology is never returned.
 from __future__ import annotations
 
 import ctypes
+import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from mig_labeler.errors import NvmlQueryFailed, NvmlUnavailable
 from mig_labeler.topology import (
     MIB,
     Gpu,
+    GpuFabric,
     MigAttributes,
     MigDevice,
     MigMode,
@@ -24,6 +26,7 @@ from mig_labeler.topology import (
     mig_profile_name,
 )
 
+_NO_SYMBOL = object()  # the binding or the driver lacks a function: try the older one
 DISPLAY_DEVICE_NAMES = frozenset({"DGX Display", "NVIDIA DGX Display"})  # skipped, as go-nvlib does
 FIXTURE_HINT = "to try mig-labeler without a GPU, add --fixture dgx-a100-mixed (or any fixture file)"
 
@@ -134,7 +137,40 @@ class _Reader:
             pci_class=facts.pci_class,
             mig_devices=devices,
             utilization_percent=self.utilization(handle, index, mig_mode),
+            fabric=self.fabric(handle, index),
         )
+
+    def fabric(self, handle: Any, index: int) -> GpuFabric | None:
+        """nvmlDeviceGetGpuFabricInfoV, else the older nvmlDeviceGetGpuFabricInfo (drivers and
+        bindings without the V symbol). NOT_SUPPORTED (no NVLink fabric) is None; any other error
+        fails the pass, as in GFD. Read every pass: registration moves on while the node runs."""
+        absent = frozenset({NOT_SUPPORTED})
+        info = self._fabric_v(handle, index, absent)
+        if info is _NO_SYMBOL:
+            info = self.nvml.c_nvmlGpuFabricInfo_t()
+            if not self.fill("nvmlDeviceGetGpuFabricInfo", handle, ctypes.byref(info), gpu=index,
+                             absent=absent | {FUNCTION_NOT_FOUND}):
+                return None
+        if info is None:
+            return None
+        states = {0: "not_supported", 1: "not_started", 2: "in_progress", 3: "completed"}
+        return GpuFabric(cluster_uuid=str(uuidlib.UUID(bytes=bytes(info.clusterUuid))),
+                         clique_id=int(info.cliqueId), state=states.get(int(info.state), "unknown"),
+                         status_ok=int(info.status) == 0)
+
+    def _fabric_v(self, handle: Any, index: int, absent: frozenset[int]) -> Any:
+        """The v2 struct filled, None when not supported, _NO_SYMBOL when this symbol is missing."""
+        make = getattr(self.nvml, "c_nvmlGpuFabricInfoV_t", None)
+        if make is None or not hasattr(self.nvml, "nvmlDeviceGetGpuFabricInfoV"):
+            return _NO_SYMBOL
+        info = make()
+        try:
+            answered = self.fill("nvmlDeviceGetGpuFabricInfoV", handle, ctypes.byref(info), gpu=index, absent=absent)
+        except NvmlQueryFailed as e:
+            if e.code == FUNCTION_NOT_FOUND:
+                return _NO_SYMBOL
+            raise
+        return info if answered else None
 
     def static_facts(self, handle: Any, index: int, uuid: str) -> _StaticFacts:
         name = _text(self.call("nvmlDeviceGetName", handle, gpu=index))

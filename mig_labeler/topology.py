@@ -93,6 +93,7 @@ class Gpu:
     pci_class: int | None  # e.g. 0x030200; None: not readable
     mig_devices: tuple[MigDevice, ...] = ()
     utilization_percent: int | None = None  # full GPUs only (NVML: not supported with MIG enabled)
+    fabric: GpuFabric | None = None  # None: NVML has no fabric info for this GPU (NOT_SUPPORTED)
 
     @property
     def mig_capable(self) -> bool:
@@ -101,6 +102,21 @@ class Gpu:
     @property
     def mig_enabled(self) -> bool:
         return self.mig_mode is not None and self.mig_mode.enabled
+
+
+@dataclass(frozen=True, slots=True)
+class GpuFabric:
+    """NVML GPU fabric info (NVLink domain, for IMEX cliques on GB200 NVL72 and HGX B200)."""
+
+    cluster_uuid: str  # canonical lowercase hyphenated UUID; all zeros when not assigned
+    clique_id: int
+    state: str  # not_supported | not_started | in_progress | completed
+    status_ok: bool  # the fabric manager's status for this GPU was NVML_SUCCESS
+
+    @property
+    def attached(self) -> bool:
+        """GFD's rule: registration completed, status success, a non-zero cluster UUID."""
+        return self.state == "completed" and self.status_ok and self.cluster_uuid.strip("0-") != ""
 
 
 @dataclass(frozen=True, slots=True)

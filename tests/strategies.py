@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from mig_labeler.gpu_models import GpuModel, gpu_models
 
 MODELS = sorted(gpu_models())
+CLUSTERS = ["7b968a6d-c8aa-45e1-9e07-e1e51be99c31", "00000000-0000-0000-0000-000000000000",
+            "FFFFFFFF-FFFF-4FFF-BFFF-FFFFFFFFFFFF"]
 ODD_NAMES = ["Tesla T4", "NVIDIA RTX PRO 6000 Blackwell Server Edition", "GPU (rev 2)", "  spaced  out ",
              "Grüße/GPU", "-leading", "trailing.", "x" * 80]
 
@@ -28,6 +30,11 @@ def gpu_entries(draw: Any) -> dict:
         entry["mig"] = fitting(model, draw(st.lists(st.sampled_from(names), max_size=model.max_mig_devices)))
     elif layout == "pending":
         entry["mig_mode"] = {"current": draw(st.integers(0, 1)), "pending": draw(st.integers(0, 1))}
+    if draw(st.integers(0, 3)) == 0:  # an NVLink fabric (gpu.clique)
+        entry["fabric"] = {"cluster_uuid": draw(st.sampled_from(CLUSTERS)),
+                           "clique_id": draw(st.integers(0, 2**32 - 1)),
+                           "state": draw(st.sampled_from(["completed", "in_progress", "not_started", "not_supported"])),
+                           "status": draw(st.sampled_from(["NVML_SUCCESS", "NVML_ERROR_NOT_READY"]))}
     return entry
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from mig_labeler.config import Config
-from mig_labeler.labels import full_gpu, mig, system
+from mig_labeler.labels import fabric, full_gpu, mig, system
 from mig_labeler.topology import NodeTopology
 
 Labeler = Callable[[NodeTopology, Config], Mapping[str, str]]
@@ -23,6 +23,7 @@ LABELERS: tuple[Labeler, ...] = (
     mig.mig_strategy_labels,
     system.gpu_mode,
     system.gpu_present,
+    fabric.clique_labels,
 )
 
 TIMESTAMP_KEY = "nvidia.com/gfd.timestamp"
