@@ -193,12 +193,13 @@ def parse_sharing(raw: Any) -> Sharing:
     return time_slicing or NO_SHARING
 
 
-def decode_text(data: bytes, what: str) -> str:
-    """Files we read must be UTF-8, as YAML and JSON require; say where they are not."""
+def decode_text(data: bytes, what: str, error: type[ConfigError] = ConfigError) -> str:
+    """Files we read must be UTF-8, as YAML and JSON require; say where they are not. The one
+    place for it: config files, fixtures (``error=FixtureError``), kubeconfigs, workload files."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{what} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
+        raise error(f"{what} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
 
 
 def _load_document(text: str, source: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from mig_labeler.config import decode_text
 from mig_labeler.errors import FixtureError
 from mig_labeler.gpu_models import CiProfile, GiProfile, GpuModel, gpu_models
 from mig_labeler.topology import CI_INDEX_FOR_SLICES, MigAttributes
@@ -107,12 +108,9 @@ def load_fixture(path: str | Path) -> NodeFixture:
         data = path.read_bytes()
     except OSError as e:
         raise FixtureError(f"cannot read fixture {path}: {e.strerror or e}") from e
+    text = decode_text(data, f"fixture {path}", FixtureError)
     try:
-        text = data.decode("utf-8")
         doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except UnicodeDecodeError as e:
-        raise FixtureError(f"fixture {path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") \
-            from None
     except RecursionError:
         raise FixtureError(f"fixture {path} is nested too deeply") from None
     except (ValueError, yaml.YAMLError) as e:

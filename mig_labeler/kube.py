@@ -27,6 +27,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from mig_labeler import __version__
+from mig_labeler.config import decode_text
 from mig_labeler.errors import ApiConflict, ApiError, ApiTransient, ConfigError, MigLabelerError, NodeNotFound
 
 FIELD_MANAGER = "mig-labeler"
@@ -147,11 +148,9 @@ def _check_kubeconfig_file(path: str, explicit: bool) -> None:
             data = f.read()
     except OSError as e:
         raise ConfigError(f"cannot read kubeconfig {path}: {e.strerror or e}") from e
+    text = decode_text(data, f"kubeconfig {path}")
     try:
-        doc = yaml.safe_load(data.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"kubeconfig {path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") \
-            from None
+        doc = yaml.safe_load(text)
     except (yaml.YAMLError, ValueError, RecursionError) as e:
         raise ConfigError(f"kubeconfig {path} is not valid YAML: {_first_line(e)}") from None
     if not isinstance(doc, dict):
