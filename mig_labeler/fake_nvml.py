@@ -189,36 +189,23 @@ class FakeNvml:
         return gpu.compute_capability
 
     def nvmlDeviceGetPciInfoExt(self, handle: Any, c_info: Any) -> None:
-        """The real binding hands ``c_info`` straight to the C function, which wants a pointer:
-        a struct passed by value crashed the process (SIGSEGV) on a real H100 with
-        nvidia-ml-py 13. Refuse it here as loudly as a fake can, and check the version field."""
+        """Fills ``ctypes.byref(nvmlPciInfoExt_v1_t())`` and returns None, as the real binding."""
         self._enter("nvmlDeviceGetPciInfoExt", self._gpu_index(handle))
-        info = getattr(c_info, "_obj", None)  # what ctypes.byref() wraps
-        if not isinstance(info, pynvml.nvmlPciInfoExt_v1_t):
-            raise TypeError("nvmlDeviceGetPciInfoExt needs ctypes.byref(nvmlPciInfoExt_v1_t()); a struct by value "
-                            "crashes real NVML")
-        if info.version != pynvml.nvmlPciInfoExt_v1:
-            raise pynvml.NVMLError(pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+        info = _by_reference("nvmlDeviceGetPciInfoExt", c_info, pynvml.nvmlPciInfoExt_v1_t, pynvml.nvmlPciInfoExt_v1)
         gpu = self._gpu(handle)
         info.baseClass = (gpu.pci_class >> 16) & 0xFF
         info.subClass = (gpu.pci_class >> 8) & 0xFF
 
     def nvmlDeviceGetGpuFabricInfoV(self, handle: Any, c_info: Any) -> int:
-        """The v2 struct by reference, its version set (the real binding passes it to C as is)."""
         self._enter("nvmlDeviceGetGpuFabricInfoV", self._gpu_index(handle))
-        info = getattr(c_info, "_obj", None)
-        if not isinstance(info, pynvml.c_nvmlGpuFabricInfo_v2_t):
-            raise TypeError("nvmlDeviceGetGpuFabricInfoV needs ctypes.byref(c_nvmlGpuFabricInfoV_t())")
-        if info.version != pynvml.nvmlGpuFabricInfo_v2:
-            raise pynvml.NVMLError(pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+        info = _by_reference("nvmlDeviceGetGpuFabricInfoV", c_info, pynvml.c_nvmlGpuFabricInfo_v2_t,
+                             pynvml.nvmlGpuFabricInfo_v2)
         self._fill_fabric(self._gpu(handle), info)
         return pynvml.NVML_SUCCESS
 
     def nvmlDeviceGetGpuFabricInfo(self, handle: Any, c_info: Any) -> int:
         self._enter("nvmlDeviceGetGpuFabricInfo", self._gpu_index(handle))
-        info = getattr(c_info, "_obj", None)
-        if not isinstance(info, pynvml.c_nvmlGpuFabricInfo_t):
-            raise TypeError("nvmlDeviceGetGpuFabricInfo needs ctypes.byref(c_nvmlGpuFabricInfo_t())")
+        info = _by_reference("nvmlDeviceGetGpuFabricInfo", c_info, pynvml.c_nvmlGpuFabricInfo_t)
         self._fill_fabric(self._gpu(handle), info)
         return pynvml.NVML_SUCCESS
 
@@ -365,6 +352,18 @@ class FakeNvml:
         if info is None:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         return info
+
+
+def _by_reference(call: str, c_info: Any, struct: type[Any], version: int | None = None) -> Any:
+    """The struct behind ``ctypes.byref(...)``. The real binding hands the argument to C as it is,
+    so a struct passed by value is read as a pointer: it crashed the process (SIGSEGV) on a real
+    H100. Refuse it as loudly as a fake can, and check the version field where the call has one."""
+    info = getattr(c_info, "_obj", None)  # what ctypes.byref() wraps
+    if not isinstance(info, struct):
+        raise TypeError(f"{call} needs ctypes.byref({struct.__name__}()); a struct by value crashes real NVML")
+    if version is not None and info.version != version:
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+    return info
 
 
 def _checked(fixture: NodeFixture, path: Path | None = None) -> NodeFixture:

@@ -18,7 +18,7 @@ import yaml
 from mig_labeler.config import decode_text
 from mig_labeler.errors import FixtureError
 from mig_labeler.gpu_models import CiProfile, GiProfile, GpuModel, gpu_models
-from mig_labeler.topology import CI_INDEX_FOR_SLICES, MigAttributes
+from mig_labeler.topology import CI_INDEX_FOR_SLICES, FABRIC_STATES, MigAttributes
 
 _UUID_NS = uuidlib.UUID("6f0c6c1e-6d69-4d1a-9b1e-6d69676c6162")
 
@@ -30,9 +30,6 @@ class FixtureMigDevice:
     ci_profile_index: int
     attributes: MigAttributes
     uuid: str
-
-
-FABRIC_STATES = ("not_supported", "not_started", "in_progress", "completed")  # NVML_GPU_FABRIC_STATE_* order
 
 
 @dataclass(frozen=True, slots=True)

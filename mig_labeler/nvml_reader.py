@@ -16,6 +16,7 @@ from typing import Any
 
 from mig_labeler.errors import NvmlQueryFailed, NvmlUnavailable
 from mig_labeler.topology import (
+    FABRIC_STATES,
     MIB,
     Gpu,
     GpuFabric,
@@ -153,9 +154,10 @@ class _Reader:
                 return None
         if info is None:
             return None
-        states = {0: "not_supported", 1: "not_started", 2: "in_progress", 3: "completed"}
+        state = int(info.state)
         return GpuFabric(cluster_uuid=str(uuidlib.UUID(bytes=bytes(info.clusterUuid))),
-                         clique_id=int(info.cliqueId), state=states.get(int(info.state), "unknown"),
+                         clique_id=int(info.cliqueId),
+                         state=FABRIC_STATES[state] if 0 <= state < len(FABRIC_STATES) else "unknown",
                          status_ok=int(info.status) == 0)
 
     def _fabric_v(self, handle: Any, index: int, absent: frozenset[int]) -> Any:

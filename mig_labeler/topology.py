@@ -104,6 +104,10 @@ class Gpu:
         return self.mig_mode is not None and self.mig_mode.enabled
 
 
+# NVML_GPU_FABRIC_STATE_* in value order: the reader names NVML's number, the fixture format uses the names.
+FABRIC_STATES = ("not_supported", "not_started", "in_progress", "completed")
+
+
 @dataclass(frozen=True, slots=True)
 class GpuFabric:
     """NVML GPU fabric info (NVLink domain, for IMEX cliques on GB200 NVL72 and HGX B200)."""

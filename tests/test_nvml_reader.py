@@ -172,3 +172,21 @@ def test_cached_reader_still_sees_a_reconfiguration(tmp_path):
     read_topology(fake, cache=cache)
     write_fixture(path, {"gpus": [{"model": "H100-SXM5-80GB", "mig": ["3g.40gb", "2g.20gb", "1g.10gb+me"]}]})
     assert [m.profile for m in read_topology(fake, cache=cache).mig_devices] == ["3g.40gb", "2g.20gb", "1g.10gb+me"]
+
+
+def test_the_fake_refuses_a_struct_passed_by_value_as_real_nvml_would_crash_on_it():
+    """The real binding hands the argument to C unchanged: a struct by value SIGSEGVed on an H100."""
+    import ctypes
+
+    fake = fake_from({"gpus": [{"model": "B200", "fabric": {"cluster_uuid": "7b968a6d-c8aa-45e1-9e07-e1e51be99c31"}}]})
+    fake.nvmlInit()
+    handle = fake.nvmlDeviceGetHandleByIndex(0)
+    for call, struct in (("nvmlDeviceGetPciInfoExt", pynvml.nvmlPciInfoExt_v1_t),
+                         ("nvmlDeviceGetGpuFabricInfoV", pynvml.c_nvmlGpuFabricInfo_v2_t),
+                         ("nvmlDeviceGetGpuFabricInfo", pynvml.c_nvmlGpuFabricInfo_t)):
+        with pytest.raises(TypeError, match=f"{call} needs ctypes.byref"):
+            getattr(fake, call)(handle, struct())
+    unversioned = pynvml.nvmlPciInfoExt_v1_t()  # version field left 0
+    with pytest.raises(pynvml.NVMLError) as err:
+        fake.nvmlDeviceGetPciInfoExt(handle, ctypes.byref(unversioned))
+    assert err.value.value == pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH
