@@ -29,8 +29,9 @@ from mig_labeler.errors import (
 )
 from mig_labeler.health import HealthState
 from mig_labeler.kube import KubeClient, NodeState
+from mig_labeler.label_names import ownable
 from mig_labeler.metrics import Metrics
-from mig_labeler.plan import LabelPlan, Pause, observed_changes, pause, plan_update, releasable, watch_trigger
+from mig_labeler.plan import LabelPlan, Pause, observed_changes, pause, plan_update, watch_trigger
 from mig_labeler.retry import api_retry_policy
 from mig_labeler.signals import Signals
 from mig_labeler.watch import ConfigFileWatcher, NodeWatcher
@@ -46,11 +47,15 @@ SETTLE_INTERVAL = 5.0  # rescan this often while a GPU's pending MIG mode differ
 class PassResult:
     ok: bool
     plan: LabelPlan | None = None  # what the pass set out to do
-    outcome: LabelPlan | None = None  # what the API server's answer shows it did (logs, Events, metrics)
-    wrote: bool = False
+    outcome: LabelPlan | None = None  # what the API server's answer shows it did; None: no apply sent
     error: str = ""
-    kind: str = "success"  # success | nvml_error | api_error
-    held: str = ""  # why nothing was published although the pass worked (mig-manager busy)
+    kind: str = "success"  # success | paused | nvml_error | api_error
+    held: str = ""  # why nothing was published although the pass worked (the GPU Operator's pause)
+
+    @property
+    def wrote(self) -> bool:
+        """The pass sent an apply (the Node differed, or ownership had to be taken)."""
+        return self.outcome is not None
 
 
 class EventLimiter:
@@ -79,6 +84,8 @@ class Daemon:
         self.health = health or HealthState()
         self.clock = clock
         self.retry = api_retry_policy(sleep=retry_sleep, deadline=deadline)
+        if deadline is not None:  # the same bound for each request's timeouts (--oneshot-timeout)
+            kube.deadline = time.monotonic() + deadline
         self.started_at = int(clock()) if started_at is None else started_at
         self.events = EventLimiter(clock)
         self.failures = 0
@@ -151,7 +158,7 @@ class Daemon:
         except ApiError as e:  # NodeNotFound is not an ApiError: it ends the command
             return PassResult(ok=False, error=str(e), kind="api_error")
         self.metrics.last_success.set(self.clock())
-        return PassResult(ok=True, plan=plan, outcome=outcome, wrote=outcome is not None, held=held)
+        return PassResult(ok=True, plan=plan, outcome=outcome, held=held)
 
     def _current_node(self) -> NodeState:
         """The watched Node, else one GET (polling); the first publish attempt reuses it."""
@@ -173,16 +180,15 @@ class Daemon:
             if paused is not None:
                 self._set_paused(paused)
                 return plan, None, paused.message
-            held = ""
             if plan.empty:
-                return plan, None, held
+                return plan, None, ""
             self._take_sole_ownership(node, plan)
             after = self.kube.apply_labels(node.name, desired)
             self._remember(after)
             adopted = {k for k in plan.adopt if k in after.owned and not after.owners(k)}
             outcome = observed_changes(plan, node.labels, after.labels, adopted)
             self._warn_stuck(plan, after)
-            return plan, outcome, held
+            return plan, outcome, ""
         except ApiError as e:  # every failed attempt counts, retried or not
             self.metrics.api_errors.labels(code=str(e.status or 0)).inc()
             raise
@@ -191,7 +197,9 @@ class Daemon:
         """Before our apply: take other managers' claims off the keys we adopt or drop, so that
         a drop removes the key (see ``KubeClient.release_claims``). A conflict retries the pass;
         a refusal (an admission policy, say) is logged and the apply goes ahead anyway."""
-        keys = frozenset(k for k in (*plan.adopt, *plan.remove) if releasable(k))
+        # Only keys mig-labeler may own at all (the set the admission policy allows): never
+        # mig-manager's mig.config*, the operator's gpu.deploy.* or anything outside nvidia.com/.
+        keys = frozenset(k for k in (*plan.adopt, *plan.remove) if ownable(k))
         try:
             released = self.kube.release_claims(node, keys)
         except ApiConflict:

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
-from mig_labeler.label_names import ownable
-
 
 @dataclass(frozen=True, slots=True)
 class LabelPlan:
@@ -62,13 +60,6 @@ def observed_changes(plan: LabelPlan, before: Mapping[str, str], after: Mapping[
     change = {k: (before[k], after[k]) for k in sorted(touched) if k in after and k in before and before[k] != after[k]}
     remove = {k: before[k] for k in sorted(touched) if k in before and k not in after}
     return LabelPlan(dict(plan.desired), add, change, tuple(k for k in plan.adopt if k in adopted), remove)
-
-
-def releasable(key: str) -> bool:
-    """May we take another manager's claim off this key? Only a key mig-labeler may own at all
-    (``label_names.OWNABLE_KEYS``, the set the admission policy allows): never mig-manager's
-    ``mig.config*``, the operator's ``gpu.deploy.*`` or anything outside nvidia.com/."""
-    return ownable(key)
 
 
 MIG_CONFIG = "nvidia.com/mig.config"  # written by the GPU operator's mig-manager, never by us

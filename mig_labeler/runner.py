@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -63,7 +62,6 @@ def _oneshot(config: Config, host: str | None, registry: CollectorRegistry, sign
     """One pass, bounded by --oneshot-timeout (each request's timeouts and the retries). A stop
     signal before the pass means no pass; during it, the pass finishes first."""
     daemon = build_daemon(config, host=host, registry=registry, signals=signals, deadline=config.oneshot_timeout)
-    daemon.kube.deadline = time.monotonic() + config.oneshot_timeout
     try:
         if signals.stop:
             return
