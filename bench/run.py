@@ -33,6 +33,10 @@ from tests.conftest import write_kubeconfig  # noqa: E402
 from tests.fakes.kube_api import FakeKubeApi  # noqa: E402
 
 BIN = Path(sys.executable).parent / "mig-labeler"
+# Two MIG layouts of a DGX H100 that the reaction benchmarks flip between, and their count label.
+LAYOUTS = {"3g.40gb": "gpus: [{model: H100-SXM5-80GB, count: 8, mig: [3g.40gb, 3g.40gb]}]\n",
+           "1g.10gb": "gpus: [{model: H100-SXM5-80GB, count: 8, mig: [1g.10gb, 1g.10gb, 1g.10gb]}]\n"}
+COUNTS = {"3g.40gb": "16", "1g.10gb": "24"}
 ROWS: list[tuple[str, str, str, str]] = []
 
 
@@ -213,15 +217,20 @@ def watch_sample(api: FakeKubeApi, count: int) -> float:
         return per_pass
 
 
+def swap_layout(fixture: Path, profile: str) -> None:
+    """Rewrite the fixture atomically, as a MIG reconfiguration changes what NVML shows."""
+    tmp_file = fixture.with_suffix(".tmp")
+    tmp_file.write_text(LAYOUTS[profile])
+    tmp_file.replace(fixture)
+
+
 def bench_reaction(api: FakeKubeApi, kubeconfig: Path, trials: int = 50) -> None:
     print(f"5. reaction latency: fixture rewritten + mig.config.state=success -> new labels ({trials} trials)")
-    layouts = {"3g.40gb": "gpus: [{model: H100-SXM5-80GB, count: 8, mig: [3g.40gb, 3g.40gb]}]\n",
-               "1g.10gb": "gpus: [{model: H100-SXM5-80GB, count: 8, mig: [1g.10gb, 1g.10gb, 1g.10gb]}]\n"}
     node = "reaction-node"
     api.add_node(node, {"nvidia.com/mig.config": "all-1g.10gb", "nvidia.com/mig.config.state": "success"})
     with tempfile.TemporaryDirectory() as tmp:
         fixture = Path(tmp) / "node.yaml"
-        fixture.write_text(layouts["1g.10gb"])
+        fixture.write_text(LAYOUTS["1g.10gb"])
         proc = subprocess.Popen([str(BIN), "run", "--node-name", node, "--kubeconfig", str(kubeconfig), "--fixture",
                                  str(fixture), "--mig-strategy", "mixed", "--sleep-interval", "1h",
                                  "--metrics-port", "0"], stderr=subprocess.DEVNULL)
@@ -231,12 +240,10 @@ def bench_reaction(api: FakeKubeApi, kubeconfig: Path, trials: int = 50) -> None
             latencies = []
             for i in range(trials):
                 profile = "3g.40gb" if i % 2 == 0 else "1g.10gb"
-                count = "16" if profile == "3g.40gb" else "24"
+                count = COUNTS[profile]
                 api.edit_labels(node, {"nvidia.com/mig.config": f"all-{profile}",
                                        "nvidia.com/mig.config.state": "pending"}, manager="nvidia-mig-manager")
-                tmp_file = fixture.with_suffix(".tmp")
-                tmp_file.write_text(layouts[profile])
-                tmp_file.replace(fixture)
+                swap_layout(fixture, profile)
                 start = time.perf_counter()
                 api.edit_labels(node, {"nvidia.com/mig.config.state": "success"}, manager="nvidia-mig-manager")
                 wait_for(lambda p=profile, c=count: api.labels(node).get(f"nvidia.com/mig-{p}.count") == c, 10)
@@ -253,8 +260,6 @@ def bench_pause_end(api: FakeKubeApi, kubeconfig: Path, trials: int = 20) -> Non
     """The GPU Operator pauses NVML clients for a MIG change, then lets them go: time from the
     pause's end (gpu.deploy.client=true, mig.config.state=success) to the new labels."""
     print(f"7. pause end: gpu.deploy.client paused -> true with a new MIG layout -> labels ({trials} trials)")
-    layouts = {"3g.40gb": "gpus: [{model: H100-SXM5-80GB, count: 8, mig: [3g.40gb, 3g.40gb]}]\n",
-               "1g.10gb": "gpus: [{model: H100-SXM5-80GB, count: 8, mig: [1g.10gb, 1g.10gb, 1g.10gb]}]\n"}
     node = "paused-node"
     api.add_node(node, {"nvidia.com/gpu.deploy.client": "true", "nvidia.com/mig.config.state": "success"})
     with socket.socket() as probe:
@@ -262,7 +267,7 @@ def bench_pause_end(api: FakeKubeApi, kubeconfig: Path, trials: int = 20) -> Non
         port = probe.getsockname()[1]
     with tempfile.TemporaryDirectory() as tmp:
         fixture = Path(tmp) / "node.yaml"
-        fixture.write_text(layouts["1g.10gb"])
+        fixture.write_text(LAYOUTS["1g.10gb"])
         proc = subprocess.Popen([str(BIN), "run", "--node-name", node, "--kubeconfig", str(kubeconfig), "--fixture",
                                  str(fixture), "--mig-strategy", "mixed", "--sleep-interval", "1h",
                                  "--metrics-port", str(port)], stderr=subprocess.DEVNULL)
@@ -271,14 +276,12 @@ def bench_pause_end(api: FakeKubeApi, kubeconfig: Path, trials: int = 20) -> Non
             wait_for(lambda: api.labels(node).get("nvidia.com/mig-1g.10gb.count") == "24", 10)
             for i in range(trials):
                 profile = "3g.40gb" if i % 2 == 0 else "1g.10gb"
-                count = "16" if profile == "3g.40gb" else "24"
+                count = COUNTS[profile]
                 api.edit_labels(node, {"nvidia.com/gpu.deploy.client": "paused-for-mig-change",
                                        "nvidia.com/mig.config.state": "pending"}, manager="nvidia-mig-manager")
                 wait_for(lambda: 'mig_labeler_paused{reason="gpu.deploy.client=paused-for-mig-change"} 1.0'
                          in _scrape(port), 10)
-                tmp_file = fixture.with_suffix(".tmp")
-                tmp_file.write_text(layouts[profile])
-                tmp_file.replace(fixture)
+                swap_layout(fixture, profile)
                 start = time.perf_counter()
                 done = {"nvidia.com/gpu.deploy.client": "true", "nvidia.com/mig.config.state": "success"}
                 api.edit_labels(node, done, manager="nvidia-mig-manager")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +85,24 @@ def settle(daemon: Daemon) -> None:
     done = daemon.passes_done
     daemon.signals.wake.set()
     wait_for_passes(daemon, done + 1)
+
+
+@contextmanager
+def watching_daemon(api: FakeKubeApi, fixture: str | Path, **overrides: Any) -> Iterator[Daemon]:
+    """A watching daemon in a thread with a one-hour interval (anything faster is event-driven),
+    idle once yielded: its first pass done, its watch open, nothing in flight. Stopped after."""
+    daemon = make_daemon(api, fixture, sleep_interval=3600.0, watch=True, **overrides)
+    thread = threading.Thread(target=daemon.run_forever, daemon=True)
+    thread.start()
+    try:
+        wait_for_passes(daemon, 1)
+        wait_until(lambda: api.open_watches == 1)
+        settle(daemon)
+        yield daemon
+    finally:
+        daemon.signals.request_stop()
+        thread.join(timeout=WAIT_LIMIT)
+    assert not thread.is_alive()
 
 
 def write_fixture(path: Path, doc: dict) -> Path:

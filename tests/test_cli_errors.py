@@ -15,7 +15,7 @@ import yaml
 
 from mig_labeler.errors import EXIT_BAD_INPUT
 
-from .conftest import make_daemon, settle, wait_for_passes, wait_until, write_fixture, write_kubeconfig
+from .conftest import make_daemon, wait_for_passes, wait_until, watching_daemon, write_fixture, write_kubeconfig
 from .test_cli import run, run_main
 
 NODE = "gpu-node-1"
@@ -293,14 +293,7 @@ def test_requests_carry_our_user_agent(capsys, kube_api, tmp_path):
 
 
 def test_a_deleted_node_is_reported_once_and_not_ready_then_relabelled(kube_api, tmp_path, caplog):
-    daemon = make_daemon(kube_api, write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30"}]}),
-                         sleep_interval=3600.0, watch=True)
-    thread = threading.Thread(target=daemon.run_forever, daemon=True)
-    thread.start()
-    try:
-        wait_for_passes(daemon, 1)
-        wait_until(lambda: kube_api.open_watches == 1)
-        settle(daemon)
+    with watching_daemon(kube_api, write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30"}]})) as daemon:
         assert daemon.health.readiness()[0]
         kube_api.delete_node(NODE)
         not_found = (False, 'node "gpu-node-1" not found: check --node-name / NODE_NAME')
@@ -316,9 +309,6 @@ def test_a_deleted_node_is_reported_once_and_not_ready_then_relabelled(kube_api,
         kube_api.add_node(NODE)
         wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/gpu.product") == "NVIDIA-A30")
         wait_until(lambda: daemon.health.readiness()[0])
-    finally:
-        daemon.signals.request_stop()
-        thread.join(timeout=30)
 
 
 def test_a_missing_events_permission_is_warned_about_once(kube_api, tmp_path, caplog):

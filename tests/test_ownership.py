@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 
 from mig_labeler.config import MigStrategy
 from mig_labeler.desired import labels_for_topology
 
-from .conftest import FOREIGN, fixture_path, make_daemon, wait_for_passes, wait_until, write_fixture
+from .conftest import FOREIGN, fixture_path, make_daemon, wait_until, watching_daemon, write_fixture
 
 NODE = "gpu-node-1"
 MIG_PREFIXES = ("nvidia.com/mig-3g.20gb.", "nvidia.com/mig-7g.40gb.", "nvidia.com/mig-4g.20gb.",
@@ -139,17 +138,9 @@ def test_the_watch_restores_labels_that_nfd_master_removes_on_gfd_uninstall(kube
     """Uninstalling GFD deletes its NodeFeature, and nfd-master removes every label it applied,
     adopted ones included. The watching daemon puts them back (how fast: make bench)."""
     gfd = migrated_node(kube_api)
-    daemon = make_daemon(kube_api, fixture_path("dgx-a100-mixed"), sleep_interval=3600.0, watch=True)
-    thread = threading.Thread(target=daemon.run_forever, daemon=True)
-    thread.start()
-    try:
-        wait_for_passes(daemon, 1)
-        wait_until(lambda: kube_api.open_watches == 1)
+    with watching_daemon(kube_api, fixture_path("dgx-a100-mixed")):
         kube_api.edit_labels(NODE, dict.fromkeys(gfd), manager="nfd-master")
         wait_until(lambda: kube_api.labels(NODE) == FOREIGN | gfd)
-    finally:
-        daemon.signals.request_stop()
-        thread.join(timeout=30)
 
 
 def _doc(name: str) -> dict:

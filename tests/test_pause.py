@@ -4,15 +4,15 @@ daemon's own fence (no NVML call at all while paused, labels kept, one log line,
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
 
+from mig_labeler.check import Node, check, workloads
 from mig_labeler.fake_nvml import FakeNvml
 
-from .conftest import make_daemon, settle, wait_for_passes, wait_until, write_fixture
+from .conftest import make_daemon, settle, wait_for_passes, wait_until, watching_daemon, write_fixture
 
 NODE = "gpu-node-1"
 ALL_1G = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": ["1g.5gb"] * 7}]}
@@ -20,31 +20,12 @@ ALL_3G = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": ["3g.20gb", "3
 OPERATOR = "nvidia-mig-manager"
 
 
-# -- the DaemonSets' required node affinity, evaluated as the scheduler does -----------------------
-def expression_matches(expr: dict[str, Any], labels: dict[str, str]) -> bool:
-    key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-    if op == "In":
-        return key in labels and labels[key] in values
-    if op == "NotIn":
-        return key not in labels or labels[key] not in values
-    if op == "Exists":
-        return key in labels
-    if op == "DoesNotExist":
-        return key not in labels
-    if op in ("Gt", "Lt"):
-        try:
-            have, want = int(labels[key]), int(values[0])
-        except (KeyError, ValueError):
-            return False
-        return have > want if op == "Gt" else have < want
-    raise AssertionError(f"unknown operator {op}")
-
-
-def affinity_matches(affinity: dict[str, Any], labels: dict[str, str]) -> bool:
-    """nodeSelectorTerms are ORed, the expressions of one term ANDed; an empty term matches nothing."""
-    terms = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-    return any(term.get("matchExpressions") and all(expression_matches(e, labels) for e in term["matchExpressions"])
-               for term in terms)
+# -- the DaemonSets' required node affinity, evaluated as the scheduler does ----------------------
+def scheduled(daemonset: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Through `mig-labeler check`'s scheduler rules (terms ORed, expressions ANDed, an empty term
+    matches nothing): does the DaemonSet's pod land on a node with these labels?"""
+    (workload,), _ = workloads(daemonset, "manifest")
+    return check(workload, [Node("node", labels, {})]).nodes_matching == ["node"]
 
 
 GPU_NODE = {"feature.node.kubernetes.io/pci-10de.present": "true"}
@@ -60,11 +41,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("why", "labels", "scheduled"), CASES, ids=[c[0] for c in CASES])
-def test_every_daemonset_runs_only_where_the_operator_lets_nvml_clients_run(rendered, why, labels, scheduled):
+@pytest.mark.parametrize(("why", "labels", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_every_daemonset_runs_only_where_the_operator_lets_nvml_clients_run(rendered, why, labels, expected):
     for name, objects in rendered.items():
         for ds in (o for o in objects if o["kind"] == "DaemonSet"):
-            assert affinity_matches(ds["spec"]["template"]["spec"]["affinity"], labels) is scheduled, (name, why)
+            assert scheduled(ds, labels) is expected, (name, why)
 
 
 @pytest.fixture(scope="module")
@@ -87,17 +68,9 @@ def metric(daemon, text: str) -> bool:
 def running(kube_api, tmp_path):
     kube_api.edit_labels(NODE, {"nvidia.com/gpu.deploy.client": "true"}, manager="gpu-operator")
     node_file = write_fixture(tmp_path / "node.yaml", ALL_1G)
-    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0, watch=True)
-    thread = threading.Thread(target=daemon.run_forever, daemon=True)
-    thread.start()
-    wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig-1g.5gb.count") == "14")
-    wait_until(lambda: kube_api.open_watches == 1)
-    wait_for_passes(daemon, 1)
-    settle(daemon)
-    yield daemon, node_file
-    daemon.signals.request_stop()
-    thread.join(timeout=30)
-    assert not thread.is_alive()
+    with watching_daemon(kube_api, node_file) as daemon:
+        assert kube_api.labels(NODE).get("nvidia.com/mig-1g.5gb.count") == "14"
+        yield daemon, node_file
 
 
 def operator(kube_api, **labels: str) -> None:

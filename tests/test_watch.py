@@ -9,7 +9,7 @@ import pytest
 
 from mig_labeler.watch import ConfigFileWatcher
 
-from .conftest import make_daemon, settle, wait_for_passes, wait_until, write_fixture
+from .conftest import make_daemon, wait_for_passes, wait_until, watching_daemon, write_fixture
 
 NODE = "gpu-node-1"
 ALL_1G = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": ["1g.5gb"] * 7}]}
@@ -21,17 +21,9 @@ HALF_BUILT = {"gpus": [{"model": "A100-SXM4-40GB", "mig": ["3g.20gb"]}, {"model"
 def running(kube_api, tmp_path):
     """A watching daemon in a thread with a one-hour interval: anything faster is event-driven."""
     node_file = write_fixture(tmp_path / "node.yaml", ALL_1G)
-    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0, watch=True)
-    thread = threading.Thread(target=daemon.run_forever, daemon=True)
-    thread.start()
-    wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig-1g.5gb.count") == "14")
-    wait_until(lambda: kube_api.open_watches == 1 and len(kube_api.events) == 1)
-    wait_for_passes(daemon, 1)
-    settle(daemon)
-    yield daemon, node_file
-    daemon.signals.request_stop()
-    thread.join(timeout=5)
-    assert not thread.is_alive()
+    with watching_daemon(kube_api, node_file) as daemon:
+        assert kube_api.labels(NODE).get("nvidia.com/mig-1g.5gb.count") == "14" and len(kube_api.events) == 1
+        yield daemon, node_file
 
 
 def test_mig_config_success_publishes_the_new_layout_without_waiting(running, kube_api):
