@@ -15,7 +15,6 @@ import yaml
 from mig_labeler.check import Node, NodeIndex, Result, Workload, check, is_gpu_resource, workloads
 from mig_labeler.config import Config, MigStrategy, Sharing, decode_text, parse_mig_strategy
 from mig_labeler.errors import ConfigError
-from mig_labeler.labels import compute_labels
 from mig_labeler.labels.advertised import advertised_resources
 
 STRATEGY_SUFFIXES = {s.value for s in MigStrategy}
@@ -70,7 +69,8 @@ def _documents(name: str) -> list[Any]:
 
 
 def fixture_nodes(specs: Sequence[str], strategy: MigStrategy, sharing: Sharing) -> list[Node]:
-    from mig_labeler.discovery import open_source  # noqa: PLC0415 - fake NVML only for fixtures
+    from mig_labeler.desired import labels_for_topology  # noqa: PLC0415 - fake NVML only for fixtures
+    from mig_labeler.discovery import open_source  # noqa: PLC0415
 
     nodes: list[Node] = []
     for spec in specs:
@@ -83,8 +83,9 @@ def fixture_nodes(specs: Sequence[str], strategy: MigStrategy, sharing: Sharing)
         name = Path(path).name.removesuffix(".yaml").removesuffix(".json")
         if suffix:
             name = f"{name}:{suffix}"
-        nodes.append(Node(_unique(name, nodes), compute_labels(topology, config, 0),
-                          advertised_resources(topology, config)))
+        # The labels the daemon would publish: validated, as labels_for_topology gives them.
+        labels = labels_for_topology(topology, config, 0).labels
+        nodes.append(Node(_unique(name, nodes), labels, advertised_resources(topology, config)))
     return nodes
 
 
