@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid as uuidlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -266,25 +267,35 @@ def _fabric(raw: Any, where: str) -> FixtureFabric:
 
 
 def _check_layout(model: GpuModel, memory_mib: int, mig: tuple[FixtureMigDevice, ...], where: str) -> None:
-    """A layout the real GPU can hold: per profile no more than its instanceCount, GPU-instance
-    slices within the GPU's (7 on A100/H100, 4 on A30), memory in eighths of the GPU within 8
-    (1g.5gb takes 1, 3g.20gb 4, 7g.40gb 8, as in the MIG user guide's placement tables), and no
-    device larger than the GPU. Each fixture device is its own GPU instance in the fake."""
-    counts: dict[str, int] = {}
+    """No device larger than the GPU, and a layout the GPU can hold (``layout_problem``)."""
     for device in mig:
-        counts[device.gi.name] = counts.get(device.gi.name, 0) + 1
-        if counts[device.gi.name] > device.gi.max_count:
-            raise FixtureError(f"{where}: {model.key} holds at most {device.gi.max_count} {device.gi.name}")
         if device.attributes.memory_mib > memory_mib:
             raise FixtureError(f"{where}: a {device.profile} with {device.attributes.memory_mib} MiB is larger "
                                f"than the GPU ({memory_mib} MiB)")
+    problem = layout_problem(model, [(d.profile, d.gi) for d in mig])
+    if problem:
+        raise FixtureError(f"{where}: {problem}")
+
+
+def layout_problem(model: GpuModel, devices: Sequence[tuple[str, GiProfile]]) -> str | None:
+    """Why these MIG devices (name, GPU instance profile) cannot be on one GPU of the model, or
+    None: per profile no more than its instanceCount, GPU-instance slices within the GPU's (7 on
+    A100/H100, 4 on A30), memory in eighths of the GPU within 8 (1g.5gb takes 1, 3g.20gb 4,
+    7g.40gb 8, as in the MIG user guide's placement tables). Each fixture device is its own GPU
+    instance in the fake."""
+    counts: dict[str, int] = {}
+    for _, gi in devices:
+        counts[gi.name] = counts.get(gi.name, 0) + 1
+        if counts[gi.name] > gi.max_count:
+            return f"{model.key} holds at most {gi.max_count} {gi.name}"
     slices = max((p.attributes.slices_gi for p in model.profiles), default=0)
-    used = sum(d.gi.attributes.slices_gi for d in mig)
-    eighths = sum(-(-8 * d.gi.attributes.memory_mib // model.memory_mib) for d in mig)
+    used = sum(gi.attributes.slices_gi for _, gi in devices)
+    eighths = sum(-(-8 * gi.attributes.memory_mib // model.memory_mib) for _, gi in devices)
     if used > slices or eighths > 8:
-        layout = " + ".join(d.profile for d in mig)
-        raise FixtureError(f"{where}: {layout} does not fit on one {model.key} ({slices} compute slices, "
-                           f"8 memory eighths; this needs {used} and {eighths})")
+        layout = " + ".join(name for name, _ in devices)
+        return (f"{layout} does not fit on one {model.key} ({slices} compute slices, 8 memory eighths; "
+                f"this needs {used} and {eighths})")
+    return None
 
 
 def _mig_mode(entry: dict, devices: Any, mig_capable: bool, where: str) -> tuple[int, int] | None:

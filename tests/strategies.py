@@ -6,7 +6,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from mig_labeler.gpu_models import GpuModel, gpu_models
+from mig_labeler.fixture import layout_problem
+from mig_labeler.gpu_models import GiProfile, GpuModel, gpu_models
 
 MODELS = sorted(gpu_models())
 CLUSTERS = ["7b968a6d-c8aa-45e1-9e07-e1e51be99c31", "00000000-0000-0000-0000-000000000000",
@@ -39,20 +40,17 @@ def gpu_entries(draw: Any) -> dict:
 
 
 def fitting(model: GpuModel, wanted: list[str]) -> list[str]:
-    """The drawn profiles that fit on the GPU, in order: GPU-instance slices, memory eighths and
-    each profile's instance count, as the fixture parser checks them (each device its own GI)."""
-    slices = max(p.attributes.slices_gi for p in model.profiles)
-    kept: list[str] = []
-    used = eighths = 0
-    for name in wanted:
+    """The drawn profiles that fit on the GPU, in order, by the fixture parser's own rule."""
+    def gi(name: str) -> GiProfile:
         ci = model.ci_profile(name)
-        gi = model.profile(ci.gi if ci else name)
-        assert gi is not None
-        need = -(-8 * gi.attributes.memory_mib // model.memory_mib)
-        same = sum(1 for k in kept if (model.ci_profile(k).gi if model.ci_profile(k) else k) == gi.name)
-        if used + gi.attributes.slices_gi <= slices and eighths + need <= 8 and same < gi.max_count:
+        profile = model.profile(ci.gi if ci else name)
+        assert profile is not None
+        return profile
+
+    kept: list[str] = []
+    for name in wanted:
+        if layout_problem(model, [(n, gi(n)) for n in (*kept, name)]) is None:
             kept.append(name)
-            used, eighths = used + gi.attributes.slices_gi, eighths + need
     return kept
 
 
