@@ -24,11 +24,11 @@ sys.path.insert(0, str(ROOT))
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from mig_labeler.config import Config, MigStrategy  # noqa: E402
-from mig_labeler.desired import labels_for_topology  # noqa: E402
-from mig_labeler.discovery import TopologySource  # noqa: E402
-from mig_labeler.fake_nvml import FakeNvml  # noqa: E402
-from mig_labeler.fixture import resolve_fixture  # noqa: E402
+from mig_labeler.demo.fake_nvml import FakeNvml  # noqa: E402
+from mig_labeler.demo.fixture import resolve_fixture  # noqa: E402
+from mig_labeler.labels.desired import labels_for_topology  # noqa: E402
 from mig_labeler.runner import build_daemon  # noqa: E402
+from mig_labeler.sources import TopologySource  # noqa: E402
 from tests.conftest import write_kubeconfig  # noqa: E402
 from tests.fakes.kube_api import FakeKubeApi  # noqa: E402
 

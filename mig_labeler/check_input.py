@@ -69,8 +69,8 @@ def _documents(name: str) -> list[Any]:
 
 
 def fixture_nodes(specs: Sequence[str], strategy: MigStrategy, sharing: Sharing) -> list[Node]:
-    from mig_labeler.desired import labels_for_topology  # noqa: PLC0415 - fake NVML only for fixtures
-    from mig_labeler.discovery import open_source  # noqa: PLC0415
+    from mig_labeler.labels.desired import labels_for_topology  # noqa: PLC0415 - fake NVML only for fixtures
+    from mig_labeler.sources import open_source  # noqa: PLC0415
 
     nodes: list[Node] = []
     for spec in specs:

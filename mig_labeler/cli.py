@@ -22,13 +22,16 @@ from click.core import ParameterSource
 
 from mig_labeler import __version__
 from mig_labeler.config import (
+    DEFAULT_OUTPUT_FILE,
     Config,
     FileSettings,
     MigStrategy,
     decode_text,
     parse_config_file,
     parse_duration,
+    parse_go_bool,
     parse_mig_strategy,
+    parse_sinks,
 )
 from mig_labeler.errors import EXIT_BAD_INPUT, ConfigError, MigLabelerError, OutputError, WorkloadsDoNotFit
 from mig_labeler.signals import Signals
@@ -67,6 +70,23 @@ KUBE_OPTIONS: list[Callable[[Any], Any]] = [
                  help="kubeconfig file. Default: the in-cluster service account, else ~/.kube/config."),
 ]
 
+SINK_OPTIONS: list[Callable[[Any], Any]] = [
+    _option("--sink", "sinks", multiple=True, envvar="MIG_LABELER_SINKS", metavar="node|nodefeature|file",
+            help="Where labels go: node (server-side apply to the Node), nodefeature (an NFD NodeFeature object), "
+            "file (an NFD features.d file). Repeatable; the variable takes a comma-separated list.  [default: node]"),
+    _option("--output-file", "--output", "-o", "output_file", envvar="GFD_OUTPUT_FILE", metavar="PATH",
+            help="The file sink's path ('-' for standard output). Given without --sink, it selects the file sink "
+            "alone, and no Kubernetes configuration is needed.  "
+            "[default: /etc/kubernetes/node-feature-discovery/features.d/gfd]"),
+    _option("--use-node-feature-api", envvar=["GFD_USE_NODE_FEATURE_API", "USE_NODE_FEATURE_API"],
+            metavar="BOOLEAN", help="true without --sink selects the nodefeature sink alone (Go booleans: "
+            "true/false, 1/0, t/f).  [default: false]"),
+    _option("--namespace", envvar="NAMESPACE", metavar="NAME", help="Namespace of the NodeFeature.  [default: the "
+            "service account's namespace, else default]"),
+    _option("--pod-name", envvar="POD_NAME", metavar="NAME", help="This Pod, for the NodeFeature's owner "
+            "references (its DaemonSet and the Pod, as GFD sets them)."),
+]
+
 RUN_OPTIONS: list[Callable[[Any], Any]] = [
     _option("--oneshot", is_flag=True, default=False, envvar="GFD_ONESHOT",
                  help="Label once and exit; exits 1 if publishing failed."),
@@ -94,6 +114,33 @@ def _with(options: list[Callable[[Any], Any]]) -> Callable[[Callable[..., Any]],
 label_options = _with(LABEL_OPTIONS)
 kube_options = _with(KUBE_OPTIONS)
 run_options = _with(RUN_OPTIONS)
+sink_options = _with(SINK_OPTIONS)
+
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def _sinks(ctx: click.Context) -> tuple[str, ...]:
+    """--sink wins; else --use-node-feature-api true selects nodefeature and --output-file
+    selects file (both: both); else the node sink."""
+    p = ctx.params
+    if p.get("sinks"):
+        return parse_sinks(list(p["sinks"]))
+    chosen: list[str] = []
+    if p.get("use_node_feature_api") is not None and parse_go_bool(p["use_node_feature_api"],
+                                                                      "--use-node-feature-api"):
+        chosen.append("nodefeature")
+    if _explicit(ctx, "output_file"):
+        chosen.append("file")
+    return tuple(chosen) or ("node",)
+
+
+def _namespace(ctx: click.Context) -> str:
+    if ctx.params.get("namespace"):
+        return str(ctx.params["namespace"])
+    try:
+        return Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or "default"
+    except OSError:
+        return "default"
 
 
 def _explicit(ctx: click.Context, name: str) -> bool:
@@ -152,7 +199,15 @@ def build_config(ctx: click.Context) -> Config:
         log_format=p.get("log_format") or "text",
         oneshot_timeout=parse_duration(oneshot_timeout) if oneshot_timeout is not None else 30.0,
         warnings=file.warnings,
+        **_sink_settings(ctx),
     )
+
+
+def _sink_settings(ctx: click.Context) -> dict[str, Any]:
+    if "sinks" not in ctx.params:  # commands without sink options publish nowhere but the Node
+        return {}
+    return {"sinks": _sinks(ctx), "output_file": ctx.params.get("output_file") or DEFAULT_OUTPUT_FILE,
+            "namespace": _namespace(ctx), "pod_name": ctx.params.get("pod_name") or None}
 
 
 class _JsonFormatter(logging.Formatter):
@@ -191,8 +246,8 @@ def cli() -> None:
 @click.pass_context
 def labels(ctx: click.Context, output: str, **_: Any) -> None:
     """Print the labels this node would get. Writes nothing to Kubernetes."""
-    from mig_labeler.desired import desired_labels  # noqa: PLC0415 - keeps --help fast
-    from mig_labeler.discovery import open_source  # noqa: PLC0415
+    from mig_labeler.pipeline import desired_labels  # noqa: PLC0415 - keeps --help fast
+    from mig_labeler.sources import open_source  # noqa: PLC0415
 
     config = build_config(ctx)
     setup_logging("text")
@@ -248,16 +303,19 @@ def _require_node_name(config: Config) -> str:
 @cli.command()
 @label_options
 @kube_options
+@sink_options
 @run_options
 @click.pass_context
 def run(ctx: click.Context, **_: Any) -> None:
-    """Label this node's Node object, every --sleep-interval (or once with --oneshot)."""
+    """Publish this node's labels, every --sleep-interval (or once with --oneshot): to the Node
+    object (the default), an NFD NodeFeature object, or an NFD features.d file (--sink)."""
     signals = Signals()
     with signals.handled():  # first: a SIGTERM during start-up or a oneshot is a clean stop, not exit 143
         from mig_labeler.runner import run_daemon  # noqa: PLC0415 - kubernetes is imported only here
 
         config = build_config(ctx)
-        _require_node_name(config)
+        if config.needs_kubernetes:
+            _require_node_name(config)
         setup_logging(config.log_format)
         log.info("mig-labeler %s starting: %s", __version__, json.dumps(config.summary(), sort_keys=True))
         _warn(config.warnings)

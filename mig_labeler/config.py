@@ -20,6 +20,8 @@ from mig_labeler.errors import ConfigError
 from mig_labeler.label_names import PREFIX
 
 DEFAULT_MACHINE_TYPE_FILE = "/sys/class/dmi/id/product_name"
+DEFAULT_OUTPUT_FILE = "/etc/kubernetes/node-feature-discovery/features.d/gfd"
+SINKS = ("node", "nodefeature", "file")
 MIN_SLEEP_INTERVAL = 1.0  # GFD allows 0s, a hot loop re-initialising NVML (gfd-reference §10.13)
 GO_MAX_DURATION = (2**63 - 1) / 1e9  # seconds: Go's time.Duration is int64 nanoseconds (2562047h47m16.85s)
 GO_MAX_INT = 2**63 - 1  # the device plugin decodes replicas into a Go int; larger numbers fail there
@@ -97,6 +99,10 @@ class Config:
     metrics_port: int = 8080
     log_format: str = "text"
     oneshot_timeout: float = 30.0  # seconds a --oneshot may spend publishing, retries included
+    sinks: tuple[str, ...] = ("node",)  # node | nodefeature | file, in publishing order
+    output_file: str = DEFAULT_OUTPUT_FILE  # the file sink's path; "-" is standard output
+    namespace: str = "default"  # where the nodefeature sink's NodeFeature lives
+    pod_name: str | None = None  # our Pod, for the NodeFeature's owner references
     warnings: tuple[str, ...] = ()  # from the config file: logged at start-up and after each reload
 
     def summary(self) -> dict[str, Any]:
@@ -115,7 +121,17 @@ class Config:
             "sleepInterval": self.sleep_interval,
             "nodeName": self.node_name,
             "metricsPort": self.metrics_port,
+            "sinks": list(self.sinks),
+            "outputFile": self.output_file if "file" in self.sinks else None,
+            "namespace": self.namespace if "nodefeature" in self.sinks else None,
         }
+
+    @property
+    def needs_kubernetes(self) -> bool:
+        """The file sink alone runs without any Kubernetes configuration, unless a node name is
+        given: then the Node is read (never written) for the GPU Operator's pause and the handoff
+        of labels a previous node-sink mode left."""
+        return self.sinks != ("file",) or bool(self.node_name)
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -137,6 +153,31 @@ def parse_duration(text: str) -> float:
     if seconds < MIN_SLEEP_INTERVAL:
         raise ConfigError(f"sleep interval {text!r} is below the minimum of 1s")
     return seconds
+
+
+def parse_sinks(values: list[str]) -> tuple[str, ...]:
+    """``--sink`` values (repeatable, or comma-separated in MIG_LABELER_SINKS), deduplicated in order."""
+    found: list[str] = []
+    for value in values:
+        for name in (v.strip() for v in value.split(",")):
+            if name not in SINKS:
+                raise ConfigError(f"unknown sink {name!r}: use node, nodefeature or file")
+            if name not in found:
+                found.append(name)
+    return tuple(found)
+
+
+GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+GO_FALSE = {"0", "f", "F", "FALSE", "false", "False", ""}  # an empty env var is false in GFD
+
+
+def parse_go_bool(value: str, where: str) -> bool:
+    """Go's strconv.ParseBool, as GFD reads boolean flags and environment variables."""
+    if value in GO_TRUE:
+        return True
+    if value in GO_FALSE:
+        return False
+    raise ConfigError(f"{where} must be a boolean (true/false, 1/0, t/f), not {value!r}")
 
 
 def _require_bool(value: Any, where: str) -> bool:

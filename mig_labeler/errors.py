@@ -16,6 +16,8 @@ EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_BAD_INPUT = 2
 
+FIXTURE_HINT = "to try mig-labeler without a GPU, add --fixture dgx-a100-mixed (or any fixture file)"
+
 
 class MigLabelerError(Exception):
     """Base class. ``exit_code`` is what the CLI exits with when this error ends a command."""
@@ -71,6 +73,10 @@ class InvalidLabel(MigLabelerError):
         self.key = key
         self.value = value
         self.reason = reason
+
+
+class SinkError(MigLabelerError):
+    """A sink other than the Kubernetes API failed: the features file cannot be written."""
 
 
 class NodeNotFound(MigLabelerError):

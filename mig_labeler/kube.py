@@ -40,6 +40,10 @@ RBAC_HINTS = {
     ("WATCH", "nodes"): "watch nodes",
     ("PATCH", "nodes"): "patch nodes",
     ("POST", "events"): "create events",
+    ("GET", "nodefeatures"): "get nodefeatures.nfd.k8s-sigs.io",
+    ("PATCH", "nodefeatures"): "patch nodefeatures.nfd.k8s-sigs.io (and create)",
+    ("DELETE", "nodefeatures"): "delete nodefeatures.nfd.k8s-sigs.io",
+    ("GET", "pods"): "get pods",
 }
 
 
@@ -68,6 +72,7 @@ class NodeState:
     labels: dict[str, str]
     owned: frozenset[str]  # label keys our field manager applied
     claims: tuple[LabelClaim, ...] = ()  # every other manager's label keys
+    nfd_labels: frozenset[str] = frozenset()  # labels nfd-master set (its feature-labels annotation)
 
     @property
     def shared(self) -> frozenset[str]:
@@ -90,8 +95,18 @@ def node_state(obj: Mapping[str, Any], field_manager: str = FIELD_MANAGER) -> No
             owned |= keys
         elif keys:
             claims.append(LabelClaim(index, str(entry.get("manager")), str(entry.get("operation")), keys))
+    nfd = str((meta.get("annotations") or {}).get(NFD_FEATURE_LABELS) or "")
     return NodeState(meta.get("name", ""), meta.get("uid", ""), str(meta.get("resourceVersion", "")),
-                     dict(meta.get("labels") or {}), frozenset(owned), tuple(claims))
+                     dict(meta.get("labels") or {}), frozenset(owned), tuple(claims),
+                     frozenset(_nfd_label_name(n) for n in nfd.split(",") if n))
+
+
+NFD_FEATURE_LABELS = "nfd.node.kubernetes.io/feature-labels"  # nfd-master: the labels it manages, comma-separated
+
+
+def _nfd_label_name(name: str) -> str:
+    """nfd-master drops the prefix of labels in its default namespace from the annotation."""
+    return name if "/" in name else f"feature.node.kubernetes.io/{name}"
 
 
 USER_AGENT = f"mig-labeler/{__version__}"
@@ -235,6 +250,39 @@ class KubeClient:
                               JSON_PATCH)
         return node_state(response, self.field_manager)
 
+    # -- other objects: the nodefeature sink's NodeFeature, our Pod for owner references --------
+    def served_resources(self, group_version: str) -> set[str] | None:
+        """The resources an API group version serves (discovery), or None when it is not served
+        (its CRD is not installed)."""
+        try:
+            found = self._call("GET", "apis", group_version, f"/apis/{group_version}")
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+        return {str(r.get("name")) for r in found.get("resources") or []}
+
+    def get_object(self, path: str, resource: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist (its type does: a missing type is an error)."""
+        try:
+            return dict(self._call("GET", resource, name, path))
+        except ObjectNotFound:
+            return None
+
+    def apply_object(self, path: str, resource: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply under our field manager (creates the object if it is missing)."""
+        query = [("fieldManager", self.field_manager), ("force", True)]
+        return dict(self._call("PATCH", resource, name, path, query, dict(body), APPLY_PATCH))
+
+    def delete_object(self, path: str, resource: str, name: str, uid: str) -> bool:
+        """Delete exactly the object we looked at (a uid precondition); False if it is gone already."""
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
+        try:
+            self._call("DELETE", resource, name, path, body=body)
+        except ObjectNotFound:
+            return False
+        return True
+
     def watch_node(self, name: str, resource_version: str, timeout_seconds: int) -> Iterator[tuple[str, NodeState]]:
         """Stream our own Node's changes from ``resource_version`` until the server ends the watch
         (``timeoutSeconds``). Bookmarks only advance the resourceVersion. Raises WatchExpired on 410."""
@@ -355,6 +403,8 @@ def translate_api_exception(e: ApiException, method: str, resource: str, name: s
     where = f"{method} {resource}/{name}"
     if status == 404 and resource == "nodes":
         return NodeNotFound(f'node "{name}" not found: check --node-name / NODE_NAME')
+    if status == 404 and _names_object(e, name):
+        return ObjectNotFound(f"{where}: not found", status)
     if status == 403:
         collection = method == "GET" and not name  # a list, not a get
         verb = f"list {resource}" if collection else RBAC_HINTS.get((method, resource), f"{method.lower()} {resource}")
@@ -365,6 +415,20 @@ def translate_api_exception(e: ApiException, method: str, resource: str, name: s
     if status in TRANSIENT_STATUS:
         return ApiTransient(f"{where}: HTTP {status}: {message}", status, retry_after)
     return ApiError(f"{where}: HTTP {status}: {message}", status)
+
+
+class ObjectNotFound(ApiError):
+    """404 for an object whose type the server knows (a Status naming the object)."""
+
+
+def _names_object(e: ApiException, name: str) -> bool:
+    """A 404 about the object (``details.name``), not about a resource type nobody serves."""
+    try:
+        body = json.loads(e.body or "{}")
+    except ValueError:
+        return False
+    details = body.get("details") if isinstance(body, dict) else None
+    return body.get("reason") == "NotFound" and isinstance(details, dict) and details.get("name") == name
 
 
 def _status_message(e: ApiException) -> str:

@@ -113,6 +113,7 @@ OWNABLE_KEYS = frozenset(PREFIX + k for k in (
     "gpu.slices.gi", "gpu.slices.ci",
     "gpu.engines.copy", "gpu.engines.decoder", "gpu.engines.encoder", "gpu.engines.jpeg", "gpu.engines.ofa",
     "mig.capable", "mig.strategy", "mps.capable", "gpu.clique",
+    "vgpu.present", "vgpu.host-driver-version", "vgpu.host-driver-branch",
 ))
 # Per-profile MIG keys: nvidia.com/mig-<profile>.<attribute>, the profile as mig_resource_name
 # spells it (1g.10gb, 1g.10gb.me, 1g.10gb-me, 1c.3g.20gb, 1g.24gb.gfx, ...). RE2 syntax, so the

@@ -1,9 +1,12 @@
-"""The daemon: one pass (read → compute → validate → plan → apply) and the loop around it.
+"""The daemon: one pass (gate → read → compute → validate → publish to each sink) and the loop around it.
 
 Owns: ``Daemon.run_pass`` (returns a ``PassResult`` that tests and metrics read), the wait between
 passes (interval, SIGHUP, SIGTERM/SIGINT), keeping the last good labels when NVML fails
-(labels.md #4: a failed pass never writes), readiness, Events and their rate limit. Time
-(``clock``, ``sleep``) is injected so loop tests run in milliseconds.
+(labels.md #4: a failed pass never writes), the Node cache fed by the watch (for the GPU
+Operator's pause and for the node sink), readiness, Events and their rate limit. It knows sinks
+only through ``sinks.Sink``: each publishes on its own, and one failing never stops the others.
+With no Kubernetes client (the file sink alone) there is no Node, no pause, no watch, no Events.
+Time (``clock``, ``sleep``) is injected so loop tests run in milliseconds.
 """
 
 from __future__ import annotations
@@ -12,28 +15,29 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mig_labeler.config import Config
-from mig_labeler.desired import labels_for_topology
-from mig_labeler.discovery import TopologySource
 from mig_labeler.errors import (
-    ApiConflict,
     ApiError,
     FixtureError,
     MigLabelerError,
     NodeNotFound,
     NvmlQueryFailed,
     NvmlUnavailable,
+    SinkError,
 )
+from mig_labeler.gate import Pause, pause, watch_trigger
 from mig_labeler.health import HealthState
 from mig_labeler.kube import KubeClient, NodeState
-from mig_labeler.label_names import ownable
+from mig_labeler.labels.desired import labels_for_topology
 from mig_labeler.metrics import Metrics
-from mig_labeler.plan import LabelPlan, Pause, observed_changes, pause, plan_update, watch_trigger
 from mig_labeler.retry import api_retry_policy
 from mig_labeler.signals import Signals
+from mig_labeler.sinks import Retirable, Sink, SinkResult, handoff_labels
+from mig_labeler.sinks.plan import LabelPlan
+from mig_labeler.sources import TopologySource
 from mig_labeler.watch import ConfigFileWatcher, NodeWatcher
 
 log = logging.getLogger("mig_labeler")
@@ -46,16 +50,25 @@ SETTLE_INTERVAL = 5.0  # rescan this often while a GPU's pending MIG mode differ
 @dataclass(frozen=True, slots=True)
 class PassResult:
     ok: bool
-    plan: LabelPlan | None = None  # what the pass set out to do
-    outcome: LabelPlan | None = None  # what the API server's answer shows it did; None: no apply sent
+    results: tuple[SinkResult, ...] = ()  # one per sink that published, in --sink order
     error: str = ""
-    kind: str = "success"  # success | paused | nvml_error | api_error
+    kind: str = "success"  # success | paused | nvml_error | api_error (a sink failed)
     held: str = ""  # why nothing was published although the pass worked (the GPU Operator's pause)
 
     @property
+    def plan(self) -> LabelPlan | None:
+        """What the first sink set out to do."""
+        return self.results[0].plan if self.results else None
+
+    @property
+    def outcome(self) -> LabelPlan | None:
+        """What the first sink's answer shows it did; None: it wrote nothing."""
+        return self.results[0].outcome if self.results else None
+
+    @property
     def wrote(self) -> bool:
-        """The pass sent an apply (the Node differed, or ownership had to be taken)."""
-        return self.outcome is not None
+        """A sink wrote (it differed, or ownership had to be taken)."""
+        return any(r.wrote for r in self.results)
 
 
 class EventLimiter:
@@ -72,7 +85,7 @@ class EventLimiter:
 
 
 class Daemon:
-    def __init__(self, config: Config, source: TopologySource, kube: KubeClient, metrics: Metrics, *,
+    def __init__(self, config: Config, source: TopologySource, kube: KubeClient | None, metrics: Metrics, *,
                  health: HealthState | None = None, clock: Callable[[], float] = time.time,
                  retry_sleep: Callable[[float], None] = time.sleep, started_at: int | None = None,
                  watch: bool = False, watch_backoff: float = 0.5, signals: Signals | None = None,
@@ -84,7 +97,7 @@ class Daemon:
         self.health = health or HealthState()
         self.clock = clock
         self.retry = api_retry_policy(sleep=retry_sleep, deadline=deadline)
-        if deadline is not None:  # the same bound for each request's timeouts (--oneshot-timeout)
+        if deadline is not None and kube is not None:  # the same bound for each request (--oneshot-timeout)
             kube.deadline = time.monotonic() + deadline
         self.started_at = int(clock()) if started_at is None else started_at
         self.events = EventLimiter(clock)
@@ -94,7 +107,10 @@ class Daemon:
         self.signals = signals or Signals()
         self.stopping = threading.Event()
         self.watcher = (NodeWatcher(kube, config.node_name or "", self.on_node_state, self.stopping,
-                                    base_backoff=watch_backoff, on_deleted=self.on_node_deleted) if watch else None)
+                                    base_backoff=watch_backoff, on_deleted=self.on_node_deleted)
+                        if watch and kube is not None else None)
+        self.sinks: list[Sink] = []
+        self.retiring: list[Retirable] = []  # sinks not selected, emptied of our leftovers once
         self.desired: dict[str, str] | None = None
         self.settling = False
         self.held = ""
@@ -108,6 +124,12 @@ class Daemon:
         self.pause_lock = threading.Lock()
         self.passes_done = 0  # passes the loop finished, whatever their result
         self.progress = threading.Condition()
+
+    def use(self, sinks: Sequence[Sink], retiring: Sequence[Retirable] = ()) -> Daemon:
+        """The sinks each pass publishes to, and the unselected ones to retire (``runner`` builds them)."""
+        self.sinks = list(sinks)
+        self.retiring = list(retiring)
+        return self
 
     def wait_for_passes(self, count: int, timeout: float | None = None) -> bool:
         """Block until the loop has finished ``count`` passes: what a caller (a test, the bench)
@@ -128,20 +150,24 @@ class Daemon:
         return result
 
     def _pass(self) -> PassResult:
-        try:  # the Node first: while the GPU Operator changes GPUs, not even nvmlInit
-            self._fresh = self.retry(self._current_node)
-        except ApiError as e:  # NodeNotFound is not an ApiError: it ends the command
-            return PassResult(ok=False, error=str(e), kind="api_error")
-        paused = pause(self._fresh.labels)
-        self._set_paused(paused)
-        if paused is not None:
-            return PassResult(ok=True, held=paused.message, kind="paused")
+        if self.kube is not None:
+            try:  # the Node first: while the GPU Operator changes GPUs, not even nvmlInit
+                self._fresh = self.retry(self._current_node)
+            except ApiError as e:  # NodeNotFound is not an ApiError: it ends the command
+                return PassResult(ok=False, error=str(e), kind="api_error")
+            paused = pause(self._fresh.labels)
+            self._set_paused(paused)
+            if paused is not None:
+                return PassResult(ok=True, held=paused.message, kind="paused")
+        self._retire()
         self.metrics.nvml_inits.inc()
         try:
             topology = self.source.read()
         except (NvmlUnavailable, NvmlQueryFailed, FixtureError) as e:
             self.metrics.nvml_errors.labels(call=getattr(e, "call", "nvmlInit")).inc()
-            return PassResult(ok=False, error=f"NVML: {e}; keeping the labels on the Node", kind="nvml_error")
+            return PassResult(ok=False, error=f"NVML: {e}; keeping the published labels", kind="nvml_error")
+        except MigLabelerError as e:  # the vGPU scan found a malformed record: GFD fails the pass too
+            return PassResult(ok=False, error=f"{e}; keeping the published labels", kind="nvml_error")
         self.metrics.observe_topology(topology)
         desired = labels_for_topology(topology, self.config, self.started_at)
         for rejected in desired.rejected:
@@ -152,72 +178,96 @@ class Daemon:
         self.warnings = desired.warnings
         self.metrics.labels_current.set(len(desired.labels))
         self.settling = any(g.mig_mode is not None and g.mig_mode.change_pending for g in topology.gpus)
-        self.desired = desired.labels
-        try:
-            plan, outcome, held = self.retry(self._publish, desired.labels)
-        except ApiError as e:  # NodeNotFound is not an ApiError: it ends the command
-            return PassResult(ok=False, error=str(e), kind="api_error")
+        # Node changes to our labels wake a pass only when a sink writes the Node itself.
+        self.desired = desired.labels if any(not s.feeds_nfd for s in self.sinks) else None
+        results, errors = self._publish_all(desired.labels)
+        held = next((r.held for r in results if r.held), "")
+        if held:
+            with self.node_lock:
+                latest = self.node
+            self._set_paused(pause(latest.labels) if latest is not None else None)
+        if errors:
+            return PassResult(ok=False, results=tuple(results), error="; ".join(errors), kind="api_error", held=held)
         self.metrics.last_success.set(self.clock())
-        return PassResult(ok=True, plan=plan, outcome=outcome, held=held)
+        return PassResult(ok=True, results=tuple(results), held=held)
+
+    def _publish_all(self, desired: dict[str, str]) -> tuple[list[SinkResult], list[str]]:
+        """Each sink on its own, with the retry policy: a failing sink never blocks the others,
+        and a failure writes nothing (the labels each sink holds stay as they are)."""
+        results: list[SinkResult] = []
+        errors: list[str] = []
+        for sink in self.sinks:
+            labels = self._handoff(desired) if sink.feeds_nfd else desired
+            try:
+                result = self.retry(self._counted, sink.publish, labels)
+            except (ApiError, SinkError) as e:  # NodeNotFound is neither: it ends the pass
+                self.metrics.publish.labels(sink=sink.name, result="error").inc()
+                errors.append(str(e) if len(self.sinks) == 1 else f"{sink.name} sink: {e}")
+                continue
+            outcome = "written" if result.wrote else ("held" if result.held else "unchanged")
+            self.metrics.publish.labels(sink=sink.name, result=outcome).inc()
+            results.append(result)
+        return results, errors
+
+    def _handoff(self, desired: dict[str, str]) -> dict[str, str]:
+        """For a sink that feeds nfd-master: our leftover Node labels ride along until nfd-master
+        owns them (``sinks.handoff_labels``)."""
+        with self.node_lock:
+            node = self.node
+        if node is None:
+            return desired
+        labels = handoff_labels(desired, node.labels, node.owned, node.nfd_labels)
+        if len(labels) > len(desired):
+            self._warn_once(f"handing {len(labels) - len(desired)} labels that mig-labeler set on node {node.name} "
+                            "directly over to nfd-master; they are removed once nfd-master has taken them over")
+        return labels
+
+    def _counted(self, publish: Callable[[dict[str, str]], SinkResult], labels: dict[str, str]) -> SinkResult:
+        try:
+            return publish(labels)
+        except ApiError as e:  # every failed attempt counts, retried or not
+            self.count_api_error(e)
+            raise
+
+    def _retire(self) -> None:
+        """Empty the sinks a previous mode left labels in (a mode switch); retried next pass on failure."""
+        for sink in list(self.retiring):
+            try:
+                result = self.retry(sink.retire)
+            except (ApiError, SinkError) as e:
+                self._warn_once(f"could not remove what mig-labeler left in the {sink.name} sink: {e}")
+                continue
+            self.retiring.remove(sink)
+            if result is not None and result.outcome is not None:
+                log.info("removed %d labels mig-labeler had left in the %s sink (it is not selected any more)",
+                         len(result.outcome.remove), sink.name)
+
+    def count_api_error(self, e: ApiError) -> None:
+        self.metrics.api_errors.labels(code=str(e.status or 0)).inc()
 
     def _current_node(self) -> NodeState:
-        """The watched Node, else one GET (polling); the first publish attempt reuses it."""
+        """The watched Node, else one GET (polling); the node sink's first attempt reuses it."""
         try:
-            node = self._watched_node() or self.kube.read_node(self._node_name())
+            node = self._watched_node() or self._kube().read_node(self._node_name())
         except ApiError as e:
-            self.metrics.api_errors.labels(code=str(e.status or 0)).inc()
+            self.count_api_error(e)
             raise
-        self._remember(node)
+        self.remember(node)
         return node
 
-    def _publish(self, desired: dict[str, str]) -> tuple[LabelPlan, LabelPlan | None, str]:
-        try:
-            node = self._watched_node() or self._fresh or self.kube.read_node(self._node_name())
-            self._fresh = None
-            self._remember(node)
-            plan = plan_update(node.labels, node.owned, desired, node.shared)
-            paused = pause(node.labels)  # it may have begun while NVML was read: finish, publish nothing
-            if paused is not None:
-                self._set_paused(paused)
-                return plan, None, paused.message
-            if plan.empty:
-                return plan, None, ""
-            self._take_sole_ownership(node, plan)
-            after = self.kube.apply_labels(node.name, desired)
-            self._remember(after)
-            adopted = {k for k in plan.adopt if k in after.owned and not after.owners(k)}
-            outcome = observed_changes(plan, node.labels, after.labels, adopted)
-            self._warn_stuck(plan, after)
-            return plan, outcome, ""
-        except ApiError as e:  # every failed attempt counts, retried or not
-            self.metrics.api_errors.labels(code=str(e.status or 0)).inc()
-            raise
+    def node_for_publish(self) -> NodeState:
+        """For the node sink: the watched Node, else the one this pass read, else a fresh GET (a retry)."""
+        node = self._watched_node() or self._fresh or self._kube().read_node(self._node_name())
+        self._fresh = None
+        self.remember(node)
+        return node
 
-    def _take_sole_ownership(self, node: NodeState, plan: LabelPlan) -> None:
-        """Before our apply: take other managers' claims off the keys we adopt or drop, so that
-        a drop removes the key (see ``KubeClient.release_claims``). A conflict retries the pass;
-        a refusal (an admission policy, say) is logged and the apply goes ahead anyway."""
-        # Only keys mig-labeler may own at all (the set the admission policy allows): never
-        # mig-manager's mig.config*, the operator's gpu.deploy.* or anything outside nvidia.com/.
-        keys = frozenset(k for k in (*plan.adopt, *plan.remove) if ownable(k))
-        try:
-            released = self.kube.release_claims(node, keys)
-        except ApiConflict:
-            raise
-        except ApiError as e:
-            self.metrics.api_errors.labels(code=str(e.status or 0)).inc()
-            self._warn_once(f"could not take sole ownership of {len(keys)} labels on node {node.name} ({e}); "
-                            "labels that other managers also own will stay when mig-labeler drops them")
-            return
-        if released is not None:
-            self._remember(released)
+    def _kube(self) -> KubeClient:
+        assert self.kube is not None, "only sinks and passes that need the API call this"
+        return self.kube
 
-    def _warn_stuck(self, plan: LabelPlan, after: NodeState) -> None:
-        stuck = [k for k in plan.remove if k in after.labels]
-        if stuck:
-            named = ", ".join(f"{k} ({', '.join(after.owners(k)) or 'unknown'})" for k in stuck)
-            log.warning("%d labels mig-labeler dropped are still on node %s, because other managers also own "
-                        "them: %s", len(stuck), after.name, named)
+    def warn_once(self, message: str) -> None:
+        self._warn_once(message)
 
     def _warn_once(self, message: str) -> None:
         if message not in self.once:
@@ -232,7 +282,7 @@ class Daemon:
         with self.node_lock:
             return self.node
 
-    def _remember(self, node: NodeState) -> NodeState | None:
+    def remember(self, node: NodeState) -> NodeState | None:
         """Keep the newer of the cached and the given state; returns the one it replaced."""
         with self.node_lock:
             previous = self.node
@@ -270,7 +320,7 @@ class Daemon:
     def on_node_state(self, node: NodeState) -> None:
         """Watch callback (watch thread): cache the Node, and wake the loop when the change
         needs a pass: mig-manager finished or changed the config, or someone touched our labels."""
-        previous = self._remember(node)
+        previous = self.remember(node)
         with self.node_lock:
             latest = self.node
         if latest is not None:  # cached first, then the gauge: a pass that sees the gauge sees the pause
@@ -298,14 +348,19 @@ class Daemon:
     def _report(self, result: PassResult) -> None:
         if result.ok:
             self.failures = 0
-            outcome = result.outcome
-            if outcome is not None and not outcome.empty:
-                self.metrics.labels_written.inc(len(outcome.add) + len(outcome.change))
-                self.metrics.labels_removed.inc(len(outcome.remove))
-                log.info("labels updated on node %s: %s", self.config.node_name, outcome.summary())
+            changed = [r for r in result.results if r.outcome is not None and not r.outcome.empty]
+            for r in changed:
+                assert r.outcome is not None
+                self.metrics.labels_written.inc(len(r.outcome.add) + len(r.outcome.change))
+                self.metrics.labels_removed.inc(len(r.outcome.remove))
+                where = f"on node {self.config.node_name}" if r.sink == "node" else f"in the {r.sink} sink"
+                log.info("labels updated %s: %s", where, r.outcome.summary())
+            if changed:
                 if self.woken_at is not None:
                     self.metrics.reaction.observe(time.perf_counter() - self.woken_at)
-                self._event("GPULabelsChanged", f"mig-labeler: {outcome.summary()}", "Normal")
+                summary = "; ".join(r.outcome.summary() if len(changed) == 1 else f"{r.sink}: {r.outcome.summary()}"
+                                    for r in changed if r.outcome is not None)
+                self._event("GPULabelsChanged", f"mig-labeler: {summary}", "Normal")
             return
         self.failures += 1
         log.warning("pass failed (%d in a row): %s", self.failures, result.error)
@@ -314,12 +369,12 @@ class Daemon:
                         "Warning")
 
     def _event(self, reason: str, message: str, event_type: str) -> None:
-        if self.node is None or not self.events.allow(reason):
+        if self.kube is None or self.node is None or not self.events.allow(reason):
             return
         try:
             self.kube.post_event(self.node, reason, message, event_type, self.clock())
         except ApiError as e:  # an Event is best effort: count it, never fail the pass for it
-            self.metrics.api_errors.labels(code=str(e.status or 0)).inc()
+            self.count_api_error(e)
             if e.status == 403:
                 self._warn_once(f"cannot post Events, labels are still published: {e}")
             else:

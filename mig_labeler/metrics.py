@@ -17,6 +17,9 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.passes = Counter("mig_labeler_passes", "Labelling passes by result.", ["result"], registry=registry)
+        self.publish = Counter("mig_labeler_publish", "Publish attempts per sink (node, nodefeature, file) by result: "
+                               "written, unchanged, held (the GPU Operator's pause) or error.", ["sink", "result"],
+                               registry=registry)
         self.pass_duration = Histogram(
             "mig_labeler_pass_duration_seconds", "Wall time of one read-compute-publish pass.", registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),

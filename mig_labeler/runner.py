@@ -1,6 +1,6 @@
-"""Wiring for the Kubernetes-facing commands: builds the real client, metrics, health server and
-``Daemon`` from a ``Config``, and installs signal handlers. Imported lazily by the CLI so that
-``labels`` never pays for ``import kubernetes``.
+"""Wiring for the publishing commands: builds the real client, the sinks, metrics, health server
+and ``Daemon`` from a ``Config``. Imported lazily by the CLI so that ``labels`` never pays for
+``import kubernetes``.
 """
 
 from __future__ import annotations
@@ -12,15 +12,19 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from mig_labeler.config import Config
-from mig_labeler.desired import labels_for_topology
-from mig_labeler.discovery import open_source
 from mig_labeler.errors import ApiError, MigLabelerError
 from mig_labeler.health import HealthServer, HealthState
 from mig_labeler.kube import KubeClient, api_client
+from mig_labeler.labels.desired import labels_for_topology
 from mig_labeler.loop import Daemon
 from mig_labeler.metrics import Metrics
-from mig_labeler.plan import plan_update
 from mig_labeler.signals import Signals
+from mig_labeler.sinks import Retirable, Sink
+from mig_labeler.sinks.file import FileSink
+from mig_labeler.sinks.node import NodeSink
+from mig_labeler.sinks.nodefeature import NodeFeatureSink
+from mig_labeler.sinks.plan import plan_update
+from mig_labeler.sources import open_source
 
 log = logging.getLogger("mig_labeler")
 
@@ -31,9 +35,35 @@ class PublishFailed(MigLabelerError):
 
 def build_daemon(config: Config, host: str | None = None, registry: CollectorRegistry | None = None,
                  **kwargs: Any) -> Daemon:
-    kube = KubeClient(api_client(config.kubeconfig, host=host))
+    kube = KubeClient(api_client(config.kubeconfig, host=host)) if config.needs_kubernetes else None
     source = open_source(config.fixture, config.machine_type_file)
-    return Daemon(config, source, kube, Metrics(registry or CollectorRegistry()), **kwargs)
+    daemon = Daemon(config, source, kube, Metrics(registry or CollectorRegistry()), **kwargs)
+    return daemon.use(*build_sinks(config, kube, daemon))
+
+
+def build_sinks(config: Config, kube: KubeClient | None, daemon: Daemon) -> tuple[list[Sink], list[Retirable]]:
+    """The selected sinks in order, and the unselected ones this daemon can reach, to be emptied
+    of what an earlier mode left there (the node sink's labels are handed over to nfd-master
+    instead: the NFD modes have no Node patch rights)."""
+    file = FileSink(config.output_file)
+    built: dict[str, Any] = {"file": file}
+    if kube is not None:
+        node = config.node_name or ""
+        built["node"] = NodeSink(kube, daemon.node_for_publish, daemon.remember, daemon.warn_once,
+                                 daemon.count_api_error)
+        built["nodefeature"] = NodeFeatureSink(kube, node, config.namespace, config.pod_name)
+    sinks = [built[name] for name in config.sinks]
+    retiring = [built[name] for name in ("nodefeature", "file") if name in built and name not in config.sinks]
+    return sinks, retiring
+
+
+def check_sinks(daemon: Daemon) -> None:
+    """Start-up checks that turn a wrong setup into one line before the first pass: an unwritable
+    features.d, NFD's CRD not installed."""
+    for sink in daemon.sinks:
+        check = getattr(sink, "check", None)
+        if check is not None:
+            check()
 
 
 def run_daemon(config: Config, reload_config: Callable[[], Config], host: str | None = None,
@@ -48,14 +78,17 @@ def run_daemon(config: Config, reload_config: Callable[[], Config], host: str | 
     daemon = build_daemon(config, host=host, registry=registry, health=health, watch=True, signals=signals)
     if signals.stop:
         return
-    check_node_exists(daemon)
+    check_sinks(daemon)
+    if daemon.kube is not None:
+        check_node_exists(daemon)
     server = _health_server(config.metrics_port, health, registry)
     try:
         daemon.run_forever(reload_config)
     finally:
         if server is not None:
             server.stop()
-        daemon.kube.close()
+        if daemon.kube is not None:
+            daemon.kube.close()
 
 
 def _oneshot(config: Config, host: str | None, registry: CollectorRegistry, signals: Signals) -> None:
@@ -65,9 +98,11 @@ def _oneshot(config: Config, host: str | None, registry: CollectorRegistry, sign
     try:
         if signals.stop:
             return
+        check_sinks(daemon)
         result = daemon.run_pass()
     finally:
-        daemon.kube.close()
+        if daemon.kube is not None:
+            daemon.kube.close()
     if not result.ok:
         raise PublishFailed(f"labels were not published: {result.error}")
 
@@ -75,6 +110,7 @@ def _oneshot(config: Config, host: str | None, registry: CollectorRegistry, sign
 def check_node_exists(daemon: Daemon) -> None:
     """Fail fast on a wrong --node-name instead of looping on it; a transient API error is left to
     the loop's retries."""
+    assert daemon.kube is not None
     try:
         daemon.kube.read_node(daemon.config.node_name or "")
     except ApiError as e:

@@ -124,11 +124,22 @@ class GpuFabric:
 
 
 @dataclass(frozen=True, slots=True)
+class Vgpu:
+    """What the PCI config space says about vGPU: is this node a VM with a vGPU, and the host's
+    vGPU manager version and branch (from the last vGPU device found, as GFD)."""
+
+    present: bool
+    host_driver_version: str = ""
+    host_driver_branch: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class NodeTopology:
     driver_version: str  # "550.54.15": two or three dot-separated fields (checked by the reader)
     cuda_driver_version: int  # 12040 → CUDA 12.4
     gpus: tuple[Gpu, ...]
     machine_type: str | None = None  # DMI product name; None: unreadable
+    vgpu: Vgpu | None = None  # None: the PCI devices could not be scanned, so no vgpu.* labels
 
     @property
     def mig_devices(self) -> tuple[MigDevice, ...]:

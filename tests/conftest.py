@@ -16,18 +16,18 @@ from hypothesis import HealthCheck, settings
 from prometheus_client import CollectorRegistry
 
 from mig_labeler.config import Config, MigStrategy, parse_sharing
-from mig_labeler.discovery import TopologySource
-from mig_labeler.fake_nvml import FakeNvml
-from mig_labeler.fixture import parse_fixture
+from mig_labeler.demo.fake_nvml import FakeNvml
+from mig_labeler.demo.fixture import parse_fixture
 from mig_labeler.labels import compute_labels
 from mig_labeler.loop import Daemon
 from mig_labeler.runner import build_daemon
+from mig_labeler.sources import TopologySource
 from mig_labeler.topology import NodeTopology
 
 from .fakes.kube_api import FakeKubeApi
 
 FIXTURES = Path(__file__).parent / "fixtures"
-BUNDLED = Path(__file__).parents[1] / "mig_labeler" / "fixtures"
+BUNDLED = Path(__file__).parents[1] / "mig_labeler" / "demo" / "fixtures"
 STARTED_AT = 1_700_000_000
 
 
@@ -45,9 +45,14 @@ def fake_from(doc_or_name: Any) -> FakeNvml:
     return FakeNvml(parse_fixture(doc_or_name))
 
 
-def read(doc_or_name: Any) -> NodeTopology:
+NO_SYSFS = "/nonexistent-sysfs"  # an unreadable PCI scan: no vgpu.* labels, as GFD's vectors (unprivileged)
+
+
+def read(doc_or_name: Any, sysfs: str = NO_SYSFS) -> NodeTopology:
+    """The topology through the production source; the vGPU scan reads ``sysfs`` (never this
+    machine's /sys: tests must not depend on the host's PCI devices)."""
     fake = fake_from(doc_or_name)
-    source = TopologySource(fake, None, fake)
+    source = TopologySource(fake, None, fake, sysfs=sysfs)
     return source.read()
 
 

@@ -140,7 +140,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any] | None, dict[str, Any] | N
     *[(f"add {key}", request(), node(OURS | {key: "v"}), node(OURS), [OWN_KEYS]) for key in (
         "nvidia.com/mig.config", "nvidia.com/mig.config.state", "nvidia.com/gpu.deploy.dcgm",
         "nvidia.com/gpu.deploy.client", "nvidia.com/device-plugin.config", "nvidia.com/gpu.workload.config",
-        "nvidia.com/vgpu.present", "kubernetes.io/hostname-x", "node-role.kubernetes.io/control-plane",
+        "nvidia.com/vgpu.type", "kubernetes.io/hostname-x", "node-role.kubernetes.io/control-plane",
         "example.com/anything", "nvidia.com/mig-3g.20gb.evil")],
     *[(f"change {key}", request(), node(OURS | OPERATOR | {key: "changed"}), BEFORE, [OWN_KEYS]) for key in OPERATOR],
     *[(f"remove {key}", request(), node({k: v for k, v in (OURS | OPERATOR).items() if k != key}), BEFORE,

@@ -107,7 +107,7 @@ def test_nvml_init_failure_without_fail_on_init_error_labels_no_gpus(capsys, tmp
     node.write_text("init_error: NVML_ERROR_DRIVER_NOT_LOADED\ngpus: []\n")
     code, out, err = run_main(capsys, "labels", "--fixture", str(node), "--fail-on-init-error=false")
     assert code == 0
-    assert out.startswith("nvidia.com/gfd.timestamp=") and len(out.splitlines()) == 1
+    assert out.startswith("nvidia.com/gfd.timestamp=") and out.splitlines()[1:] == ["nvidia.com/vgpu.present=false"]
     assert "labelling as a node without GPUs" in err
 
 

@@ -47,7 +47,7 @@ def test_unattached_gpus_beside_attached_ones_are_ignored():
 
 def test_disagreeing_cliques_give_no_label_and_a_warning():
     from mig_labeler.config import Config
-    from mig_labeler.desired import labels_for_topology
+    from mig_labeler.labels.desired import labels_for_topology
 
     doc = node(b200({"cluster_uuid": CLUSTER, "clique_id": 1}, count=2), b200({"cluster_uuid": OTHER, "clique_id": 1},
                                                                                 count=2))
@@ -60,7 +60,7 @@ def test_without_the_v_symbol_the_older_call_answers():
     doc = node(b200({"cluster_uuid": CLUSTER, "clique_id": 2}),
                faults=[{"call": "nvmlDeviceGetGpuFabricInfoV", "error": "NVML_ERROR_FUNCTION_NOT_FOUND"}])
     fake = fake_from(doc)
-    from mig_labeler.nvml_reader import read_topology
+    from mig_labeler.sources.nvml import read_topology
 
     topology = read_topology(fake)
     assert {g.fabric.clique_id for g in topology.gpus} == {2}
@@ -70,7 +70,7 @@ def test_without_the_v_symbol_the_older_call_answers():
 def test_any_other_fabric_error_fails_the_pass():
     doc = node(b200({"cluster_uuid": CLUSTER, "clique_id": 2}),
                faults=[{"call": "nvmlDeviceGetGpuFabricInfoV", "error": "NVML_ERROR_UNKNOWN", "gpu": 1}])
-    from mig_labeler.nvml_reader import read_topology
+    from mig_labeler.sources.nvml import read_topology
 
     with pytest.raises(NvmlQueryFailed, match="nvmlDeviceGetGpuFabricInfoV on GPU 1"):
         read_topology(fake_from(doc))
@@ -82,8 +82,8 @@ def test_any_other_fabric_error_fails_the_pass():
     ({"cluster_uuid": CLUSTER, "status": "BOGUS"}, r"is not an NVML_ERROR_\* name"),
 ])
 def test_bad_fabric_entries_are_fixture_errors(fabric, message):
+    from mig_labeler.demo.fixture import parse_fixture
     from mig_labeler.errors import FixtureError
-    from mig_labeler.fixture import parse_fixture
 
     with pytest.raises(FixtureError, match=message):
         parse_fixture(node(b200(fabric)))

@@ -155,7 +155,7 @@ def test_fault_suite_30_percent_failures_over_200_passes(kube_api, node_file):
     assert daemon.run_pass().ok
     live = kube_api.labels(NODE)
     expected = make_daemon(kube_api, node_file, strategy=daemon.config.mig_strategy.value)
-    from mig_labeler.desired import labels_for_topology
+    from mig_labeler.labels.desired import labels_for_topology
 
     want = labels_for_topology(expected.source.read(), daemon.config, daemon.started_at).labels
     assert ours(live) == want

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 
 from mig_labeler.config import MigStrategy
-from mig_labeler.desired import labels_for_topology
+from mig_labeler.labels.desired import labels_for_topology
 
 from .conftest import FOREIGN, fixture_path, make_daemon, wait_until, watching_daemon, write_fixture
 
@@ -24,7 +24,7 @@ MIG_PREFIXES = ("nvidia.com/mig-3g.20gb.", "nvidia.com/mig-7g.40gb.", "nvidia.co
 def gfd_labels(fixture: str, strategy: str) -> dict[str, str]:
     """What GFD (through nfd-master) left on the node: exactly the values mig-labeler computes."""
     daemon_like = make_daemon.__globals__["make_config"](strategy, fixture=str(fixture_path(fixture)))
-    from mig_labeler.discovery import open_source
+    from mig_labeler.sources import open_source
 
     return labels_for_topology(open_source(daemon_like.fixture, None).read(), daemon_like, 0).labels
 

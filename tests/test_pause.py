@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from mig_labeler.check import Node, check, workloads
-from mig_labeler.fake_nvml import FakeNvml
+from mig_labeler.demo.fake_nvml import FakeNvml
 
 from .conftest import make_daemon, settle, wait_for_passes, wait_until, watching_daemon, write_fixture
 

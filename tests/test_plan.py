@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mig_labeler.plan import plan_update
+from mig_labeler.sinks.plan import plan_update
 
 KEYS = st.sampled_from([f"nvidia.com/{k}" for k in ("gpu.product", "gpu.count", "mig.config", "mig-1g.5gb.count",
                                                    "gpu.deploy.dcgm", "mig.strategy")])

@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT))
 import pynvml  # noqa: E402
 import yaml  # noqa: E402
 
-from mig_labeler.discovery import read_machine_type  # noqa: E402
 from mig_labeler.gpu_models import gpu_models  # noqa: E402
-from mig_labeler.nvml_reader import read_topology  # noqa: E402
+from mig_labeler.sources.machine import read_machine_type  # noqa: E402
+from mig_labeler.sources.nvml import read_topology  # noqa: E402
 from mig_labeler.topology import Gpu, NodeTopology  # noqa: E402
 
 

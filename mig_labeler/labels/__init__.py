@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from mig_labeler.config import Config
-from mig_labeler.labels import fabric, full_gpu, mig, system
+from mig_labeler.labels import fabric, full_gpu, mig, system, vgpu
 from mig_labeler.topology import NodeTopology
 
 Labeler = Callable[[NodeTopology, Config], Mapping[str, str]]
@@ -35,8 +35,8 @@ def compute_labels(topology: NodeTopology, config: Config, started_at: int) -> d
     labels: dict[str, str] = {}
     if not config.no_timestamp:
         labels[TIMESTAMP_KEY] = str(started_at)
-    if not topology.gpus:  # GFD: no GPU, no device labels at all (gfd-reference §1.13)
-        return labels
-    for labeler in LABELERS:
-        labels.update(labeler(topology, config))
+    if topology.gpus:  # GFD: no GPU, no device labels at all (gfd-reference §1.13)
+        for labeler in LABELERS:
+            labels.update(labeler(topology, config))
+    labels.update(vgpu.vgpu_labels(topology, config))  # on nodes without an NVML GPU too, as GFD
     return labels

@@ -1,8 +1,8 @@
 """One read → compute → validate step: what the node's labels should be right now.
 
-Owns: turning a topology source and a config into the validated desired label map plus the
-warnings a human should see (rejected labels, MIG-INVALID reason, NVML absent). Shared by the
-``labels`` command and every daemon pass, so both print/publish exactly the same map.
+Owns: turning a topology and a config into the validated desired label map plus the warnings a
+human should see (rejected labels, MIG-INVALID reason, NVML absent). Shared by the ``labels``
+command and every daemon pass, so both print/publish exactly the same map. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -10,17 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mig_labeler.config import Config, MigStrategy
-from mig_labeler.discovery import TopologySource
-from mig_labeler.errors import NvmlUnavailable
+from mig_labeler.errors import FIXTURE_HINT
 from mig_labeler.label_names import Rejected, validate_labels
 from mig_labeler.labels import compute_labels
 from mig_labeler.labels.fabric import clique_problem
 from mig_labeler.labels.full_gpu import labelled_model
 from mig_labeler.labels.mig import single_strategy_problem
-from mig_labeler.nvml_reader import FIXTURE_HINT
 from mig_labeler.topology import NodeTopology
-
-NO_GPUS = NodeTopology(driver_version="", cuda_driver_version=0, gpus=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,24 +24,6 @@ class DesiredLabels:
     labels: dict[str, str]
     rejected: tuple[Rejected, ...]
     warnings: tuple[str, ...]
-
-
-def read_or_fallback(source: TopologySource, config: Config) -> tuple[NodeTopology, list[str]]:
-    """GFD's init policy: with --fail-on-init-error NVML init failure is fatal (exit 1);
-    without it the node is treated as having no GPUs. Query failures always propagate."""
-    try:
-        return source.read(), []
-    except NvmlUnavailable as e:
-        hint = "" if config.fixture else f"; {FIXTURE_HINT}"
-        if config.fail_on_init_error:
-            raise NvmlUnavailable(f"{e}{hint}", e.code) from e
-        return NO_GPUS, [f"{e}; labelling as a node without GPUs (--fail-on-init-error=false){hint}"]
-
-
-def desired_labels(source: TopologySource, config: Config, started_at: int) -> DesiredLabels:
-    """For the ``labels`` command: GFD's init-failure policy applies."""
-    topology, warnings = read_or_fallback(source, config)
-    return labels_for_topology(topology, config, started_at, warnings)
 
 
 def labels_for_topology(topology: NodeTopology, config: Config, started_at: int,

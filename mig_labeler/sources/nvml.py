@@ -29,7 +29,6 @@ from mig_labeler.topology import (
 
 _NO_SYMBOL = object()  # the binding or the driver lacks a function: try the older one
 DISPLAY_DEVICE_NAMES = frozenset({"DGX Display", "NVIDIA DGX Display"})  # skipped, as go-nvlib does
-FIXTURE_HINT = "to try mig-labeler without a GPU, add --fixture dgx-a100-mixed (or any fixture file)"
 
 # NVML error codes (nvml.h); literal so that error handling needs nothing from the module.
 NOT_SUPPORTED = 3

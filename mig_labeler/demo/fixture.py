@@ -71,14 +71,21 @@ class NodeFixture:
     gpus: tuple[FixtureGpu, ...]
     init_error: str | None = None
     faults: tuple[Fault, ...] = ()
+    vgpu: FixtureVgpu | None = None  # None: the fake sysfs holds no vGPU device
+
+
+@dataclass(frozen=True, slots=True)
+class FixtureVgpu:
+    host_driver_version: str
+    host_driver_branch: str
 
 
 MAX_GPUS = 64  # per node; real machines have at most 16, and a typo in `count` must not eat the memory
 
 
 def bundled_fixtures() -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in resources.files("mig_labeler").joinpath("fixtures").iterdir()
-                  if p.name.endswith(".yaml"))
+    folder = resources.files("mig_labeler").joinpath("demo/fixtures")
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def resolve_fixture(name: str | Path) -> Path:
@@ -93,7 +100,7 @@ def resolve_fixture(name: str | Path) -> Path:
         if not path.is_file():
             raise FixtureError(f"cannot read fixture {text}: no such file")
         return path
-    bundled = resources.files("mig_labeler").joinpath(f"fixtures/{text.removesuffix('.yaml')}.yaml")
+    bundled = resources.files("mig_labeler").joinpath(f"demo/fixtures/{text.removesuffix('.yaml')}.yaml")
     if bundled.is_file():
         return Path(str(bundled))
     raise FixtureError(f"cannot read fixture {text}: no such file, and no bundled fixture of that name "
@@ -177,7 +184,21 @@ def parse_fixture(doc: Any) -> NodeFixture:
         gpus=tuple(gpus),
         init_error=None if init_error is None else _error_name(init_error, "init_error"),
         faults=faults,
+        vgpu=None if doc.get("vgpu") is None else _vgpu(doc["vgpu"]),
     )
+
+
+def _vgpu(raw: Any) -> FixtureVgpu:
+    """``vgpu: {host_driver_version, host_driver_branch}``: each at most 10 ASCII characters, the
+    size of its field in the PCI capability record."""
+    spec = _mapping(raw, "vgpu")
+    values = []
+    for key in ("host_driver_version", "host_driver_branch"):
+        value = _str(spec.get(key, ""), f"vgpu.{key}")
+        if not value or len(value) > 10 or not value.isascii() or "\0" in value:
+            raise FixtureError(f"vgpu.{key} must be 1 to 10 ASCII characters (a PCI record field), not {value!r}")
+        values.append(value)
+    return FixtureVgpu(*values)
 
 
 def _fault(raw: Any, i: int) -> Fault:

@@ -1,0 +1,59 @@
+"""Sources, the first stage: where the node's facts come from.
+
+Owns: ``TopologySource`` (real NVML, or the fake one with ``--fixture``; the machine-type file;
+the PCI config space for vGPU). The NVML call sequence lives in ``sources.nvml``, the vGPU scan
+in ``sources.vgpu``. The demo tooling (fake NVML, fixtures, fake sysfs) is imported only when a
+fixture is asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from mig_labeler.sources.machine import DEFAULT_MACHINE_TYPE_FILE, read_machine_type
+from mig_labeler.sources.nvml import ReaderCache, read_topology
+from mig_labeler.sources.vgpu import read_vgpu
+from mig_labeler.topology import NodeTopology, Vgpu
+
+if TYPE_CHECKING:
+    from mig_labeler.demo.fake_nvml import FakeNvml
+
+SYSFS = "/sys"
+
+
+@dataclass
+class TopologySource:
+    nvml: Any
+    machine_type_file: str | None  # None: not given by the user
+    fake: FakeNvml | None = None
+    sysfs: str = SYSFS  # the vGPU scan reads <sysfs>/bus/pci/devices
+    cache: ReaderCache = field(default_factory=ReaderCache)
+
+    def read(self) -> NodeTopology:
+        topology = read_topology(self.nvml, cache=self.cache)
+        return replace(topology, machine_type=self.machine_type(), vgpu=self.vgpu())
+
+    def vgpu(self) -> Vgpu | None:
+        return read_vgpu(self.sysfs)
+
+    def machine_type(self) -> str | None:
+        """A file the user named wins (flag > env > config file > fixture > default); else a
+        fixture's ``machine_type`` stands in for the DMI file (fixtures.md); else the DMI file."""
+        if self.machine_type_file is not None:
+            return read_machine_type(self.machine_type_file)
+        if self.fake is not None:
+            return self.fake.fixture.machine_type
+        return read_machine_type(DEFAULT_MACHINE_TYPE_FILE)
+
+
+def open_source(fixture: str | None, machine_type_file: str | None) -> TopologySource:
+    if fixture:
+        from mig_labeler.demo.fake_nvml import FakeNvml
+        from mig_labeler.demo.fake_sysfs import write_fake_sysfs
+
+        fake = FakeNvml(fixture)
+        return TopologySource(fake, machine_type_file, fake, sysfs=str(write_fake_sysfs(fake.fixture)))
+    import pynvml  # loaded only when real NVML is wanted
+
+    return TopologySource(pynvml, machine_type_file)
