@@ -52,7 +52,7 @@ class PassResult:
     ok: bool
     results: tuple[SinkResult, ...] = ()  # one per sink that published, in --sink order
     error: str = ""
-    kind: str = "success"  # success | paused | nvml_error | api_error (a sink failed)
+    kind: str = "success"  # success | paused | nvml_error | api_error | sink_error (a sink failed)
     held: str = ""  # why nothing was published although the pass worked (the GPU Operator's pause)
 
     @property
@@ -187,22 +187,29 @@ class Daemon:
                 latest = self.node
             self._set_paused(pause(latest.labels) if latest is not None else None)
         if errors:
-            return PassResult(ok=False, results=tuple(results), error="; ".join(errors), kind="api_error", held=held)
+            kind = "api_error" if any(isinstance(e, ApiError) for e in errors) else "sink_error"
+            return PassResult(ok=False, results=tuple(results), error="; ".join(self._say(e) for e in errors),
+                              kind=kind, held=held)
         self.metrics.last_success.set(self.clock())
         return PassResult(ok=True, results=tuple(results), held=held)
 
-    def _publish_all(self, desired: dict[str, str]) -> tuple[list[SinkResult], list[str]]:
+    def _say(self, error: MigLabelerError) -> str:
+        sink = getattr(error, "sink", "")
+        return str(error) if len(self.sinks) == 1 or not sink else f"{sink} sink: {error}"
+
+    def _publish_all(self, desired: dict[str, str]) -> tuple[list[SinkResult], list[MigLabelerError]]:
         """Each sink on its own, with the retry policy: a failing sink never blocks the others,
         and a failure writes nothing (the labels each sink holds stay as they are)."""
         results: list[SinkResult] = []
-        errors: list[str] = []
+        errors: list[MigLabelerError] = []
         for sink in self.sinks:
             labels = self._handoff(desired) if sink.feeds_nfd else desired
             try:
                 result = self.retry(self._counted, sink.publish, labels)
             except (ApiError, SinkError) as e:  # NodeNotFound is neither: it ends the pass
                 self.metrics.publish.labels(sink=sink.name, result="error").inc()
-                errors.append(str(e) if len(self.sinks) == 1 else f"{sink.name} sink: {e}")
+                e.sink = sink.name  # type: ignore[union-attr]
+                errors.append(e)
                 continue
             outcome = "written" if result.wrote else ("held" if result.held else "unchanged")
             self.metrics.publish.labels(sink=sink.name, result=outcome).inc()

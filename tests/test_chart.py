@@ -63,8 +63,8 @@ def test_the_chart_and_the_kustomize_overlay_describe_the_same_deployment(overla
 
 def test_a_newcomers_install_command_renders():
     kinds = sorted(o["kind"] for o in template("--set", "migStrategy=mixed"))
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "ServiceAccount",
-                     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Role", "RoleBinding",
+                     "ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
 
 
 @pytest.mark.parametrize(("value", "message"), [

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from mig_labeler.config import MigStrategy, parse_config_file
-from mig_labeler.runner import check_node_exists
+from mig_labeler.runner import check_node_exists, check_sinks
 from tools.manifests_check import ROOT, check_objects, cluster_role_grants, entry_points, load, main, render
 
 from .conftest import make_daemon, wait_until, write_fixture
@@ -35,9 +35,11 @@ def test_every_entry_point_and_example_passes_all_checks(rendered):
 
 
 def test_each_entry_point_renders_the_expected_objects(rendered):
-    core = ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Namespace", "ServiceAccount"]
+    core = ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Namespace", "Role", "RoleBinding",
+            "ServiceAccount"]
     policy = sorted([*core, "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"])
-    assert {name: kinds(objs) for name, objs in rendered.items()} == {n: core if n == "core" else policy
+    without_policy = {"core", "nodefeature", "file"}  # the NFD modes never write a Node: nothing to fence
+    assert {name: kinds(objs) for name, objs in rendered.items()} == {n: core if n in without_policy else policy
                                                                        for n in rendered}
     sidecar = next(o for o in rendered["sidecar"] if o["kind"] == "DaemonSet")
     assert sidecar["metadata"]["name"] == "nvidia-device-plugin"
@@ -72,19 +74,35 @@ def test_node_name_comes_from_the_downward_api(rendered):
                     assert env["NVIDIA_MIG_MONITOR_DEVICES"]["value"] == "all"
 
 
-def test_cluster_role_grants_exactly_what_the_code_calls(rendered, kube_api, tmp_path):
-    """The daemon as deployed (watching), through a change, an Event and a failure streak."""
+MODES = {"nodefeature": ("nodefeature",), "file": ("file",)}  # every other entry point: the node sink
+
+
+@pytest.mark.parametrize("mode", ["node", "nodefeature", "file"])
+def test_rbac_grants_exactly_what_the_code_calls(rendered, kube_api, tmp_path, mode):
+    """The daemon as each entry point deploys it (watching), through a change and an Event: the
+    (Cluster)Roles grant exactly the verbs the fake API server saw, no more, no fewer."""
     node = write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30", "mig": ["1g.6gb"]}]})
-    daemon = make_daemon(kube_api, node, sleep_interval=3600.0, watch=True)
+    kube_api.add_pod("mig-labeler", "mig-labeler-x1")
+    sinks = MODES.get(mode, ("node",))
+    if "nodefeature" not in sinks:  # a NodeFeature the nodefeature mode left: retired (deleted) on start
+        with kube_api.lock:
+            kube_api.apply_object("mig-labeler", "nvidia-features-for-gpu-node-1", {
+                "apiVersion": "nfd.k8s-sigs.io/v1alpha1", "kind": "NodeFeature",
+                "spec": {"labels": {"nvidia.com/gpu.count": "1"}}}, "mig-labeler", True)
+    daemon = make_daemon(kube_api, node, sleep_interval=3600.0, watch=True, sinks=sinks, namespace="mig-labeler",
+                         pod_name="mig-labeler-x1", output_file=str(tmp_path / "gfd"))
+    check_sinks(daemon)
     check_node_exists(daemon)  # what run_daemon does before the loop: a GET, whether or not the watch is up
     thread = threading.Thread(target=daemon.run_forever, daemon=True)
     thread.start()
     wait_until(lambda: daemon.watcher.connected.is_set() and kube_api.open_watches == 1 and kube_api.events)
     daemon.signals.request_stop()
     thread.join(timeout=5)
-    used = {(r.verb, r.resource) for r in kube_api.log}
-    for name, objects in rendered.items():
-        assert cluster_role_grants(objects) == used, name
+    used = {(v, r.resource) for r in kube_api.log if r.resource != "discovery" for v in r.verbs}  # discovery: all
+    entries = [name for name in rendered if MODES.get(name, ("node",)) == sinks]
+    assert entries
+    for name in entries:
+        assert cluster_role_grants(rendered[name]) == used, name
 
 
 def test_a_broken_example_fails_naming_the_file_and_field(tmp_path, capsys):
@@ -111,10 +129,20 @@ def test_an_unhardened_mig_labeler_container_is_reported(rendered):
                         "readOnlyRootFilesystem: must be true"]
 
 
+@pytest.mark.parametrize(("entry", "sink"), [("nodefeature", "nodefeature"), ("file", "file")])
+def test_nfd_overlays_select_their_sink_and_never_write_nodes(rendered, entry, sink):
+    ds = next(o for o in rendered[entry] if o["kind"] == "DaemonSet")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in ds["containers"][0]["env"]}
+    assert env["MIG_LABELER_SINKS"] == sink
+    grants = cluster_role_grants(rendered[entry])
+    assert not {g for g in grants if g[1] == "nodes"} - {("get", "nodes"), ("watch", "nodes")}
+
+
 def test_rendered_counts_are_stable(rendered):
-    # core: namespace, service account, cluster role + binding, config map, DaemonSet; the others
-    # add the admission policy and its binding
-    assert {name: len(objs) for name, objs in rendered.items()} == {n: 6 if n == "core" else 8 for n in rendered}
+    # core: namespace, service account, cluster role + binding, role + binding, config map, DaemonSet;
+    # the node-writing entry points add the admission policy and its binding
+    assert {name: len(objs) for name, objs in rendered.items()} == {
+        n: 8 if n in ("core", "nodefeature", "file") else 10 for n in rendered}
 
 
 

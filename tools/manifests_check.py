@@ -33,6 +33,7 @@ KUBERNETES_VERSION = "1.37.0"  # the newest schema kubernetes-validate ships
 # base and the overlays carry the node-restriction admission policy (admissionregistration.k8s.io/v1:
 # 1.30); core is base without it.
 MINIMUM_VERSIONS = {"core": "1.25.0", "base": "1.30.0", "mig-single": "1.30.0", "mig-mixed": "1.30.0",
+                    "nodefeature": "1.25.0", "file": "1.25.0",
                     "sidecar": "1.30.0"}
 EXAMPLES_MINIMUM = "1.25.0"
 GPU_RESOURCE_PREFIXES = ("nvidia.com/gpu", "nvidia.com/mig-")
@@ -133,6 +134,12 @@ def _whole(amount: Any) -> bool:
     return (isinstance(amount, int) and not isinstance(amount, bool)) or (isinstance(amount, str) and amount.isdigit())
 
 
+def _writes_host_path(spec: dict[str, Any], container: dict[str, Any]) -> bool:
+    """Root is allowed only to write a host directory (the file sink's features.d, root-owned)."""
+    host = {v.get("name") for v in spec.get("volumes") or [] if "hostPath" in v}
+    return any(m.get("name") in host and not m.get("readOnly") for m in container.get("volumeMounts") or [])
+
+
 def hardening_problems(where: str, spec: dict[str, Any]) -> Iterator[str]:
     pod = spec.get("securityContext") or {}
     for at, container in _containers(spec):
@@ -140,8 +147,8 @@ def hardening_problems(where: str, spec: dict[str, Any]) -> Iterator[str]:
             continue
         sc = container.get("securityContext") or {}
         field = f"{where}.{at}.securityContext"
-        if not sc.get("runAsNonRoot", pod.get("runAsNonRoot")):
-            yield f"{field}.runAsNonRoot: must be true"
+        if not sc.get("runAsNonRoot", pod.get("runAsNonRoot")) and not _writes_host_path(spec, container):
+            yield f"{field}.runAsNonRoot: must be true (root only to write a hostPath, as the file sink does)"
         if sc.get("readOnlyRootFilesystem") is not True:
             yield f"{field}.readOnlyRootFilesystem: must be true"
         if sc.get("allowPrivilegeEscalation") is not False:
@@ -171,9 +178,10 @@ def check_objects(source: str, objects: list[dict[str, Any]], minimum: str = KUB
 
 
 def cluster_role_grants(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(verb, resource) granted by the ClusterRoles and Roles."""
     grants = set()
     for obj in objects:
-        if obj.get("kind") == "ClusterRole":
+        if obj.get("kind") in ("ClusterRole", "Role"):
             for rule in obj.get("rules") or []:
                 grants |= {(v, r) for v in rule.get("verbs", []) for r in rule.get("resources", [])}
     return grants

@@ -58,6 +58,12 @@ class LoggedRequest:
     status: int
     body: Any = None
     user_agent: str = ""
+    creates: bool = False  # an apply that created the object: authorized as create too (API concepts, apply)
+
+    @property
+    def verbs(self) -> set[str]:
+        """Every RBAC verb the request was authorized with."""
+        return {self.verb, "create"} if self.creates else {self.verb}
 
     @property
     def verb(self) -> str:
@@ -68,7 +74,10 @@ class LoggedRequest:
 
     @property
     def resource(self) -> str:
-        return "events" if "/events" in self.path else "nodes"
+        for resource in ("events", "nodefeatures", "pods"):
+            if f"/{resource}" in self.path:
+                return resource
+        return "discovery" if self.path.startswith("/apis/") else "nodes"
 
 
 @dataclass
@@ -101,10 +110,71 @@ class StoredNode:
                 "spec": {}, "status": {"allocatable": dict(self.allocatable)}}
 
 
+NFD_GROUP_VERSION = "nfd.k8s-sigs.io/v1alpha1"
+NFD_NODE_NAME = "nfd.node.kubernetes.io/node-name"
+NFD_FEATURE_LABELS = "nfd.node.kubernetes.io/feature-labels"
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+@dataclass
+class StoredObject:
+    """A namespaced custom object (a NodeFeature) under server-side apply: each field a manager
+    applied is owned by it; a field it applied before and now leaves out is removed unless another
+    manager still owns it; a field owned by another manager with a different value conflicts
+    unless forced. Fields are ``metadata.labels.K``, ``metadata.ownerReferences``, ``spec.labels.K``
+    and ``spec.features``."""
+
+    namespace: str
+    name: str
+    uid: str
+    resource_version: int
+    fields: dict[str, Any] = field(default_factory=dict)
+    owners: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        labels = {f.split(".", 2)[2]: v for f, v in self.fields.items() if f.startswith("metadata.labels.")}
+        spec_labels = {f.split(".", 2)[2]: v for f, v in self.fields.items() if f.startswith("spec.labels.")}
+        metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace, "uid": self.uid,
+                                    "resourceVersion": str(self.resource_version), "labels": labels,
+                                    "managedFields": [{"manager": m, "operation": op, "apiVersion": NFD_GROUP_VERSION,
+                                                       "fieldsType": "FieldsV1", "fieldsV1": _fields_v1(keys)}
+                                                      for (m, op), keys in sorted(self.owners.items()) if keys]}
+        if "metadata.ownerReferences" in self.fields:
+            metadata["ownerReferences"] = self.fields["metadata.ownerReferences"]
+        spec: dict[str, Any] = {"labels": spec_labels}
+        if "spec.features" in self.fields:
+            spec["features"] = self.fields["spec.features"]
+        return {"apiVersion": NFD_GROUP_VERSION, "kind": "NodeFeature", "metadata": metadata, "spec": spec}
+
+
+def _fields_v1(keys: set[str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for key in sorted(keys):
+        parts = key.split(".", 2)
+        node = tree.setdefault(f"f:{parts[0]}", {})
+        node = node.setdefault(f"f:{parts[1]}", {})
+        if len(parts) == 3:
+            node[f"f:{parts[2]}"] = {}
+    return tree
+
+
+def _applied_fields(body: dict[str, Any]) -> dict[str, Any]:
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    fields: dict[str, Any] = {f"metadata.labels.{k}": str(v) for k, v in (meta.get("labels") or {}).items()}
+    fields |= {f"spec.labels.{k}": str(v) for k, v in (spec.get("labels") or {}).items()}
+    if "ownerReferences" in meta:
+        fields["metadata.ownerReferences"] = meta["ownerReferences"]
+    if "features" in spec:
+        fields["spec.features"] = spec["features"]
+    return fields
+
+
 class ApiFailure(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, name: str | None = None,
+                 kind: str | None = None) -> None:
         super().__init__(message)
         self.status, self.reason, self.message = status, reason, message
+        self.details = {"name": name, "kind": kind} if name else {}
 
 
 class FakeKubeApi:
@@ -120,6 +190,9 @@ class FakeKubeApi:
         self.open_watches = 0
         self.oldest_watchable = 0
         self.history: list[tuple[int, str, dict[str, Any]]] = []
+        self.nfd_installed = True  # NFD's NodeFeature CRD; False: its paths are not served (404 page not found)
+        self.nodefeatures: dict[tuple[str, str], StoredObject] = {}
+        self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -356,8 +429,58 @@ class FakeKubeApi:
 
     def _node(self, name: str) -> StoredNode:
         if name not in self.nodes:
-            raise ApiFailure(404, "NotFound", f'nodes "{name}" not found')
+            raise ApiFailure(404, "NotFound", f'nodes "{name}" not found', name=name, kind="nodes")
         return self.nodes[name]
+
+    # -- NodeFeature objects and pods ----------------------------------------------------------
+    def add_pod(self, namespace: str, name: str, daemonset: str | None = "mig-labeler") -> dict[str, Any]:
+        owners = [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": daemonset, "uid": f"uid-ds-{daemonset}",
+                   "controller": True, "blockOwnerDeletion": True}] if daemonset else []
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace,
+                                                               "uid": f"uid-pod-{name}", "ownerReferences": owners}}
+        self.pods[(namespace, name)] = pod
+        return pod
+
+    def nodefeature(self, namespace: str, name: str) -> dict[str, Any] | None:
+        with self.lock:
+            stored = self.nodefeatures.get((namespace, name))
+            return None if stored is None else stored.to_json()
+
+    def apply_object(self, namespace: str, name: str, body: dict[str, Any], manager: str,
+                     force: bool) -> StoredObject:
+        meta = body.get("metadata") or {}
+        if body.get("apiVersion") != NFD_GROUP_VERSION or body.get("kind") != "NodeFeature":
+            raise ApiFailure(400, "BadRequest", "apiVersion/kind do not match the URL")
+        if meta.get("name") not in (None, name) or meta.get("namespace") not in (None, namespace):
+            raise ApiFailure(400, "BadRequest", "the name or namespace of the object does not match the URL")
+        if len(name) > 253 or not DNS_SUBDOMAIN.fullmatch(name):
+            raise ApiFailure(422, "Invalid", f'NodeFeature "{name}" is invalid: metadata.name: must be a DNS subdomain')
+        applied = _applied_fields(body)
+        bad = [(k, key_error(k.split(".", 2)[2]) or value_error(v)) for k, v in applied.items()
+               if k.startswith("metadata.labels.") and (key_error(k.split(".", 2)[2]) or value_error(v))]
+        if bad:
+            raise ApiFailure(422, "Invalid", f'NodeFeature "{name}" is invalid: '
+                             + "; ".join(f"metadata.labels: Invalid value: {k!r}: {why}" for k, why in bad))
+        stored = self.nodefeatures.get((namespace, name))
+        if stored is None:
+            stored = StoredObject(namespace, name, f"uid-nf-{name}", self._next_revision())
+            self.nodefeatures[(namespace, name)] = stored
+        who = (manager, "Apply")
+        others = set().union(*(keys for w, keys in stored.owners.items() if w != who))
+        conflicts = sorted(f for f, v in applied.items() if f in others and stored.fields.get(f, v) != v)
+        if conflicts and not force:
+            raise ApiFailure(409, "Conflict", f"Apply failed with {len(conflicts)} conflicts: {', '.join(conflicts)}")
+        before = (dict(stored.fields), _nonempty(_copy(stored.owners)))
+        for f in stored.owners.get(who, set()) - set(applied) - others:
+            stored.fields.pop(f, None)
+        stored.fields.update(applied)
+        for w, keys in stored.owners.items():
+            if w != who:
+                keys -= set(conflicts)
+        stored.owners[who] = set(applied)
+        if (stored.fields, _nonempty(stored.owners)) != before:
+            stored.resource_version = self._next_revision()
+        return stored
 
     def take_fault(self, method: str) -> Fault | None:
         with self.lock:
@@ -398,9 +521,9 @@ def _unescape(pointer: str) -> str:
     return pointer.replace("~1", "/").replace("~0", "~")
 
 
-def status_body(status: int, reason: str, message: str) -> dict[str, Any]:
+def status_body(status: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-            "reason": reason, "code": status}
+            "reason": reason, "details": details or {}, "code": status}
 
 
 def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
@@ -441,11 +564,13 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 if (entry.verb, entry.resource) in api.forbidden:
-                    raise ApiFailure(403, "Forbidden", f'nodes is forbidden: User "system:serviceaccount:x:y" '
+                    raise ApiFailure(403, "Forbidden", f'{entry.resource} is forbidden: '
+                                     'User "system:serviceaccount:x:y" '
                                      f'cannot {entry.verb} resource "{entry.resource}"')
                 status, body = self._route(method, url.path, query, content_type, raw, entry)
             except ApiFailure as failure:
-                status, body = failure.status, status_body(failure.status, failure.reason, failure.message)
+                status, body = failure.status, status_body(failure.status, failure.reason, failure.message,
+                                                           failure.details)
             except (ValueError, yaml.YAMLError) as e:
                 status, body = 400, status_body(400, "BadRequest", f"cannot decode body: {e}")
             entry.status = status
@@ -472,6 +597,29 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                     items = [n.to_json() for n in api.nodes.values() if _selected(selector, n.labels)]
                 return 200, {"kind": "NodeList", "apiVersion": "v1",
                              "metadata": {"resourceVersion": str(api.revision)}, "items": items}
+            if path == f"/apis/{NFD_GROUP_VERSION}" and method == "GET":
+                if not api.nfd_installed:
+                    return self._not_served()
+                return 200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": NFD_GROUP_VERSION,
+                             "resources": [{"name": "nodefeatures", "namespaced": True, "kind": "NodeFeature",
+                                            "verbs": ["delete", "get", "list", "patch", "create", "update", "watch"]},
+                                           {"name": "nodefeaturerules", "namespaced": False,
+                                            "kind": "NodeFeatureRule", "verbs": ["get", "list"]}]}
+            feature = re.fullmatch(rf"/apis/{re.escape(NFD_GROUP_VERSION)}/namespaces/([^/]+)/nodefeatures/([^/]+)",
+                                   path)
+            if feature:
+                if not api.nfd_installed:
+                    return self._not_served()
+                return self._nodefeature(method, unquote(feature.group(1)), unquote(feature.group(2)), content_type,
+                                         raw, query, entry)
+            pod = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)", path)
+            if pod and method == "GET":
+                with api.lock:
+                    found = api.pods.get((unquote(pod.group(1)), unquote(pod.group(2))))
+                if found is None:
+                    raise ApiFailure(404, "NotFound", f'pods "{pod.group(2)}" not found', name=pod.group(2),
+                                     kind="pods")
+                return 200, found
             events = re.fullmatch(r"/api/v1/namespaces/([^/]+)/events", path)
             if events and method == "POST":
                 body = json.loads(raw)
@@ -479,6 +627,54 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                     api.events.append(body)
                 return 201, body
             raise ApiFailure(404, "NotFound", f"the server could not find the requested resource {path}")
+
+        def _not_served(self) -> tuple[int, None]:
+            """What kube-apiserver answers for a group nobody serves: plain text, no Status."""
+            data = b"404 page not found\n"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return 404, None
+
+        def _nodefeature(self, method: str, namespace: str, name: str, content_type: str, raw: bytes,
+                         query: dict[str, list[str]], entry: LoggedRequest) -> tuple[int, dict[str, Any] | None]:
+            with api.lock:
+                stored = api.nodefeatures.get((namespace, name))
+                if method == "GET":
+                    if stored is None:
+                        raise ApiFailure(404, "NotFound", f'nodefeatures.nfd.k8s-sigs.io "{name}" not found',
+                                         name=name, kind="nodefeatures")
+                    return 200, stored.to_json()
+                if method == "PATCH":
+                    if content_type != "application/apply-patch+yaml":
+                        raise ApiFailure(415, "UnsupportedMediaType", "this fake serves apply patches only")
+                    manager = query.get("fieldManager", [""])[0]
+                    if not manager:
+                        raise ApiFailure(400, "BadRequest", "PATCH with apply-patch requires fieldManager")
+                    created = stored is None
+                    if created:  # kube-apiserver authorizes an apply that creates as create
+                        entry.creates = True
+                        if ("create", "nodefeatures") in api.forbidden:
+                            raise ApiFailure(403, "Forbidden", f'nodefeatures.nfd.k8s-sigs.io "{name}" is forbidden: '
+                                             'User "system:serviceaccount:x:y" cannot create resource "nodefeatures"')
+                    stored = api.apply_object(namespace, name, yaml.safe_load(raw) or {}, manager,
+                                              query.get("force", ["false"])[0] == "true")
+                    return (201 if created else 200), stored.to_json()
+                if method == "DELETE":
+                    if stored is None:
+                        raise ApiFailure(404, "NotFound", f'nodefeatures.nfd.k8s-sigs.io "{name}" not found',
+                                         name=name, kind="nodefeatures")
+                    wanted = ((json.loads(raw or b"{}").get("preconditions") or {}).get("uid"))
+                    if wanted and wanted != stored.uid:
+                        raise ApiFailure(409, "Conflict", f"Precondition failed: UID in precondition: {wanted}, "
+                                         f"UID in object meta: {stored.uid}")
+                    del api.nodefeatures[(namespace, name)]
+                    return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success",
+                                 "details": {"name": name, "group": "nfd.k8s-sigs.io", "kind": "nodefeatures",
+                                             "uid": stored.uid}}
+            raise ApiFailure(405, "MethodNotAllowed", f"{method} is not supported here")
 
         def _watch(self, query: dict[str, list[str]], entry: LoggedRequest) -> None:
             selector = query.get("fieldSelector", [""])[0]
@@ -542,6 +738,9 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802
             self._handle("POST")
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            self._handle("DELETE")
 
     return Handler
 
