@@ -104,6 +104,40 @@ def bench_cold(api: FakeKubeApi, kubeconfig: Path) -> None:
         f"{max(r for _, r, _ in oneshot):.1f} MiB / {sorted({c for _, _, c in oneshot})}")
 
 
+def bench_sinks(api: FakeKubeApi, kubeconfig: Path, runs: int = 10, passes: int = 60) -> None:
+    """Per sink: a cold ``run --oneshot`` (fresh process), and writes per hour when nothing changes
+    (``passes`` passes of a daemon at the 60 s interval = one hour)."""
+    print(f"9. sinks: cold oneshot ({runs} runs) and writes per hour with nothing changing ({passes} passes)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for sink in ("node", "nodefeature", "file"):
+            wall = []
+            for i in range(runs):
+                node = f"sink-{sink}-{i}"
+                api.add_node(node)
+                args = ["run", "--oneshot", "--sink", sink, "--fixture", "dgx-h100-7x1g", "--mig-strategy", "single",
+                        "--namespace", "mig-labeler", "--output-file", f"{tmp}/{node}"]
+                if sink != "file":
+                    args += ["--node-name", node, "--kubeconfig", str(kubeconfig)]
+                seconds, _, code = timed_child([str(BIN), *args])
+                assert code == 0, (sink, code)
+                wall.append(seconds)
+            node = f"sink-{sink}-steady"
+            api.add_node(node)
+            config = Config(mig_strategy=MigStrategy.SINGLE, fixture=str(resolve_fixture("dgx-h100-7x1g")),
+                            node_name=None if sink == "file" else node, no_timestamp=True, sinks=(sink,),
+                            namespace="mig-labeler", output_file=f"{tmp}/{node}")
+            daemon = build_daemon(config, host=api.url, registry=CollectorRegistry())
+            daemon.run_pass()
+            writes = len(api.writes())
+            mtime = Path(f"{tmp}/{node}").stat().st_mtime_ns if sink == "file" else 0
+            wrote = sum(daemon.run_pass().wrote for _ in range(passes))
+            assert len(api.writes()) == writes
+            assert sink != "file" or Path(f"{tmp}/{node}").stat().st_mtime_ns == mtime
+            row(f"{sink}: cold oneshot wall median / max", f"{statistics.median(wall):.3f} / {max(wall):.3f} s",
+                "<= 0.8 s", statistics.median(wall) <= 0.8)
+            row(f"{sink}: writes per hour, nothing changing", str(wrote), "0", wrote == 0)
+
+
 def bench_soak(api: FakeKubeApi, passes: int = 10_000) -> None:
     print(f"3. steady-state daemon RSS, {passes} passes, MIG layout flips every 10 passes (child process)")
     api.add_node("soak-node")
@@ -392,6 +426,9 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             kubeconfig = write_kubeconfig(Path(tmp) / "kubeconfig", api.url)
+            if os.environ.get("BENCH_ONLY") == "sinks":  # make bench BENCH_ONLY=sinks: just the per-sink figures
+                bench_sinks(api, kubeconfig)
+                return
             bench_pass()
             bench_cold(api, kubeconfig)
             bench_soak(api, int(os.environ.get("BENCH_SOAK_PASSES", "10000")))
@@ -400,6 +437,7 @@ def main() -> None:
             bench_gfd_uninstall(api, kubeconfig)
             bench_pause_end(api, kubeconfig)
             bench_check()
+            bench_sinks(api, kubeconfig)
     finally:
         api.stop()
     missed = [r for r in ROWS if r[3] == "MISSED"]
