@@ -427,7 +427,9 @@ def _names_object(e: ApiException, name: str) -> bool:
         body = json.loads(e.body or "{}")
     except ValueError:
         return False
-    details = body.get("details") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        return False
+    details = body.get("details")
     return body.get("reason") == "NotFound" and isinstance(details, dict) and details.get("name") == name
 
 

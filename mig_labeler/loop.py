@@ -187,29 +187,24 @@ class Daemon:
                 latest = self.node
             self._set_paused(pause(latest.labels) if latest is not None else None)
         if errors:
-            kind = "api_error" if any(isinstance(e, ApiError) for e in errors) else "sink_error"
-            return PassResult(ok=False, results=tuple(results), error="; ".join(self._say(e) for e in errors),
-                              kind=kind, held=held)
+            kind = "api_error" if any(isinstance(e, ApiError) for _, e in errors) else "sink_error"
+            said = [str(e) if len(self.sinks) == 1 else f"{name} sink: {e}" for name, e in errors]
+            return PassResult(ok=False, results=tuple(results), error="; ".join(said), kind=kind, held=held)
         self.metrics.last_success.set(self.clock())
         return PassResult(ok=True, results=tuple(results), held=held)
 
-    def _say(self, error: MigLabelerError) -> str:
-        sink = getattr(error, "sink", "")
-        return str(error) if len(self.sinks) == 1 or not sink else f"{sink} sink: {error}"
-
-    def _publish_all(self, desired: dict[str, str]) -> tuple[list[SinkResult], list[MigLabelerError]]:
+    def _publish_all(self, desired: dict[str, str]) -> tuple[list[SinkResult], list[tuple[str, MigLabelerError]]]:
         """Each sink on its own, with the retry policy: a failing sink never blocks the others,
         and a failure writes nothing (the labels each sink holds stay as they are)."""
         results: list[SinkResult] = []
-        errors: list[MigLabelerError] = []
+        errors: list[tuple[str, MigLabelerError]] = []  # (sink, what failed)
         for sink in self.sinks:
             labels = self._handoff(desired) if sink.feeds_nfd else desired
             try:
                 result = self.retry(self._counted, sink.publish, labels)
             except (ApiError, SinkError) as e:  # NodeNotFound is neither: it ends the pass
                 self.metrics.publish.labels(sink=sink.name, result="error").inc()
-                e.sink = sink.name  # type: ignore[union-attr]
-                errors.append(e)
+                errors.append((sink.name, e))
                 continue
             outcome = "written" if result.wrote else ("held" if result.held else "unchanged")
             self.metrics.publish.labels(sink=sink.name, result=outcome).inc()
@@ -225,7 +220,7 @@ class Daemon:
             return desired
         labels = handoff_labels(desired, node.labels, node.owned, node.nfd_labels)
         if len(labels) > len(desired):
-            self._warn_once(f"handing {len(labels) - len(desired)} labels that mig-labeler set on node {node.name} "
+            self.warn_once(f"handing {len(labels) - len(desired)} labels that mig-labeler set on node {node.name} "
                             "directly over to nfd-master; they are removed once nfd-master has taken them over")
         return labels
 
@@ -242,7 +237,7 @@ class Daemon:
             try:
                 result = self.retry(sink.retire)
             except (ApiError, SinkError) as e:
-                self._warn_once(f"could not remove what mig-labeler left in the {sink.name} sink: {e}")
+                self.warn_once(f"could not remove what mig-labeler left in the {sink.name} sink: {e}")
                 continue
             self.retiring.remove(sink)
             if result is not None and result.outcome is not None:
@@ -274,9 +269,6 @@ class Daemon:
         return self.kube
 
     def warn_once(self, message: str) -> None:
-        self._warn_once(message)
-
-    def _warn_once(self, message: str) -> None:
         if message not in self.once:
             self.once.add(message)
             log.warning("%s", message)
@@ -383,7 +375,7 @@ class Daemon:
         except ApiError as e:  # an Event is best effort: count it, never fail the pass for it
             self.count_api_error(e)
             if e.status == 403:
-                self._warn_once(f"cannot post Events, labels are still published: {e}")
+                self.warn_once(f"cannot post Events, labels are still published: {e}")
             else:
                 log.debug("could not post event %s: %s", reason, e)
 

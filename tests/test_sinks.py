@@ -4,30 +4,25 @@ a fake nfd-master for what NFD does with our output. Mode switches both ways lea
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from pathlib import Path
 
 import pytest
 
-from mig_labeler.cli import main
-from mig_labeler.config import DEFAULT_OUTPUT_FILE
+from mig_labeler.config import DEFAULT_OUTPUT_FILE, MigStrategy
+from mig_labeler.labels.desired import labels_for_topology
 from mig_labeler.sinks.file import FileSink, parse, render
 
 from .conftest import FOREIGN, make_daemon, write_kubeconfig
 from .fakes.kube_api import NFD_FEATURE_LABELS
 from .fakes.nfd_master import FakeNfdMaster
+from .test_cli_kube import run_main
 
 NODE = "gpu-node-1"
 NS = "mig-labeler"
 NF_NAME = f"nvidia-features-for-{NODE}"
-
-
-def run_main(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 @pytest.fixture
@@ -155,8 +150,7 @@ def test_nodefeature_sink_writes_the_object_gfd_writes_and_never_the_node(kube_a
 def test_nodefeature_drops_labels_that_are_no_longer_wanted(kube_api, tmp_path):
     daemon = make_daemon(kube_api, "dgx-a100-mixed", sinks=("nodefeature",), namespace=NS)
     daemon.run_pass()
-    daemon.config = daemon.config.__class__(**{**_fields(daemon.config), "mig_strategy": daemon.config.mig_strategy
-                                               .__class__("single")})
+    daemon.config = dataclasses.replace(daemon.config, mig_strategy=MigStrategy.SINGLE)
     result = daemon.run_pass()
     labels = kube_api.nodefeature(NS, NF_NAME)["spec"]["labels"]
     assert result.wrote and labels["nvidia.com/mig.strategy"] == "single"
@@ -193,7 +187,6 @@ def test_use_node_feature_api_takes_go_booleans(monkeypatch, value, sinks):
 
     monkeypatch.setenv("USE_NODE_FEATURE_API", value)
     with click.Context(run) as ctx:
-        ctx.params = {}
         run.parse_args(ctx, ["--node-name", NODE])
         assert build_config(ctx).sinks == sinks
 
@@ -216,14 +209,6 @@ def test_sinks_from_the_environment_are_comma_separated(monkeypatch):
 
 
 # -- switching modes leaves no orphans ---------------------------------------------------------
-def _fields(config):
-    return {f: getattr(config, f) for f in config.__dataclass_fields__}
-
-
-def _switch(daemon, **changes):
-    daemon.config = daemon.config.__class__(**{**_fields(daemon.config), **changes})
-
-
 @pytest.mark.parametrize("nfd_sink", ["nodefeature", "file"])
 def test_switch_from_node_to_an_nfd_sink_hands_every_label_over(kube_api, tmp_path, nfd_sink):
     """Node mode wrote labels with our field manager; the NFD mode has no Node patch rights. Labels
@@ -288,12 +273,7 @@ def test_a_nodefeature_someone_else_wrote_is_not_ours_to_delete(kube_api):
 
 
 def _desired(daemon) -> dict[str, str]:
-    return dict(daemon.desired if daemon.desired is not None else _fresh_labels(daemon))
-
-
-def _fresh_labels(daemon) -> dict[str, str]:
-    from mig_labeler.labels.desired import labels_for_topology
-
+    """What the daemon wants now (``daemon.desired`` is kept only when a sink writes the Node)."""
     return labels_for_topology(daemon.source.read(), daemon.config, daemon.started_at).labels
 
 
@@ -303,3 +283,15 @@ def test_no_temp_files_are_left_behind(tmp_path):
         sink.publish({"nvidia.com/gpu.count": str(count)})
     assert sorted(os.listdir(tmp_path)) == [".gfd.mig-labeler", "gfd"]
     assert Path(tmp_path / "gfd").read_text() == "nvidia.com/gpu.count=2\n"
+
+
+@pytest.mark.parametrize("body", ["404 page not found\n", "[]", '"text"', "null"])
+def test_a_404_that_names_no_object_is_not_an_object_not_found(body):
+    from kubernetes.client.exceptions import ApiException
+
+    from mig_labeler.kube import ObjectNotFound, translate_api_exception
+
+    error = ApiException(status=404, reason="Not Found")
+    error.body = body
+    translated = translate_api_exception(error, "GET", "nodefeatures", NF_NAME)
+    assert translated.status == 404 and not isinstance(translated, ObjectNotFound)

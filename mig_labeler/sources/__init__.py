@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from mig_labeler.sources.machine import DEFAULT_MACHINE_TYPE_FILE, read_machine_type
+from mig_labeler.config import DEFAULT_MACHINE_TYPE_FILE
+from mig_labeler.sources.machine import read_machine_type
 from mig_labeler.sources.nvml import ReaderCache, read_topology
 from mig_labeler.sources.vgpu import read_vgpu
 from mig_labeler.topology import NodeTopology, Vgpu

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mig_labeler.config import DEFAULT_MACHINE_TYPE_FILE  # noqa: F401 - re-exported for the source
-
 
 def read_machine_type(path: str) -> str | None:
     """GFD: unreadable (or the flag empty) → None, labelled ``unknown``; whitespace trimmed."""
