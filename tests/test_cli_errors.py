@@ -88,6 +88,8 @@ def test_no_kubeconfig_at_all_names_the_default_path(capsys, tmp_path, monkeypat
      "engines must be a mapping"),
     ({"model": "A100-SXM4-40GB", "mig": ["7g.40gb", "7g.40gb"]}, "holds at most 1 7g.40gb"),
     ({"model": "A100-SXM4-40GB", "mig": ["3g.20gb", "3g.20gb", "1g.5gb"]}, "does not fit on one A100-SXM4-40GB"),
+    ({"model": "B200", "mig": ["2g.45gb", "2g.45gb", "2g.45gb", "1g.23gb", "1g.23gb"]},
+     "does not fit on one B200 (7 compute slices"),
     ({"model": "A100-SXM4-40GB", "mig": [{"profile": "1g.5gb", "attributes": {"memory_mib": 99999}}]},
      "larger than the GPU"),
     ({"model": "A100-SXM4-40GB", "count": 10000000}, "count must be an integer from 1 to 64"),

@@ -87,3 +87,53 @@ def test_bad_fabric_entries_are_fixture_errors(fabric, message):
 
     with pytest.raises(FixtureError, match=message):
         parse_fixture(node(b200(fabric)))
+
+
+GB200_TRAY = {  # the bundled fixture, as a whole map (strategy none): what GFD writes on such a tray
+    "nvidia.com/cuda.driver.major": "580",
+    "nvidia.com/cuda.driver.minor": "126",
+    "nvidia.com/cuda.driver.rev": "09",
+    "nvidia.com/cuda.driver-version.major": "580",
+    "nvidia.com/cuda.driver-version.minor": "126",
+    "nvidia.com/cuda.driver-version.revision": "09",
+    "nvidia.com/cuda.driver-version.full": "580.126.09",
+    "nvidia.com/cuda.runtime.major": "13",
+    "nvidia.com/cuda.runtime.minor": "0",
+    "nvidia.com/cuda.runtime-version.major": "13",
+    "nvidia.com/cuda.runtime-version.minor": "0",
+    "nvidia.com/cuda.runtime-version.full": "13.0",
+    "nvidia.com/gpu.machine": "unknown",
+    "nvidia.com/mig.capable": "true",
+    "nvidia.com/mps.capable": "false",
+    "nvidia.com/gpu.mode": "compute",
+    "nvidia.com/gpu.present": "true",
+    "nvidia.com/gpu.product": "NVIDIA-GB200",
+    "nvidia.com/gpu.count": "4",
+    "nvidia.com/gpu.replicas": "1",
+    "nvidia.com/gpu.sharing-strategy": "none",
+    "nvidia.com/gpu.memory": "189471",
+    "nvidia.com/gpu.family": "blackwell",
+    "nvidia.com/gpu.compute.major": "10",
+    "nvidia.com/gpu.compute.minor": "0",
+    "nvidia.com/gpu.clique": "5a0e6b47-3c1d-4f8e-9b2a-7d64c1e0f391.388",
+}
+
+
+def test_the_bundled_gb200_tray_gets_the_whole_gfd_map_with_its_clique():
+    assert labels_of("gb200-nvl72-tray", machine_type_file="/nonexistent") == GB200_TRAY
+
+
+@pytest.mark.parametrize("strategy", ["single", "mixed"])
+def test_the_gb200_tray_with_mig_disabled_has_no_mig_resources(strategy):
+    labels = labels_of("gb200-nvl72-tray", strategy, machine_type_file="/nonexistent")
+    assert labels == GB200_TRAY | {"nvidia.com/mig.strategy": strategy}
+
+
+def test_gb200_mig_names_follow_its_189471_mib_total_not_b200s():
+    # the same 1-slice memory (22528 MiB) is 1g.23gb on both; 46592 MiB is 47gb here (46.5 rounds up)
+    # 3x 2g + 1g fills all 7 compute slices; the table stops at 2g, so the fake must not take 2 as the GPU's size
+    layout = ["2g.47gb", "2g.47gb", "2g.47gb", "1g.23gb"]
+    assert [m.profile for m in read(node({"model": "GB200", "mig": layout})).mig_devices] == layout
+    labels = labels_of(node({"model": "GB200", "mig": ["2g.47gb"]}), "mixed", machine_type_file="/nonexistent")
+    assert labels["nvidia.com/mig-2g.47gb.product"] == "NVIDIA-GB200-MIG-2g.47gb"
+    assert labels["nvidia.com/mig-2g.47gb.memory"] == "46592"

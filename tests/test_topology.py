@@ -64,6 +64,7 @@ def test_every_spec_memory_pair_reproduces_nvidias_name():
     [
         (71168, 143771, 71),  # H200 3g: 70.5 rounds away from zero; Python's round() says 70
         (22528, 183359, 23),  # B200 1g: 22.5 → 23
+        (46592, 189471, 47),  # GB200 2g: 46.5 → 47 (the public 189471 MiB total; mig-parted#227's name)
         (4864, 40960, 5),  # the name says 5gb while the memory label says 4864
         (80896, 81920, 80),  # A100-80GB 7g: a 2022 mig-parted said 79gb
     ],

@@ -22,6 +22,22 @@ PCI_DEVICE_IDS = {
     "NVIDIA A100-SXM4-80GB": "0x20B210DE",
     "NVIDIA A100 80GB PCIe": "0x20B510DE",
 }
+# Whole-GPU figures the spec leaves null, from a public reading of the real product. Used only where the
+# spec has no value, and recorded in the table's "sources". GB200: nvidia-smi on a 4-GPU GB200 compute
+# tray (OpenShift 4.21, driver 580.126.09, published in a public RHEL4NV/OpenShift GB200 demo
+# write-up) shows "NVIDIA GB200" and 189471MiB on each GPU. That total agrees with the spec's
+# production-board profile names: ceil(189471 MiB / 1 GiB) = 186 gives 1g.23gb (22528 MiB),
+# 1g.47gb/2g.47gb (46592 MiB) and 7g.186gb, exactly what mig-parted#227 lists. The earlier boards
+# of gpu-operator#1303 (1g.24gb, 7g.189gb) had a larger total; our reader computes names from
+# whatever the real GPU reports, so those boards still get their own names.
+PUBLIC_FULL_GPU = {
+    "GB200 (HGX; production boards)": {
+        "nvml_name": ["NVIDIA GB200"],
+        "memory_total_mib": 189471,
+        "source": "nvidia-smi on a GB200 compute tray, driver 580.126.09 (public OpenShift GB200 demo); "
+                  "consistent with mig-parted#227's profile names",
+    },
+}
 REQUIRED = ("gi_profile_id", "multiprocessors", "copy_engines", "decoders", "encoders", "jpeg", "ofa")
 
 
@@ -75,10 +91,19 @@ def build_ci_profiles(gpu: dict) -> list[dict]:
     ]
 
 
+def full_gpu(gpu: dict) -> dict:
+    """The spec's whole-GPU row, with PUBLIC_FULL_GPU filling only the values the spec leaves null."""
+    full = dict(gpu["full_gpu"])
+    for key, value in PUBLIC_FULL_GPU.get(gpu["model"], {}).items():
+        if key != "source" and full.get(key) is None:
+            full[key] = value
+    return full
+
+
 def build_models(spec: dict) -> dict:
     models: dict[str, dict] = {}
     for gpu in spec["gpus"]:
-        full = gpu["full_gpu"]
+        full = full_gpu(gpu)
         names = [n for n in (full.get("nvml_name") or []) if n.startswith("NVIDIA ")]
         if not names or full.get("memory_total_mib") is None:
             continue
@@ -108,7 +133,11 @@ def main() -> int:
               "beside the checkout (../shared/spec/mig-profiles.json); pass another path as "
               "'make models SPEC=PATH'. The committed table is unchanged.", file=sys.stderr)
         return 2
-    table = {"source": "shared/spec/mig-profiles.json", "models": build_models(spec)}
+    table = {
+        "source": "shared/spec/mig-profiles.json",
+        "public_readings": {model: row["source"] for model, row in PUBLIC_FULL_GPU.items()},
+        "models": build_models(spec),
+    }
     OUT.write_text(json.dumps(table, indent=1) + "\n")
     print(f"wrote {OUT}")
     return 0

@@ -300,16 +300,17 @@ def _check_layout(model: GpuModel, memory_mib: int, mig: tuple[FixtureMigDevice,
 
 def layout_problem(model: GpuModel, devices: Sequence[tuple[str, GiProfile]]) -> str | None:
     """Why these MIG devices (name, GPU instance profile) cannot be on one GPU of the model, or
-    None: per profile no more than its instanceCount, GPU-instance slices within the GPU's (7 on
-    A100/H100, 4 on A30), memory in eighths of the GPU within 8 (1g.5gb takes 1, 3g.20gb 4,
-    7g.40gb 8, as in the MIG user guide's placement tables). Each fixture device is its own GPU
-    instance in the fake."""
+    None: per profile no more than its instanceCount; GPU-instance slices within the GPU's, which
+    is its maximum MIG device count (7 on A100/H100/B200/GB200, 4 on A30), not the largest profile
+    in the table (for B200 and GB200 that stops at 2g: the spec has no numbers for 3g and up);
+    memory in eighths of the GPU within 8 (1g.5gb takes 1, 3g.20gb 4, 7g.40gb 8, as in the MIG
+    user guide's placement tables). Each fixture device is its own GPU instance in the fake."""
     counts: dict[str, int] = {}
     for _, gi in devices:
         counts[gi.name] = counts.get(gi.name, 0) + 1
         if counts[gi.name] > gi.max_count:
             return f"{model.key} holds at most {gi.max_count} {gi.name}"
-    slices = max((p.attributes.slices_gi for p in model.profiles), default=0)
+    slices = max([model.max_mig_devices, *(p.attributes.slices_gi for p in model.profiles)])
     used = sum(gi.attributes.slices_gi for _, gi in devices)
     eighths = sum(-(-8 * gi.attributes.memory_mib // model.memory_mib) for _, gi in devices)
     if used > slices or eighths > 8:
