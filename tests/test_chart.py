@@ -47,15 +47,18 @@ def test_helm_lint_strict_passes_with_everything_on():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("overlay", "strategy"), [("base", "none"), ("mig-single", "single"),
-                                                   ("mig-mixed", "mixed")])
-def test_the_chart_and_the_kustomize_overlay_describe_the_same_deployment(overlay, strategy):
+@pytest.mark.parametrize(("overlay", "value"), [
+    ("base", "migStrategy=none"), ("mig-single", "migStrategy=single"), ("mig-mixed", "migStrategy=mixed"),
+    ("nodefeature", "sink=nodefeature"), ("file", "sink=file"),
+])
+def test_the_chart_and_the_kustomize_overlay_describe_the_same_deployment(overlay, value):
     """Field by field; only Helm's own labels differ, and the Namespace, which Helm does not own
-    (helm install --create-namespace)."""
+    (helm install --create-namespace). Each sink's RBAC, environment, volumes and security context
+    included: the per-mode RBAC test in test_manifests holds the overlays to what the code calls."""
     tool("kubectl")
     path = ROOT / "manifests" / ("base" if overlay == "base" else f"overlays/{overlay}")
     kustomized = by_identity([o for o in render(path) if o["kind"] != "Namespace"])
-    charted = by_identity([without_helm_labels(o) for o in template("--set", f"migStrategy={strategy}")])
+    charted = by_identity([without_helm_labels(o) for o in template("--set", value)])
     assert sorted(charted) == sorted(kustomized)
     for identity, obj in kustomized.items():
         assert charted[identity] == obj, identity
@@ -73,6 +76,9 @@ def test_a_newcomers_install_command_renders():
     ("failOnInitError=maybe", "at '/failOnInitError': got string, want boolean"),
     ("metrics.port=70000", "at '/metrics/port': maximum"),
     ("nodeRestriction.enabled=yes", "at '/nodeRestriction/enabled': got string, want boolean"),
+    ("sink=nfd", "at '/sink': value must be one of 'node', 'nodefeature', 'file'"),
+    ("outputFile=features.d/gfd", "at '/outputFile'"),
+    ("outputFile=/etc/kubernetes/node-feature-discovery/features.d/", "at '/outputFile'"),
 ])
 def test_bad_values_fail_before_anything_reaches_the_cluster(value, message):
     result = helm("template", "x", str(CHART), "--set", value, check=False)
@@ -85,6 +91,33 @@ def test_the_admission_policy_needs_kubernetes_1_30_or_to_be_turned_off():
     assert "upgrade the cluster, or set nodeRestriction.enabled=false" in old.stderr
     kinds = {o["kind"] for o in template("--kube-version", "1.29.0", "--set", "nodeRestriction.enabled=false")}
     assert "ValidatingAdmissionPolicy" not in kinds and "DaemonSet" in kinds
+
+
+@pytest.mark.parametrize("sink", ["nodefeature", "file"])
+def test_sinks_without_node_writes_need_no_admission_policy_and_install_on_1_25(sink):
+    objects = template("--kube-version", "1.25.0", "--set", f"sink={sink}")
+    assert "ValidatingAdmissionPolicy" not in {o["kind"] for o in objects}
+    node_rules = next(o for o in objects if o["kind"] == "ClusterRole")["rules"][0]
+    assert node_rules["resources"] == ["nodes"] and node_rules["verbs"] == ["get", "watch"]
+
+
+def test_the_file_sink_mounts_the_directory_of_its_output_file():
+    objects = template("--set", "sink=file", "--set", "outputFile=/var/lib/nfd/features.d/mig-labeler")
+    spec = next(o for o in objects if o["kind"] == "DaemonSet")["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MIG_LABELER_SINKS"] == "file" and env["GFD_OUTPUT_FILE"] == "/var/lib/nfd/features.d/mig-labeler"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "features-d")
+    volume = next(v for v in spec["volumes"] if v["name"] == "features-d")
+    assert mount["mountPath"] == volume["hostPath"]["path"] == "/var/lib/nfd/features.d"
+    assert spec["securityContext"]["runAsUser"] == 0
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+@pytest.mark.parametrize("sink", ["node", "nodefeature", "file"])
+def test_every_rendered_builtin_object_is_valid_kubernetes_for_each_sink(sink):
+    for obj in template("--set", f"sink={sink}"):
+        assert list(schema_problems(obj)) == [], (sink, obj["kind"])
 
 
 def test_every_rendered_builtin_object_is_valid_kubernetes():

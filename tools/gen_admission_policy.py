@@ -124,12 +124,13 @@ FAIL_MESSAGE = ("nodeRestriction.enabled=true needs admissionregistration.k8s.io
 
 
 def chart_template() -> str:
-    """The same policy as a Helm template, behind nodeRestriction.enabled, with a clear failure
-    on a cluster that lacks the API (Kubernetes < 1.30)."""
+    """The same policy as a Helm template, behind nodeRestriction.enabled and only for the node sink
+    (the other sinks have no Node write rights to fence), with a clear failure on a cluster that
+    lacks the API (Kubernetes < 1.30)."""
     labels = '\n  labels:\n    {{- include "mig-labeler.labels" . | nindent 4 }}'
     user = '"system:serviceaccount:{{ .Release.Namespace }}:{{ include "mig-labeler.serviceAccountName" . }}"'
     guard = (
-        "{{- if .Values.nodeRestriction.enabled }}\n"
+        '{{- if and .Values.nodeRestriction.enabled (eq .Values.sink "node") }}\n'
         '{{- $kind := .Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy" }}\n'
         '{{- $version := semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version }}\n'
         "{{- if not (or $kind $version) }}\n"

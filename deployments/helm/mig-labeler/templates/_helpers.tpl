@@ -26,3 +26,27 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- define "mig-labeler.selectorLabels" -}}
 app.kubernetes.io/name: mig-labeler
 {{- end }}
+
+{{/* sink=file writes a root-owned host directory: root in the container (as manifests/overlays/file),
+everything else in the configured contexts kept, capabilities included. (set, not merge: merge
+treats false and 0 as unset and would keep runAsNonRoot: true.) */}}
+{{- define "mig-labeler.podSecurityContext" -}}
+{{- if eq .Values.sink "file" }}
+{{- $context := deepCopy .Values.podSecurityContext }}
+{{- $_ := set $context "runAsNonRoot" false }}
+{{- $_ = set $context "runAsUser" 0 }}
+{{- toYaml $context }}
+{{- else }}
+{{- toYaml .Values.podSecurityContext }}
+{{- end }}
+{{- end }}
+
+{{- define "mig-labeler.securityContext" -}}
+{{- if eq .Values.sink "file" }}
+{{- $context := deepCopy .Values.securityContext }}
+{{- $_ := set $context "runAsNonRoot" false }}
+{{- toYaml $context }}
+{{- else }}
+{{- toYaml .Values.securityContext }}
+{{- end }}
+{{- end }}
