@@ -147,6 +147,17 @@ def test_nodefeature_sink_writes_the_object_gfd_writes_and_never_the_node(kube_a
     assert ours(kube_api.labels(NODE)) == {}
 
 
+def test_an_apply_that_creates_needs_create_and_says_so(kube_api):
+    # a Role with nodefeatures get/patch but no create: the first apply creates, and kube-apiserver
+    # authorizes that as create (403 with an empty reason, as a real v1.24 server answered)
+    kube_api.forbidden |= {("create", "nodefeatures")}
+    daemon = make_daemon(kube_api, "dgx-a100-mixed", sinks=("nodefeature",), namespace=NS)
+    result = daemon.run_pass()
+    assert not result.ok and kube_api.nodefeature(NS, NF_NAME) is None
+    assert str(result.error).endswith(
+        "forbidden: the service account needs RBAC verb 'patch nodefeatures.nfd.k8s-sigs.io (and create)'"), result.error
+
+
 def test_nodefeature_drops_labels_that_are_no_longer_wanted(kube_api, tmp_path):
     daemon = make_daemon(kube_api, "dgx-a100-mixed", sinks=("nodefeature",), namespace=NS)
     daemon.run_pass()

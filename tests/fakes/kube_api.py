@@ -171,10 +171,10 @@ def _applied_fields(body: dict[str, Any]) -> dict[str, Any]:
 
 class ApiFailure(Exception):
     def __init__(self, status: int, reason: str, message: str, name: str | None = None,
-                 kind: str | None = None) -> None:
+                 kind: str | None = None, group: str | None = None) -> None:
         super().__init__(message)
         self.status, self.reason, self.message = status, reason, message
-        self.details = {"name": name, "kind": kind} if name else {}
+        self.details = {"name": name, **({"group": group} if group else {}), "kind": kind} if name else {}
 
 
 class FakeKubeApi:
@@ -656,9 +656,10 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                     created = stored is None
                     if created:  # kube-apiserver authorizes an apply that creates as create
                         entry.creates = True
-                        if ("create", "nodefeatures") in api.forbidden:
-                            raise ApiFailure(403, "Forbidden", f'nodefeatures.nfd.k8s-sigs.io "{name}" is forbidden: '
-                                             'User "system:serviceaccount:x:y" cannot create resource "nodefeatures"')
+                        if ("create", "nodefeatures") in api.forbidden:  # the body a real v1.24 server gives:
+                            raise ApiFailure(403, "Forbidden",  # no reason after "forbidden: " on this path
+                                             f'nodefeatures.nfd.k8s-sigs.io "{name}" is forbidden: ',
+                                             name=name, kind="nodefeatures", group="nfd.k8s-sigs.io")
                     stored = api.apply_object(namespace, name, yaml.safe_load(raw) or {}, manager,
                                               query.get("force", ["false"])[0] == "true")
                     return (201 if created else 200), stored.to_json()
