@@ -154,8 +154,8 @@ def test_an_apply_that_creates_needs_create_and_says_so(kube_api):
     daemon = make_daemon(kube_api, "dgx-a100-mixed", sinks=("nodefeature",), namespace=NS)
     result = daemon.run_pass()
     assert not result.ok and kube_api.nodefeature(NS, NF_NAME) is None
-    assert str(result.error).endswith(
-        "forbidden: the service account needs RBAC verb 'patch nodefeatures.nfd.k8s-sigs.io (and create)'"), result.error
+    wanted = "forbidden: the service account needs RBAC verb 'patch nodefeatures.nfd.k8s-sigs.io (and create)'"
+    assert str(result.error).endswith(wanted), result.error
 
 
 def test_nodefeature_drops_labels_that_are_no_longer_wanted(kube_api, tmp_path):
