@@ -119,15 +119,20 @@ sink_options = _with(SINK_OPTIONS)
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
-def _sinks(ctx: click.Context) -> tuple[str, ...]:
-    """--sink wins; else --use-node-feature-api true selects nodefeature and --output-file
-    selects file (both: both); else the node sink."""
+def _sinks(ctx: click.Context, file: FileSettings) -> tuple[str, ...]:
+    """--sink wins; else useNodeFeatureAPI true (flag > env > config file) selects nodefeature,
+    and --output-file given as a flag or in the environment selects file (both: both); else the
+    node sink. The config file's outputFile only sets the path: GFD's example config carries it,
+    and a node-mode install sharing such a file must not switch modes."""
     p = ctx.params
     if p.get("sinks"):
         return parse_sinks(list(p["sinks"]))
     chosen: list[str] = []
-    if p.get("use_node_feature_api") is not None and parse_go_bool(p["use_node_feature_api"],
-                                                                      "--use-node-feature-api"):
+    if _explicit(ctx, "use_node_feature_api"):
+        use_api = parse_go_bool(p["use_node_feature_api"], "--use-node-feature-api")
+    else:
+        use_api = bool(file.use_node_feature_api)
+    if use_api:
         chosen.append("nodefeature")
     if _explicit(ctx, "output_file"):
         chosen.append("file")
@@ -199,14 +204,15 @@ def build_config(ctx: click.Context) -> Config:
         log_format=p.get("log_format") or "text",
         oneshot_timeout=parse_duration(oneshot_timeout) if oneshot_timeout is not None else 30.0,
         warnings=file.warnings,
-        **_sink_settings(ctx),
+        **_sink_settings(ctx, file),
     )
 
 
-def _sink_settings(ctx: click.Context) -> dict[str, Any]:
+def _sink_settings(ctx: click.Context, file: FileSettings) -> dict[str, Any]:
     if "sinks" not in ctx.params:  # commands without sink options publish nowhere but the Node
         return {}
-    return {"sinks": _sinks(ctx), "output_file": ctx.params.get("output_file") or DEFAULT_OUTPUT_FILE,
+    return {"sinks": _sinks(ctx, file),
+            "output_file": _pick(ctx, "output_file", file.output_file, DEFAULT_OUTPUT_FILE),
             "namespace": _namespace(ctx), "pod_name": ctx.params.get("pod_name") or None}
 
 

@@ -78,6 +78,8 @@ class FileSettings:
     no_timestamp: bool | None = None
     sleep_interval: float | None = None
     machine_type_file: str | None = None
+    use_node_feature_api: bool | None = None  # flags.useNodeFeatureAPI: true selects the nodefeature sink
+    output_file: str | None = None  # flags.gfd.outputFile: the file sink's path only, never a mode switch
     sharing: Sharing = NO_SHARING
     warnings: tuple[str, ...] = ()  # accepted, but probably not what the author meant
 
@@ -328,6 +330,9 @@ def _file_settings(flags: dict[str, Any], gfd: dict[str, Any], sharing: Any) -> 
     machine = gfd.get("machineTypeFile")
     if machine is not None and not isinstance(machine, str):
         raise ConfigError("flags.gfd.machineTypeFile must be a string")
+    output = gfd.get("outputFile")
+    if output is not None and not isinstance(output, str):
+        raise ConfigError("flags.gfd.outputFile must be a string")
     return FileSettings(
         mig_strategy=None if strategy is None else parse_mig_strategy(str(strategy)),
         fail_on_init_error=_optional(flags, "failOnInitError", "flags.failOnInitError"),
@@ -335,5 +340,7 @@ def _file_settings(flags: dict[str, Any], gfd: dict[str, Any], sharing: Any) -> 
         no_timestamp=_optional(gfd, "noTimestamp", "flags.gfd.noTimestamp"),
         sleep_interval=None if interval is None else parse_duration(interval),
         machine_type_file=machine,
+        use_node_feature_api=_optional(flags, "useNodeFeatureAPI", "flags.useNodeFeatureAPI"),
+        output_file=None if output is None else (output or "-"),  # GFD: "" is standard output
         sharing=parse_sharing(sharing),
     )

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mig_labeler.config import Config
 from mig_labeler.errors import (
@@ -451,11 +451,25 @@ class Daemon:
         except Exception:  # noqa: BLE001 - nothing a file holds may stop the daemon
             log.exception("configuration reload failed with an internal error, keeping the previous one")
             return
+        config = self._keep_sinks(config)
         self.config = config
         self.started_at = int(self.clock())  # gfd.timestamp: process start or the last reload, as GFD
         log.info("configuration reloaded: %s", json.dumps(config.summary(), sort_keys=True))
         for warning in config.warnings:
             log.warning("%s", warning)
+
+
+    def _keep_sinks(self, config: Config) -> Config:
+        """The sinks were built at start-up, with their RBAC, mounts and start-up checks: a reload
+        cannot switch output modes. Say so, and keep the running ones."""
+        def selection(c: Config) -> str:
+            return ",".join(c.sinks) + (f" (file {c.output_file})" if "file" in c.sinks else "")
+
+        if selection(config) != selection(self.config):
+            log.warning("the reloaded configuration selects the sinks %s; output modes change only on a restart, "
+                        "so the running sinks stay: %s", selection(config), selection(self.config))
+        return replace(config, sinks=self.config.sinks, output_file=self.config.output_file,
+                       namespace=self.config.namespace, pod_name=self.config.pod_name)
 
 
 def _version(node: NodeState) -> int:

@@ -202,6 +202,60 @@ def test_use_node_feature_api_takes_go_booleans(monkeypatch, value, sinks):
         assert build_config(ctx).sinks == sinks
 
 
+def config_from(args: list[str], tmp_path: Path, file_text: str | None = None):
+    import click
+
+    from mig_labeler.cli import build_config, run
+
+    if file_text is not None:
+        (tmp_path / "config.yaml").write_text(file_text)
+        args = [*args, "--config-file", str(tmp_path / "config.yaml")]
+    with click.Context(run) as ctx:
+        run.parse_args(ctx, ["--node-name", NODE, *args])
+        return build_config(ctx)
+
+
+API_IN_FILE = "version: v1\nflags:\n  useNodeFeatureAPI: true\n"
+GFD_EXAMPLE = "version: v1\nflags:\n  gfd:\n    outputFile: /var/lib/features.d/gfd\n"
+
+
+@pytest.mark.parametrize(("args", "text", "sinks", "path"), [
+    ([], API_IN_FILE, ("nodefeature",), DEFAULT_OUTPUT_FILE),  # flags.useNodeFeatureAPI as GFD reads it
+    (["--use-node-feature-api", "false"], API_IN_FILE, ("node",), DEFAULT_OUTPUT_FILE),  # flag > file
+    ([], GFD_EXAMPLE, ("node",), "/var/lib/features.d/gfd"),  # outputFile alone sets the path, no switch
+    (["--sink", "file"], GFD_EXAMPLE, ("file",), "/var/lib/features.d/gfd"),
+    (["--output-file", "/x/gfd"], GFD_EXAMPLE, ("file",), "/x/gfd"),  # flag > file, and the flag selects
+    (["--sink", "file"], "version: v1\nflags:\n  gfd:\n    outputFile: ''\n", ("file",), "-"),  # GFD: stdout
+])
+def test_the_config_files_gfd_output_settings(tmp_path, args, text, sinks, path):
+    config = config_from(args, tmp_path, text)
+    assert (config.sinks, config.output_file) == (sinks, path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("version: v1\nflags:\n  useNodeFeatureAPI: 'yes'\n", "flags.useNodeFeatureAPI must be true or false"),
+    ("version: v1\nflags:\n  gfd:\n    outputFile: 7\n", "flags.gfd.outputFile must be a string"),
+])
+def test_bad_gfd_output_settings_in_the_config_file_are_one_line(capsys, kube_api, tmp_path, text, message):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    code, _, err = run_main(capsys, "labels", "--fixture", "a30-mig-off", "--config-file", str(path))
+    assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_a_reload_never_switches_output_modes(kube_api, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="mig_labeler")
+    daemon = make_daemon(kube_api, "a30-mig-off")
+    assert daemon.config.sinks == ("node",)
+    daemon._reload(lambda: config_from([], tmp_path, API_IN_FILE))
+    assert daemon.config.sinks == ("node",) and [s.name for s in daemon.sinks] == ["node"]
+    said = "selects the sinks nodefeature; output modes change only on a restart, so the running sinks stay: node"
+    assert any(said in r.getMessage() for r in caplog.records)
+    assert daemon.run_pass().ok and kube_api.nodefeature(NS, NF_NAME) is None
+
+
 def test_sinks_from_the_environment_are_comma_separated(monkeypatch):
     import click
 
