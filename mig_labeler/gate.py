@@ -57,3 +57,11 @@ def watch_trigger(previous: Mapping[str, str], current: Mapping[str, str], owned
     if any(k in current and k not in desired for k in owned):
         return "a stale label mig-labeler owns is back"
     return None
+
+
+def handoff_trigger(previous_nfd: Set[str], current_nfd: Set[str], owned: Set[str]) -> str | None:
+    """For a sink that feeds nfd-master: nfd-master has just begun to list labels mig-labeler set
+    on the Node itself (its ``feature-labels`` annotation), so the leftovers of a switch away from
+    node mode can be dropped now, not at the next interval (``sinks.handoff_labels``)."""
+    taken = (current_nfd - previous_nfd) & owned
+    return f"nfd-master took over {len(taken)} labels mig-labeler had set on the Node" if taken else None

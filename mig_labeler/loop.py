@@ -28,7 +28,7 @@ from mig_labeler.errors import (
     NvmlUnavailable,
     SinkError,
 )
-from mig_labeler.gate import Pause, pause, watch_trigger
+from mig_labeler.gate import Pause, handoff_trigger, pause, watch_trigger
 from mig_labeler.health import HealthState
 from mig_labeler.kube import KubeClient, NodeState
 from mig_labeler.labels.desired import labels_for_topology
@@ -330,6 +330,8 @@ class Daemon:
                 self.signals.wake.set()
             return
         reason = watch_trigger(previous.labels, node.labels, node.owned, self.desired)
+        if reason is None and any(sink.feeds_nfd for sink in self.sinks):
+            reason = handoff_trigger(previous.nfd_labels, node.nfd_labels, node.owned)
         if reason:
             log.debug("node %s changed (%s): rescanning now", node.name, reason)
             self.woken_at = self.woken_at or time.perf_counter()

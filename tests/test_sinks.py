@@ -290,10 +290,13 @@ def test_switch_from_node_to_an_nfd_sink_hands_every_label_over(kube_api, tmp_pa
     after = make_daemon(kube_api, "dgx-a100-7x1g", strategy="mixed", sinks=(nfd_sink,), namespace=NS,
                         output_file=str(features_d / "gfd"))
     assert after.run_pass().ok
+    after.signals.wake.clear()
     nfd.sync(NODE)  # nfd-master takes every label over, the leftovers included
     assert ours(kube_api.labels(NODE)) == old | nfd.wanted(NODE)
     leftovers = set(old) - set(_desired(after))
     assert leftovers and leftovers <= set(kube_api.nodes[NODE].annotations[NFD_FEATURE_LABELS].split(","))
+    after.on_node_state(after.kube.read_node(NODE))  # as the watch delivers nfd-master's update:
+    assert after.signals.wake.is_set()  # the drop happens now, not at the next interval
     assert after.run_pass().ok  # nfd-master owns them now: they are left out
     nfd.sync(NODE)
     assert ours(kube_api.labels(NODE)) == _desired(after)  # no orphan: exactly what NFD mode wants
@@ -360,3 +363,15 @@ def test_a_404_that_names_no_object_is_not_an_object_not_found(body):
     error.body = body
     translated = translate_api_exception(error, "GET", "nodefeatures", NF_NAME)
     assert translated.status == 404 and not isinstance(translated, ObjectNotFound)
+
+
+@pytest.mark.parametrize(("before", "after", "owned", "wakes"), [
+    (set(), {"nvidia.com/gpu.count", "nvidia.com/mig-1g.5gb.count"}, {"nvidia.com/mig-1g.5gb.count"}, True),
+    ({"nvidia.com/gpu.count"}, {"nvidia.com/gpu.count"}, {"nvidia.com/gpu.count"}, False),  # nothing new
+    (set(), {"feature.node.kubernetes.io/cpu-model.id"}, {"nvidia.com/gpu.count"}, False),  # not ours
+    ({"nvidia.com/gpu.count", "nvidia.com/x"}, {"nvidia.com/gpu.count"}, {"nvidia.com/x"}, False),  # removed
+])
+def test_the_watch_wakes_a_handoff_pass_only_when_nfd_master_takes_over_our_labels(before, after, owned, wakes):
+    from mig_labeler.gate import handoff_trigger
+
+    assert (handoff_trigger(frozenset(before), frozenset(after), frozenset(owned)) is not None) == wakes
