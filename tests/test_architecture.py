@@ -123,3 +123,15 @@ def test_the_daemon_runs_without_the_demo_package():
 def test_every_module_says_what_it_owns():
     missing = [rel(p) for p in MODULES if not ast.get_docstring(ast.parse(p.read_text()))]
     assert missing == []
+
+
+def test_a_file_only_run_never_imports_the_kubernetes_client(tmp_path):
+    """The file sink alone, without --node-name, talks to no cluster: the client's import (about
+    0.27 s and 20 MiB) is left out. The whole daemon path runs: build, start-up checks, a pass."""
+    out = tmp_path / "gfd"
+    code = ("import atexit, sys\nfrom mig_labeler.cli import main\n"
+            "atexit.register(lambda: print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes')))\n"
+            f"main(['run', '--oneshot', '--fixture', 'a30-mig-off', '--output-file', {str(out)!r}])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": "/usr/bin"})
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+    assert "nvidia.com/gpu.product=NVIDIA-A30" in out.read_text()
