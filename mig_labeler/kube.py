@@ -420,6 +420,11 @@ def translate_api_exception(e: ApiException, method: str, resource: str, name: s
     if status == 403:
         collection = method == "GET" and not name  # a list, not a get
         verb = f"list {resource}" if collection else RBAC_HINTS.get((method, resource), f"{method.lower()} {resource}")
+        if "cannot set an ownerRef" in message:  # the OwnerReferencesPermissionEnforcement admission plugin
+            delete = RBAC_HINTS.get(("DELETE", resource), f"delete {resource}")
+            return ApiError(f"{where} forbidden: changing ownerReferences needs RBAC verb '{delete}' (the "
+                            "OwnerReferencesPermissionEnforcement admission plugin, on in OpenShift): grant it, "
+                            "or run without POD_NAME", status)
         # RBAC's denial has no reason: for an apply that would create, kube-apiserver's message is just
         # '<resource> "<name>" is forbidden: ' (checked on a real v1.24 server), so leave it out then.
         detail = "" if message.rstrip().endswith("forbidden:") else f" ({message})"

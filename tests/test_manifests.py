@@ -84,11 +84,16 @@ def test_rbac_grants_exactly_what_the_code_calls(rendered, kube_api, tmp_path, m
     node = write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30", "mig": ["1g.6gb"]}]})
     kube_api.add_pod("mig-labeler", "mig-labeler-x1")
     sinks = MODES.get(mode, ("node",))
-    if "nodefeature" not in sinks:  # a NodeFeature the nodefeature mode left: retired (deleted) on start
+    # A NodeFeature an earlier nodefeature-mode pod left (created by its first apply): the other
+    # modes retire (delete) it on start; the nodefeature mode re-points its ownerReferences at the
+    # new pod, which the OwnerReferencesPermissionEnforcement admission plugin (OpenShift) authorizes
+    # as delete too.
+    kube_api.add_pod("mig-labeler", "mig-labeler-x0")
+    earlier = make_daemon(kube_api, node, sinks=("nodefeature",), namespace="mig-labeler", pod_name="mig-labeler-x0")
+    assert earlier.run_pass().wrote
+    if "nodefeature" not in sinks:  # its requests count only for that mode
         with kube_api.lock:
-            kube_api.apply_object("mig-labeler", "nvidia-features-for-gpu-node-1", {
-                "apiVersion": "nfd.k8s-sigs.io/v1alpha1", "kind": "NodeFeature",
-                "spec": {"labels": {"nvidia.com/gpu.count": "1"}}}, "mig-labeler", True)
+            kube_api.log.clear()
     daemon = make_daemon(kube_api, node, sleep_interval=3600.0, watch=True, sinks=sinks, namespace="mig-labeler",
                          pod_name="mig-labeler-x1", output_file=str(tmp_path / "gfd"))
     check_sinks(daemon)

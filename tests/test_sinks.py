@@ -158,6 +158,26 @@ def test_an_apply_that_creates_needs_create_and_says_so(kube_api):
     assert str(result.error).endswith(wanted), result.error
 
 
+def test_a_restarted_pod_repoints_the_owner_references_which_needs_delete(kube_api):
+    # OwnerReferencesPermissionEnforcement (OpenShift; checked on a real v1.24 server with the plugin
+    # on): creating may set owners, changing them later needs delete on the NodeFeature
+    for pod in ("mig-labeler-old", "mig-labeler-new"):
+        kube_api.add_pod(NS, pod)
+    first = make_daemon(kube_api, "a30-mig-off", sinks=("nodefeature",), namespace=NS, pod_name="mig-labeler-old")
+    assert first.run_pass().wrote
+    kube_api.forbidden |= {("delete", "nodefeatures")}
+    restarted = make_daemon(kube_api, "a30-mig-off", sinks=("nodefeature",), namespace=NS, pod_name="mig-labeler-new")
+    result = restarted.run_pass()
+    assert not result.ok and "changing ownerReferences needs RBAC verb 'delete nodefeatures.nfd.k8s-sigs.io'" \
+        in str(result.error) and "run without POD_NAME" in str(result.error)
+    owners = [o["name"] for o in kube_api.nodefeature(NS, NF_NAME)["metadata"]["ownerReferences"]]
+    assert owners == ["mig-labeler", "mig-labeler-old"]  # rejected by admission: nothing changed
+    kube_api.forbidden.discard(("delete", "nodefeatures"))  # the nodefeature overlay grants it
+    assert restarted.run_pass().wrote
+    owners = [o["name"] for o in kube_api.nodefeature(NS, NF_NAME)["metadata"]["ownerReferences"]]
+    assert owners == ["mig-labeler", "mig-labeler-new"]
+
+
 def test_nodefeature_drops_labels_that_are_no_longer_wanted(kube_api, tmp_path):
     daemon = make_daemon(kube_api, "dgx-a100-mixed", sinks=("nodefeature",), namespace=NS)
     daemon.run_pass()

@@ -28,6 +28,7 @@ What it enforces, as a real kube-apiserver does for these resources:
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
@@ -59,11 +60,12 @@ class LoggedRequest:
     body: Any = None
     user_agent: str = ""
     creates: bool = False  # an apply that created the object: authorized as create too (API concepts, apply)
+    changes_owners: bool = False  # an update that changed ownerReferences: authorized as delete too
 
     @property
     def verbs(self) -> set[str]:
         """Every RBAC verb the request was authorized with."""
-        return {self.verb, "create"} if self.creates else {self.verb}
+        return {self.verb} | ({"create"} if self.creates else set()) | ({"delete"} if self.changes_owners else set())
 
     @property
     def verb(self) -> str:
@@ -191,6 +193,10 @@ class FakeKubeApi:
         self.oldest_watchable = 0
         self.history: list[tuple[int, str, dict[str, Any]]] = []
         self.nfd_installed = True  # NFD's NodeFeature CRD; False: its paths are not served (404 page not found)
+        # The OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift; off by default
+        # upstream): an update that changes metadata.ownerReferences also needs delete on the object.
+        # On, because a fake kinder than the strictest real server hides bugs.
+        self.owner_reference_enforcement = True
         self.nodefeatures: dict[tuple[str, str], StoredObject] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -660,8 +666,20 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                             raise ApiFailure(403, "Forbidden",  # no reason after "forbidden: " on this path
                                              f'nodefeatures.nfd.k8s-sigs.io "{name}" is forbidden: ',
                                              name=name, kind="nodefeatures", group="nfd.k8s-sigs.io")
+                    refs_before = None if created else copy.deepcopy(stored.fields.get("metadata.ownerReferences"))
+                    snapshot = None if created else copy.deepcopy(stored)
                     stored = api.apply_object(namespace, name, yaml.safe_load(raw) or {}, manager,
                                               query.get("force", ["false"])[0] == "true")
+                    changed = (stored.fields.get("metadata.ownerReferences") or []) != (refs_before or [])
+                    if snapshot is not None and changed and api.owner_reference_enforcement:
+                        # plugin/pkg/admission/gc (isChangingOwnerReference: any difference, in order):
+                        # creating may set owners; changing them needs delete on the object
+                        entry.changes_owners = True
+                        if ("delete", "nodefeatures") in api.forbidden:
+                            api.nodefeatures[(namespace, name)] = snapshot  # admission rejects: nothing stored
+                            raise ApiFailure(403, "Forbidden", f'nodefeatures.nfd.k8s-sigs.io "{name}" is forbidden: '
+                                             "cannot set an ownerRef on a resource you can't delete: , <nil>",
+                                             name=name, kind="nodefeatures", group="nfd.k8s-sigs.io")
                     return (201 if created else 200), stored.to_json()
                 if method == "DELETE":
                     if stored is None:
