@@ -322,24 +322,26 @@ def _optional(section: dict[str, Any], key: str, where: str) -> bool | None:
     return None if section.get(key) is None else _require_bool(section[key], where)
 
 
+def _optional_str(section: dict[str, Any], key: str, where: str) -> str | None:
+    value = section.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string")
+    return value
+
+
 def _file_settings(flags: dict[str, Any], gfd: dict[str, Any], sharing: Any) -> FileSettings:
     strategy = flags.get("migStrategy")
     interval = gfd.get("sleepInterval")
     if interval is not None and not isinstance(interval, str):
         raise ConfigError(f"flags.gfd.sleepInterval must be a duration string such as 60s, not {interval!r}")
-    machine = gfd.get("machineTypeFile")
-    if machine is not None and not isinstance(machine, str):
-        raise ConfigError("flags.gfd.machineTypeFile must be a string")
-    output = gfd.get("outputFile")
-    if output is not None and not isinstance(output, str):
-        raise ConfigError("flags.gfd.outputFile must be a string")
+    output = _optional_str(gfd, "outputFile", "flags.gfd.outputFile")
     return FileSettings(
         mig_strategy=None if strategy is None else parse_mig_strategy(str(strategy)),
         fail_on_init_error=_optional(flags, "failOnInitError", "flags.failOnInitError"),
         oneshot=_optional(gfd, "oneshot", "flags.gfd.oneshot"),
         no_timestamp=_optional(gfd, "noTimestamp", "flags.gfd.noTimestamp"),
         sleep_interval=None if interval is None else parse_duration(interval),
-        machine_type_file=machine,
+        machine_type_file=_optional_str(gfd, "machineTypeFile", "flags.gfd.machineTypeFile"),
         use_node_feature_api=_optional(flags, "useNodeFeatureAPI", "flags.useNodeFeatureAPI"),
         output_file=None if output is None else (output or "-"),  # GFD: "" is standard output
         sharing=parse_sharing(sharing),

@@ -88,6 +88,14 @@ class NodeState:
         return sorted({c.manager for c in self.claims if key in c.keys})
 
 
+NFD_FEATURE_LABELS = "nfd.node.kubernetes.io/feature-labels"  # nfd-master: the labels it manages, comma-separated
+
+
+def _nfd_label_name(name: str) -> str:
+    """nfd-master drops the prefix of labels in its default namespace from the annotation."""
+    return name if "/" in name else f"feature.node.kubernetes.io/{name}"
+
+
 def node_state(obj: Mapping[str, Any], field_manager: str = FIELD_MANAGER) -> NodeState:
     meta = obj.get("metadata") or {}
     owned: set[str] = set()
@@ -103,14 +111,6 @@ def node_state(obj: Mapping[str, Any], field_manager: str = FIELD_MANAGER) -> No
     return NodeState(meta.get("name", ""), meta.get("uid", ""), str(meta.get("resourceVersion", "")),
                      dict(meta.get("labels") or {}), frozenset(owned), tuple(claims),
                      frozenset(_nfd_label_name(n) for n in nfd.split(",") if n))
-
-
-NFD_FEATURE_LABELS = "nfd.node.kubernetes.io/feature-labels"  # nfd-master: the labels it manages, comma-separated
-
-
-def _nfd_label_name(name: str) -> str:
-    """nfd-master drops the prefix of labels in its default namespace from the annotation."""
-    return name if "/" in name else f"feature.node.kubernetes.io/{name}"
 
 
 USER_AGENT = f"mig-labeler/{__version__}"

@@ -349,18 +349,17 @@ class Daemon:
     def _report(self, result: PassResult) -> None:
         if result.ok:
             self.failures = 0
-            changed = [r for r in result.results if r.outcome is not None and not r.outcome.empty]
-            for r in changed:
-                assert r.outcome is not None
-                self.metrics.labels_written.inc(len(r.outcome.add) + len(r.outcome.change))
-                self.metrics.labels_removed.inc(len(r.outcome.remove))
-                where = f"on node {self.config.node_name}" if r.sink == "node" else f"in the {r.sink} sink"
-                log.info("labels updated %s: %s", where, r.outcome.summary())
+            changed = [(r.sink, r.outcome) for r in result.results if r.outcome is not None and not r.outcome.empty]
+            for sink, outcome in changed:
+                self.metrics.labels_written.inc(len(outcome.add) + len(outcome.change))
+                self.metrics.labels_removed.inc(len(outcome.remove))
+                where = f"on node {self.config.node_name}" if sink == "node" else f"in the {sink} sink"
+                log.info("labels updated %s: %s", where, outcome.summary())
             if changed:
                 if self.woken_at is not None:
                     self.metrics.reaction.observe(time.perf_counter() - self.woken_at)
-                summary = "; ".join(r.outcome.summary() if len(changed) == 1 else f"{r.sink}: {r.outcome.summary()}"
-                                    for r in changed if r.outcome is not None)
+                summary = "; ".join(outcome.summary() if len(changed) == 1 else f"{sink}: {outcome.summary()}"
+                                    for sink, outcome in changed)
                 self._event("GPULabelsChanged", f"mig-labeler: {summary}", "Normal")
             return
         self.failures += 1
@@ -459,7 +458,6 @@ class Daemon:
         log.info("configuration reloaded: %s", json.dumps(config.summary(), sort_keys=True))
         for warning in config.warnings:
             log.warning("%s", warning)
-
 
     def _keep_sinks(self, config: Config) -> Config:
         """The sinks were built at start-up, with their RBAC, mounts and start-up checks: a reload

@@ -1,6 +1,7 @@
 """Wiring for the publishing commands: builds the real client, the sinks, metrics, health server
-and ``Daemon`` from a ``Config``. Imported lazily by the CLI so that ``labels`` never pays for
-``import kubernetes``.
+and ``Daemon`` from a ``Config``. Imported lazily by the CLI so that ``labels`` and ``--help``
+never load the loop, the sinks or prometheus_client (``kubernetes`` itself is loaded by
+``kube.api_client`` only when a client is built).
 """
 
 from __future__ import annotations

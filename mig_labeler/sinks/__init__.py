@@ -16,8 +16,6 @@ from typing import Protocol
 
 from mig_labeler.sinks.plan import LabelPlan
 
-SINK_NAMES = ("node", "nodefeature", "file")
-
 
 @dataclass(frozen=True, slots=True)
 class SinkResult:

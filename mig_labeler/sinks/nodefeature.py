@@ -65,7 +65,7 @@ class NodeFeatureSink:
 
     def publish(self, labels: Mapping[str, str]) -> SinkResult:
         current = self._get()
-        live = dict(((current or {}).get("spec") or {}).get("labels") or {})
+        live = _spec_labels(current or {})
         plan = plan_update(live, set(live), labels)
         body = self._body(labels)
         if current is not None and self._same(current, body):
@@ -84,7 +84,7 @@ class NodeFeatureSink:
                                       for m in (current.get("metadata") or {}).get("managedFields") or []):
             return None
         uid = str((current.get("metadata") or {}).get("uid") or "")
-        live = dict((current.get("spec") or {}).get("labels") or {})
+        live = _spec_labels(current)
         if not self.kube.delete_object(self.path, RESOURCE, object_name(self.node_name), uid):
             return None
         plan = plan_update(live, set(live), {})
@@ -141,4 +141,8 @@ class NodeFeatureSink:
         owners = [(o.get("kind"), o.get("uid")) for o in meta.get("ownerReferences") or []]
         return (all(labels.get(k) == v for k, v in want["labels"].items())
                 and all((o["kind"], o["uid"]) in owners for o in want.get("ownerReferences", []))
-                and (current.get("spec") or {}).get("labels", {}) == body["spec"]["labels"])
+                and _spec_labels(current) == body["spec"]["labels"])
+
+
+def _spec_labels(obj: Mapping[str, Any]) -> dict[str, str]:
+    return dict((obj.get("spec") or {}).get("labels") or {})
