@@ -88,19 +88,25 @@ def test_rbac_grants_exactly_what_the_code_calls(rendered, kube_api, tmp_path, m
     # modes retire (delete) it on start; the nodefeature mode re-points its ownerReferences at the
     # new pod, which the OwnerReferencesPermissionEnforcement admission plugin (OpenShift) authorizes
     # as delete too.
+    # It saw another MIG layout, so the daemon under test changes labels and posts its own Event.
     kube_api.add_pod("mig-labeler", "mig-labeler-x0")
-    earlier = make_daemon(kube_api, node, sinks=("nodefeature",), namespace="mig-labeler", pod_name="mig-labeler-x0")
+    before = write_fixture(tmp_path / "before.yaml", {"gpus": [{"model": "A30"}]})
+    earlier = make_daemon(kube_api, before, sinks=("nodefeature",), namespace="mig-labeler",
+                          pod_name="mig-labeler-x0")
     assert earlier.run_pass().wrote
-    if "nodefeature" not in sinks:  # its requests count only for that mode
-        with kube_api.lock:
+    with kube_api.lock:
+        if "nodefeature" not in sinks:  # its requests count only for that mode
             kube_api.log.clear()
+        events_before = len(kube_api.events)
     daemon = make_daemon(kube_api, node, sleep_interval=3600.0, watch=True, sinks=sinks, namespace="mig-labeler",
                          pod_name="mig-labeler-x1", output_file=str(tmp_path / "gfd"))
     check_sinks(daemon)
     check_node_exists(daemon)  # what run_daemon does before the loop: a GET, whether or not the watch is up
     thread = threading.Thread(target=daemon.run_forever, daemon=True)
     thread.start()
-    wait_until(lambda: daemon.watcher.connected.is_set() and kube_api.open_watches == 1 and kube_api.events)
+    # the daemon's own Event: its pass is over (the earlier daemon's Event must not stand in for it)
+    wait_until(lambda: daemon.watcher.connected.is_set() and kube_api.open_watches == 1
+               and len(kube_api.events) > events_before)
     daemon.signals.request_stop()
     thread.join(timeout=5)
     used = {(v, r.resource) for r in kube_api.log if r.resource != "discovery" for v in r.verbs}  # discovery: all
