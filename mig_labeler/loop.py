@@ -118,6 +118,7 @@ class Daemon:
         self.once: set[str] = set()  # warnings already logged
         self.node_missing = False
         self.node_deleted = False
+        self.deleted_version: int | None = None  # resourceVersion of the deletion the watch reported
         self.woken_at: float | None = None  # perf_counter() of the wake-up the next pass answers
         self._fresh: NodeState | None = None  # the Node read at the start of this pass
         self.paused: Pause | None = None
@@ -282,10 +283,14 @@ class Daemon:
             return self.node
 
     def remember(self, node: NodeState) -> NodeState | None:
-        """Keep the newer of the cached and the given state; returns the one it replaced."""
+        """Keep the newer of the cached and the given state; returns the one it replaced. A state
+        read before the watch reported the Node deleted is older than the deletion and never
+        brings the Node back (a pass in flight still holds one); the Node's return is newer."""
         with self.node_lock:
             previous = self.node
             if previous is not None and _version(node) < _version(previous):
+                return None
+            if previous is None and self.deleted_version is not None and _version(node) <= self.deleted_version:
                 return None
             self.node = node
             return previous
@@ -310,6 +315,7 @@ class Daemon:
         The watch keeps running; the Node's return (ADDED) wakes a pass that labels it again."""
         with self.node_lock:
             self.node = None
+            self.deleted_version = _version(node) or None  # 0: not a number, no ordering to go by
             self.node_deleted = True
         self.health.end_pass(False, f"node {node.name} was deleted")
         self.metrics.ready.set(0)

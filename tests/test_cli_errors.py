@@ -313,6 +313,24 @@ def test_a_deleted_node_is_reported_once_and_not_ready_then_relabelled(kube_api,
         wait_until(lambda: daemon.health.readiness()[0])
 
 
+def test_a_node_state_read_before_the_deletion_never_brings_the_node_back(kube_api, tmp_path):
+    """A pass in flight when the watch reports the deletion still holds the Node it read; handing
+    that back to the cache must not resurrect the Node (the loop would plan against it from then
+    on, never GET, never say "not found"). The Node's return is newer and is taken."""
+    import dataclasses
+
+    daemon = make_daemon(kube_api, write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30"}]}))
+    read_in_pass = daemon.kube.read_node(NODE)
+    daemon.remember(read_in_pass)
+    kube_api.delete_node(NODE)  # the DELETED event carries the last state at the deletion's version
+    daemon.on_node_deleted(dataclasses.replace(read_in_pass, resource_version=str(kube_api.revision)))
+    assert daemon.remember(read_in_pass) is None and daemon.node is None
+    kube_api.add_node(NODE)
+    back = daemon.kube.read_node(NODE)
+    daemon.remember(back)
+    assert daemon.node == back
+
+
 def test_a_missing_events_permission_is_warned_about_once(kube_api, tmp_path, caplog):
     kube_api.forbidden.add(("create", "events"))
     node_file = write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30"}]})
