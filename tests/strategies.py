@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from mig_labeler.demo.fixture import layout_problem
+from mig_labeler.demo.layout import layout_problem
 from mig_labeler.gpu_models import GiProfile, GpuModel, gpu_models
 
 MODELS = sorted(gpu_models())

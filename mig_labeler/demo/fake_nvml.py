@@ -42,13 +42,14 @@ class _MigHandle:
 @dataclass(frozen=True)
 class _GpuInstance:
     gpu: int
-    slot: int
+    gi_slot: int
 
 
 @dataclass(frozen=True)
 class _ComputeInstance:
     gpu: int
-    slot: int
+    gi_slot: int
+    ci_slot: int
 
 
 def _gi_id(slot: int) -> int:
@@ -269,9 +270,9 @@ class FakeNvml:
         gpu = self._gpu(handle)
         if not self._mig_enabled(gpu):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
-        for slot in range(len(gpu.mig_devices)):
-            if _gi_id(slot) == gi_id:
-                return _GpuInstance(handle.index, slot)
+        for device in gpu.mig_devices:
+            if _gi_id(device.gi_slot) == gi_id:
+                return _GpuInstance(handle.index, device.gi_slot)
         raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
 
     # -- MIG device handles ---------------------------------------------------------------
@@ -299,42 +300,40 @@ class FakeNvml:
 
     def nvmlDeviceGetGpuInstanceId(self, handle: Any) -> int:
         self._enter("nvmlDeviceGetGpuInstanceId", self._gpu_index(handle))
-        self._mig(handle)
-        return _gi_id(handle.slot)
+        return _gi_id(self._mig(handle).gi_slot)
 
     def nvmlDeviceGetComputeInstanceId(self, handle: Any) -> int:
         self._enter("nvmlDeviceGetComputeInstanceId", self._gpu_index(handle))
-        self._mig(handle)
-        return 0
+        return self._mig(handle).ci_slot  # CI IDs count from 0 within their GPU instance
 
     # -- GPU and compute instances --------------------------------------------------------
-    def _instance_device(self, gi: Any) -> FixtureMigDevice:
+    def _instance_devices(self, gi: Any) -> list[FixtureMigDevice]:
+        """The MIG devices (compute instances) of a GPU instance, in CI order."""
         if not isinstance(gi, (_GpuInstance, _ComputeInstance)):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
-        return self.fixture.gpus[gi.gpu].mig_devices[gi.slot]
+        return [d for d in self.fixture.gpus[gi.gpu].mig_devices if d.gi_slot == gi.gi_slot]
 
     def nvmlGpuInstanceGetInfo(self, gi: Any) -> Any:
         self._enter("nvmlGpuInstanceGetInfo", getattr(gi, "gpu", None))
-        device = self._instance_device(gi)
+        device = self._instance_devices(gi)[0]
         info = pynvml.c_nvmlGpuInstanceInfo_t()
-        info.id = _gi_id(gi.slot)
+        info.id = _gi_id(gi.gi_slot)
         info.profileId = device.gi.gi_profile_id
         return info
 
     def nvmlGpuInstanceGetComputeInstanceById(self, gi: Any, ci_id: int) -> _ComputeInstance:
         self._enter("nvmlGpuInstanceGetComputeInstanceById", getattr(gi, "gpu", None))
-        self._instance_device(gi)
-        if ci_id != 0:
+        if not any(d.ci_slot == ci_id for d in self._instance_devices(gi)):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
-        return _ComputeInstance(gi.gpu, gi.slot)
+        return _ComputeInstance(gi.gpu, gi.gi_slot, ci_id)
 
     def nvmlComputeInstanceGetInfo(self, ci: Any) -> Any:
         self._enter("nvmlComputeInstanceGetInfo", getattr(ci, "gpu", None))
         if not isinstance(ci, _ComputeInstance):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
-        device = self._instance_device(ci)
+        device = next(d for d in self._instance_devices(ci) if d.ci_slot == ci.ci_slot)
         info = pynvml.c_nvmlComputeInstanceInfo_t()
-        info.id = 0
+        info.id = ci.ci_slot
         info.profileId = device.ci_profile_index  # CI profile IDs equal the indices on these GPUs
         return info
 
@@ -347,7 +346,7 @@ class FakeNvml:
         if not 0 <= profile < pynvml.NVML_COMPUTE_INSTANCE_PROFILE_COUNT or eng_profile != 0:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         gpu = self.fixture.gpus[gi.gpu]
-        device = gpu.mig_devices[gi.slot]
+        device = self._instance_devices(gi)[0]
         info = _ci_profile_info(gpu, device.gi, profile, version)
         if info is None:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
@@ -415,7 +414,7 @@ def _ci_profile_info(gpu: FixtureGpu, gi: GiProfile, index: int, version: int) -
     info = cls()
     info.id = index
     info.sliceCount = slices
-    info.instanceCount = 1
+    info.instanceCount = a.slices_gi // slices  # how many such CIs the GPU instance holds
     info.multiprocessorCount = sms
     info.sharedCopyEngineCount = a.copy_engines
     info.sharedDecoderCount = a.decoders

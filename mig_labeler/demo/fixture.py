@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid as uuidlib
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 
 from mig_labeler.config import decode_text
+from mig_labeler.demo.layout import gpu_instances, layout_problem, place_instances
 from mig_labeler.errors import FixtureError
 from mig_labeler.gpu_models import CiProfile, GiProfile, GpuModel, gpu_models
 from mig_labeler.topology import CI_INDEX_FOR_SLICES, FABRIC_STATES, MigAttributes
@@ -31,6 +31,8 @@ class FixtureMigDevice:
     ci_profile_index: int
     attributes: MigAttributes
     uuid: str
+    gi_slot: int = 0  # which GPU instance of the GPU holds it (layout.place_instances)
+    ci_slot: int = 0  # which compute instance of that GPU instance it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,10 +234,17 @@ def _compute_capability(raw: Any, where: str) -> tuple[int, int]:
 def _pci_class(raw: Any, where: str) -> int:
     if isinstance(raw, str):
         try:
-            return _int(int(raw, 16), f"{where}.pci_class", 0, 0xFFFFFF)
+            value = _int(int(raw, 16), f"{where}.pci_class", 0, 0xFFFFFF)
         except ValueError:
             raise FixtureError(f"{where}.pci_class must be a hex string such as '030200', not {raw!r}") from None
-    return _int(raw, f"{where}.pci_class", 0, 0xFFFFFF)
+    else:
+        value = _int(raw, f"{where}.pci_class", 0, 0xFFFFFF)
+    if value & 0xFF:
+        # NVML reports base and sub class only (nvmlDeviceGetPciInfoExt), so a programming-interface
+        # byte is something the fake could not answer and the reader could never see.
+        raise FixtureError(f"{where}.pci_class {raw!r} has a programming-interface byte; NVML reports base "
+                           f"and sub class only, so it must end in 00 (e.g. '030200')")
+    return value
 
 
 def _gpu(entry: dict, index: int, where: str) -> FixtureGpu:
@@ -249,7 +258,8 @@ def _gpu(entry: dict, index: int, where: str) -> FixtureGpu:
     mode = _mig_mode(entry, devices, mig_capable, where)
     uuid = _str(entry.get("uuid") or f"GPU-{uuidlib.uuid5(_UUID_NS, f'{name}/{index}')}", f"{where}.uuid")
     memory = _int(entry.get("memory_mib", model.memory_mib if model else 0), f"{where}.memory_mib", 0, 2**40)
-    mig = tuple(_mig_device(d, model, f"{where}.mig[{j}]", f"{uuid}/{j}") for j, d in enumerate(devices or []))
+    mig = _placed(tuple(_mig_device(d, model, f"{where}.mig[{j}]", f"{uuid}/{j}") for j, d in enumerate(devices or [])),
+                  devices or [], where)
     max_devices = model.max_mig_devices if model else 7
     if len(mig) > max_devices:
         raise FixtureError(f"{where} has {len(mig)} MIG devices; the model allows at most {max_devices}")
@@ -293,31 +303,10 @@ def _check_layout(model: GpuModel, memory_mib: int, mig: tuple[FixtureMigDevice,
         if device.attributes.memory_mib > memory_mib:
             raise FixtureError(f"{where}: a {device.profile} with {device.attributes.memory_mib} MiB is larger "
                                f"than the GPU ({memory_mib} MiB)")
-    problem = layout_problem(model, [(d.profile, d.gi) for d in mig])
+    instances = gpu_instances([(d.profile, d.gi) for d in mig], [(d.gi_slot, d.ci_slot) for d in mig])
+    problem = layout_problem(model, instances)
     if problem:
         raise FixtureError(f"{where}: {problem}")
-
-
-def layout_problem(model: GpuModel, devices: Sequence[tuple[str, GiProfile]]) -> str | None:
-    """Why these MIG devices (name, GPU instance profile) cannot be on one GPU of the model, or
-    None: per profile no more than its instanceCount; GPU-instance slices within the GPU's, which
-    is its maximum MIG device count (7 on A100/H100/B200/GB200, 4 on A30), not the largest profile
-    in the table (for B200 and GB200 that stops at 2g: the spec has no numbers for 3g and up);
-    memory in eighths of the GPU within 8 (1g.5gb takes 1, 3g.20gb 4, 7g.40gb 8, as in the MIG
-    user guide's placement tables). Each fixture device is its own GPU instance in the fake."""
-    counts: dict[str, int] = {}
-    for _, gi in devices:
-        counts[gi.name] = counts.get(gi.name, 0) + 1
-        if counts[gi.name] > gi.max_count:
-            return f"{model.key} holds at most {gi.max_count} {gi.name}"
-    slices = max([model.max_mig_devices, *(p.attributes.slices_gi for p in model.profiles)])
-    used = sum(gi.attributes.slices_gi for _, gi in devices)
-    eighths = sum(-(-8 * gi.attributes.memory_mib // model.memory_mib) for _, gi in devices)
-    if used > slices or eighths > 8:
-        layout = " + ".join(name for name, _ in devices)
-        return (f"{layout} does not fit on one {model.key} ({slices} compute slices, 8 memory eighths; "
-                f"this needs {used} and {eighths})")
-    return None
 
 
 def _mig_mode(entry: dict, devices: Any, mig_capable: bool, where: str) -> tuple[int, int] | None:
@@ -335,6 +324,24 @@ def _mig_mode(entry: dict, devices: Any, mig_capable: bool, where: str) -> tuple
     if devices is not None:
         return 1, 1
     return (0, 0) if mig_capable else None
+
+
+def _placed(mig: tuple[FixtureMigDevice, ...], raw: list[Any], where: str) -> tuple[FixtureMigDevice, ...]:
+    """GPU- and compute-instance slots: a device with ``gi: <group>`` shares a GPU instance with
+    every device of the same group (several compute instances in one GPU instance)."""
+    groups = [_group(d, f"{where}.mig[{j}]") for j, d in enumerate(raw)]
+    wanted = [(d.profile, d.gi, d.attributes.slices_ci, g) for d, g in zip(mig, groups, strict=True)]
+    slots, problem = place_instances(wanted)
+    if problem:
+        raise FixtureError(f"{where}: {problem}")
+    return tuple(replace(d, gi_slot=gi, ci_slot=ci) for d, (gi, ci) in zip(mig, slots, strict=True))
+
+
+def _group(raw: Any, where: str) -> object:
+    group = raw.get("gi") if isinstance(raw, dict) else None
+    if group is not None and (isinstance(group, bool) or not isinstance(group, (int, str))):
+        raise FixtureError(f"{where}.gi must be a GPU instance name or number, not {group!r}")
+    return group
 
 
 def _mig_device(raw: Any, model: GpuModel | None, where: str, seed: str) -> FixtureMigDevice:

@@ -38,7 +38,7 @@ def labels_for_topology(topology: NodeTopology, config: Config, started_at: int,
     if len({g.name for g in topology.gpus}) > 1:
         warnings.append(
             f"several GPU models on this node; nvidia.com/gpu.* describes {labelled_model(topology.gpus)} "
-            "(most GPUs, then lexically smallest name)"
+            "(a model with full GPUs first, then most GPUs, then lexically smallest name)"
         )
     clique = clique_problem(topology)
     if clique:

@@ -27,10 +27,18 @@ def gpu_family(major: int, minor: int) -> str:
 
 
 def labelled_model(gpus: Sequence[Gpu]) -> str:
-    """labels.md #1: the model with the most GPUs, ties to the lexically smallest NVML name.
-    GFD picks a random one every pass."""
+    """labels.md #1: the model whose ``nvidia.com/gpu.*`` labels the node carries.
+
+    GFD (``newGPULabelers`` in ``internal/lm/mig-strategy.go``) merges the labelers of models with
+    full (MIG-disabled) GPUs after those of MIG-enabled models, so a model with a full GPU always
+    wins; it is random (Go map order) only among models that are all full or all MIG-enabled. We
+    follow the first rule exactly and replace the randomness: among the models that have a full GPU
+    (or, when no GPU is full, among all), the one with the most GPUs (MIG-enabled ones of the model
+    count too, as in GFD's ``counts``), ties to the lexically smallest NVML name."""
     counts = Counter(g.name for g in gpus)
-    return min(counts, key=lambda name: (-counts[name], name))
+    with_full = {g.name for g in gpus if not g.mig_enabled}
+    candidates = with_full or set(counts)
+    return min(candidates, key=lambda name: (-counts[name], name))
 
 
 def representative(gpus: Sequence[Gpu]) -> Gpu:

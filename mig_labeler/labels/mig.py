@@ -39,10 +39,11 @@ def placed_devices(topology: NodeTopology) -> list[Placed]:
 
 
 def representative(placed: Sequence[Placed]) -> Placed:
-    """GFD labels a profile from the first device it meets; instances of one profile can differ
-    (20224 vs 20096 MiB) and NVML order is not stable, so we take the smallest memory, then the
-    parent name: deterministic, and a floor every pod can rely on."""
-    return min(placed, key=lambda p: (p[1].attributes.memory_mib, p[0].name, p[1].attributes.multiprocessors))
+    """GFD labels a profile from the first MIG device in NVML order. Instances of one profile can
+    differ (20224 vs 20096 MiB), so we take the smallest memory, a floor every pod can rely on;
+    among equals the first in NVML order (``min`` keeps it), which is GFD's choice. So the parent
+    named in ``product`` differs from GFD's only when another parent's instance has less memory."""
+    return min(placed, key=lambda p: p[1].attributes.memory_mib)
 
 
 def single_strategy_problem(topology: NodeTopology) -> str | None:
@@ -65,8 +66,10 @@ def single_strategy_labels(topology: NodeTopology, config: Config) -> dict[str, 
     if not enabled:
         return {}
     if single_strategy_problem(topology):
+        # GFD names the first MIG-enabled GPU in NVML order (newInvalidMigStrategyLabeler(
+        # migEnabledDevices[0], ...)); that order is stable on a node, so the choice is deterministic.
         labels = resource_labels(
-            GPU_RESOURCE, product_value(min(g.name for g in enabled), "MIG", "INVALID"), 0, INVALID_SHARING
+            GPU_RESOURCE, product_value(enabled[0].name, "MIG", "INVALID"), 0, INVALID_SHARING
         )
         labels[f"{GPU_RESOURCE}.memory"] = "0"
         return labels
