@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from prometheus_client import CollectorRegistry  # noqa: E402
 
+from bench.shutdown import bench_shutdown  # noqa: E402
 from mig_labeler.config import Config, MigStrategy  # noqa: E402
 from mig_labeler.demo.fake_nvml import FakeNvml  # noqa: E402
 from mig_labeler.demo.fixture import resolve_fixture  # noqa: E402
@@ -429,6 +430,9 @@ def main() -> None:
             if os.environ.get("BENCH_ONLY") == "sinks":  # make bench BENCH_ONLY=sinks: just the per-sink figures
                 bench_sinks(api, kubeconfig)
                 return
+            if os.environ.get("BENCH_ONLY") == "shutdown":  # BENCH_ONLY=shutdown: signal-to-exit per state
+                bench_shutdown(api, kubeconfig, row)
+                return
             bench_pass()
             bench_cold(api, kubeconfig)
             bench_soak(api, int(os.environ.get("BENCH_SOAK_PASSES", "10000")))
@@ -438,6 +442,7 @@ def main() -> None:
             bench_pause_end(api, kubeconfig)
             bench_check()
             bench_sinks(api, kubeconfig)
+            bench_shutdown(api, kubeconfig, row)
     finally:
         api.stop()
     missed = [r for r in ROWS if r[3] == "MISSED"]

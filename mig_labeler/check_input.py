@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -106,12 +107,15 @@ def label_nodes(files: Sequence[str]) -> list[Node]:
     return nodes
 
 
-def cluster_nodes(kubeconfig: str | None, names: list[str], selector: str | None) -> list[Node]:
+def cluster_nodes(kubeconfig: str | None, names: list[str], selector: str | None, timeout: float) -> list[Node]:
+    """Within ``timeout`` seconds, retries included (each logged)."""
     from mig_labeler.kube import KubeClient, api_client  # noqa: PLC0415 - only for the live cluster
+    from mig_labeler.retry import api_retry_policy  # noqa: PLC0415
 
     client = KubeClient(api_client(kubeconfig))
+    client.deadline = time.monotonic() + timeout
     try:
-        objects = client.node_objects(names, selector)
+        objects = api_retry_policy(deadline=timeout)(client.node_objects, names, selector)
     finally:
         client.close()
     nodes = []

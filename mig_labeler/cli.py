@@ -33,7 +33,14 @@ from mig_labeler.config import (
     parse_mig_strategy,
     parse_sinks,
 )
-from mig_labeler.errors import EXIT_BAD_INPUT, ConfigError, MigLabelerError, OutputError, WorkloadsDoNotFit
+from mig_labeler.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    ConfigError,
+    MigLabelerError,
+    OutputError,
+    WorkloadsDoNotFit,
+)
 from mig_labeler.signals import Signals
 
 log = logging.getLogger("mig_labeler")
@@ -202,7 +209,7 @@ def build_config(ctx: click.Context) -> Config:
         kubeconfig=p.get("kubeconfig") or None,
         metrics_port=int(p.get("metrics_port") or 0) if "metrics_port" in p else 0,
         log_format=p.get("log_format") or "text",
-        oneshot_timeout=parse_duration(oneshot_timeout) if oneshot_timeout is not None else 30.0,
+        oneshot_timeout=30.0 if oneshot_timeout is None else parse_duration(oneshot_timeout, "--oneshot-timeout", 0.0),
         warnings=file.warnings,
         **_sink_settings(ctx, file),
     )
@@ -328,11 +335,17 @@ def run(ctx: click.Context, **_: Any) -> None:
         run_daemon(config, reload_config=lambda: build_config(ctx), signals=signals)
 
 
+TIMEOUT_OPTION = _option("--timeout", envvar="MIG_LABELER_TIMEOUT", metavar="DURATION", default="30s",
+                         help="Give up (exit 1) when reading from the API server takes longer than this, retries "
+                         "included.  [default: 30s]")
+
+
 @cli.command()
 @label_options
 @kube_options
+@TIMEOUT_OPTION
 @click.pass_context
-def diff(ctx: click.Context, **_: Any) -> None:
+def diff(ctx: click.Context, timeout: str, **_: Any) -> None:
     """Show what `run --oneshot` would add (+), change (~), remove (-) or adopt (*) on the Node.
     Writes nothing."""
     from mig_labeler.runner import label_diff  # noqa: PLC0415
@@ -340,7 +353,7 @@ def diff(ctx: click.Context, **_: Any) -> None:
     config = build_config(ctx)
     _require_node_name(config)
     setup_logging("text")
-    lines, warnings = label_diff(config, int(time.time()))
+    lines, warnings = label_diff(config, int(time.time()), timeout=parse_duration(timeout, "--timeout", 0.0))
     _warn(config.warnings + tuple(warnings))
     _emit("".join(f"{line}\n" for line in lines))
 
@@ -364,9 +377,10 @@ def diff(ctx: click.Context, **_: Any) -> None:
 @click.option("--kubeconfig", envvar="KUBECONFIG", show_envvar=True, type=click.Path(dir_okay=False),
               help="kubeconfig for --node/--nodes.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@TIMEOUT_OPTION
 def check(files: tuple[str, ...], fixtures: tuple[str, ...], label_files: tuple[str, ...],
           node_names: tuple[str, ...], all_nodes: bool, selector: str | None, mig_strategy: str | None,
-          config_file: str | None, kubeconfig: str | None, output: str) -> None:
+          config_file: str | None, kubeconfig: str | None, output: str, timeout: str) -> None:
     """Tell whether GPU workloads can land on these nodes, and why not: labels in nodeSelector and
     node affinity, GPU requests, the MIG strategy's resources. Exit 0 when every workload fits
     somewhere, 1 when one does not, 2 when input cannot be read."""
@@ -385,7 +399,8 @@ def check(files: tuple[str, ...], fixtures: tuple[str, ...], label_files: tuple[
     elif label_files:
         nodes = check_input.label_nodes(label_files)
     else:
-        nodes = check_input.cluster_nodes(kubeconfig, list(node_names), selector)
+        nodes = check_input.cluster_nodes(kubeconfig, list(node_names), selector,
+                                          parse_duration(timeout, "--timeout", 0.0))
     results = check_input.run_checks(found, nodes)
     _emit(check_input.render(results, skipped, nodes, output))
     failing = [r for r in results if not r.fits]
@@ -406,9 +421,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         click.echo(f"mig-labeler: error: {e.format_message()}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    except click.exceptions.Abort:
-        click.echo("mig-labeler: aborted", err=True)
-        sys.exit(1)
+    except click.exceptions.Abort:  # Ctrl-C outside `run` (click turns KeyboardInterrupt into Abort)
+        click.echo("mig-labeler: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except MigLabelerError as e:
         click.echo(f"mig-labeler: error: {e}", err=True)
         sys.exit(e.exit_code)

@@ -140,20 +140,27 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def parse_duration(text: str) -> float:
-    """Go duration syntax (``60s``, ``1m30s``, ``500ms``) or ``infinite``, in seconds.
-    A bare number is rejected, as GFD's CLI does: it has no unit."""
+def parse_duration(text: str, option: str = "--sleep-interval", minimum: float = MIN_SLEEP_INTERVAL) -> float:
+    """Go duration syntax (``60s``, ``1m30s``, ``500ms``, ``0``) or ``infinite``, in seconds, as
+    Go's ``time.ParseDuration`` reads it; the error names ``option``. A bare number other than 0
+    is rejected, as Go's parser does: it has no unit."""
     text = text.strip()
     if text == "infinite":
         return math.inf
-    if not text or _DURATION_PART.sub("", text) != "":
-        raise ConfigError(f"invalid duration {text!r}: use a Go duration such as 60s, 1m or 500ms, or 'infinite'")
-    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    body = text[1:] if text[:1] == "+" else text
+    if body == "0":  # time.ParseDuration: "0" is the one number without a unit
+        seconds = 0.0
+    elif not body or _DURATION_PART.sub("", body) != "":
+        raise ConfigError(f"{option}: invalid duration {text!r}: use a Go duration such as 60s, 1m or 500ms, "
+                          "or 'infinite'")
+    else:
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(body))
     if not seconds <= GO_MAX_DURATION:  # also catches inf from a thousand-digit number
-        raise ConfigError(f"duration {text!r} is longer than Go's maximum of 2562047h (as GFD's parser rejects "
-                          "it); use 'infinite' for no periodic rescans")
-    if seconds < MIN_SLEEP_INTERVAL:
-        raise ConfigError(f"sleep interval {text!r} is below the minimum of 1s")
+        raise ConfigError(f"{option}: duration {text!r} is longer than Go's maximum of 2562047h (as GFD's parser "
+                          "rejects it); use 'infinite' for no periodic rescans")
+    if seconds == 0 or seconds < minimum:
+        floor = f"at least {minimum:g}s" if minimum else "more than 0, such as 30s"
+        raise ConfigError(f"{option} {text!r} is too short: it must be {floor}")
     return seconds
 
 
@@ -340,7 +347,7 @@ def _file_settings(flags: dict[str, Any], gfd: dict[str, Any], sharing: Any) -> 
         fail_on_init_error=_optional(flags, "failOnInitError", "flags.failOnInitError"),
         oneshot=_optional(gfd, "oneshot", "flags.gfd.oneshot"),
         no_timestamp=_optional(gfd, "noTimestamp", "flags.gfd.noTimestamp"),
-        sleep_interval=None if interval is None else parse_duration(interval),
+        sleep_interval=None if interval is None else parse_duration(interval, "flags.gfd.sleepInterval"),
         machine_type_file=_optional_str(gfd, "machineTypeFile", "flags.gfd.machineTypeFile"),
         use_node_feature_api=_optional(flags, "useNodeFeatureAPI", "flags.useNodeFeatureAPI"),
         output_file=None if output is None else (output or "-"),  # GFD: "" is standard output

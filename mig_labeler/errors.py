@@ -8,6 +8,7 @@ Exit codes (README, "Exit codes"):
   0  success
   1  runtime failure (NVML unusable with --fail-on-init-error, node not found, API error)
   2  bad input (unknown strategy, malformed config file, unreadable fixture, missing node name)
+  130  Ctrl-C (SIGINT) on labels, diff or check (128 + SIGINT)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 FIXTURE_HINT = "to try mig-labeler without a GPU, add --fixture dgx-a100-mixed (or any fixture file)"
 
@@ -98,6 +100,14 @@ class ApiTransient(ApiError):
 
 class ApiConflict(ApiTransient):
     """409: the object changed under us; re-read and try again."""
+
+
+class Stopped(MigLabelerError):
+    """A stop request (SIGTERM, SIGINT) ended a wait: the request in flight was abandoned."""
+
+    def __init__(self, message: str, signal_name: str = "") -> None:
+        super().__init__(message)
+        self.signal_name = signal_name
 
 
 def is_transient(exc: BaseException) -> bool:

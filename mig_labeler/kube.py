@@ -6,17 +6,15 @@ to a cluster, would otherwise pay about 0.27 s and 20 MiB for the import (``make
 
 Owns: client set-up (in-cluster service account, else --kubeconfig/KUBECONFIG), server-side
 apply of our label set (``application/apply-patch+yaml``, field manager ``mig-labeler``,
-``force=true``), reading which label keys our field manager owns, Events, and the translation of
-``ApiException``/urllib3 errors into our error types. Knows nothing about GPUs.
+``force=true``), reading which label keys our field manager owns, Events, and handing each failure to
+``api_errors`` for translation into our error types. Knows nothing about GPUs.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import socket
-import ssl
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -28,31 +26,25 @@ import urllib3
 import yaml
 
 if TYPE_CHECKING:
-    from kubernetes.client.exceptions import ApiException
+    pass
 
 from mig_labeler import __version__
+from mig_labeler.api_errors import (
+    ObjectNotFound,
+    WatchExpired,
+    connection_error,
+    first_line,
+    translate_api_exception,
+)
 from mig_labeler.config import decode_text
-from mig_labeler.errors import ApiConflict, ApiError, ApiTransient, ConfigError, MigLabelerError, NodeNotFound
+from mig_labeler.errors import ApiError, ApiTransient, ConfigError
+from mig_labeler.signals import Signals
 
 FIELD_MANAGER = "mig-labeler"
 APPLY_PATCH = "application/apply-patch+yaml"
 EVENT_NAMESPACE = "default"  # where Node events live, as the kubelet posts them
 TIMEOUT = (5.0, 15.0)  # connect, read (seconds): a pass must never hang on the API
-TRANSIENT_STATUS = {409, 429, 500, 502, 503, 504}
-RBAC_HINTS = {
-    ("GET", "nodes"): "get nodes",
-    ("WATCH", "nodes"): "watch nodes",
-    ("PATCH", "nodes"): "patch nodes",
-    ("POST", "events"): "create events",
-    ("GET", "nodefeatures"): "get nodefeatures.nfd.k8s-sigs.io",
-    ("PATCH", "nodefeatures"): "patch nodefeatures.nfd.k8s-sigs.io (and create)",
-    ("DELETE", "nodefeatures"): "delete nodefeatures.nfd.k8s-sigs.io",
-    ("GET", "pods"): "get pods",
-}
 
-
-class WatchExpired(ApiError):
-    """410 Gone: the resourceVersion to resume from is too old; list again."""
 
 
 JSON_PATCH = "application/json-patch+json"
@@ -156,7 +148,7 @@ def _load_config(configuration: Any, kubeconfig: str | None) -> str:
     except k8s_config.ConfigException as e:
         raise ConfigError(f"{where}: {e}") from e
     except (OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError) as e:
-        raise ConfigError(f"{where} is malformed: {type(e).__name__}: {_first_line(e)}") from e
+        raise ConfigError(f"{where} is malformed: {type(e).__name__}: {first_line(e)}") from e
     return where
 
 
@@ -175,7 +167,7 @@ def _check_kubeconfig_file(path: str, explicit: bool) -> None:
     try:
         doc = yaml.safe_load(text)
     except (yaml.YAMLError, ValueError, RecursionError) as e:
-        raise ConfigError(f"kubeconfig {path} is not valid YAML: {_first_line(e)}") from None
+        raise ConfigError(f"kubeconfig {path} is not valid YAML: {first_line(e)}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"kubeconfig {path} must hold a mapping (apiVersion: v1, kind: Config, clusters, ...)")
 
@@ -190,19 +182,18 @@ def _check_server(host: str | None, where: str) -> None:
         raise ConfigError(f"{where}: server {host!r} is not a URL such as https://10.0.0.1:6443")
 
 
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
-
-
 class KubeClient:
     """Requests go through the real client's ``ApiClient`` (configuration, auth, TLS, urllib3), but
     not through ``CoreV1Api``: importing that one generated module costs 22 MiB of RSS, a third of
     the daemon's memory, for three calls we can spell out."""
 
-    def __init__(self, client: Any, field_manager: str = FIELD_MANAGER) -> None:
+    def __init__(self, client: Any, field_manager: str = FIELD_MANAGER, signals: Signals | None = None) -> None:
         self.client = client
         self.field_manager = field_manager
         self.deadline: float | None = None  # time.monotonic() after which no request starts (--oneshot)
+        # With signals, a stop abandons the request in flight at once (Signals.abandonable) instead
+        # of waiting out its read timeout: a hung API server must not delay SIGTERM.
+        self.signals = signals
 
     def _timeout(self) -> tuple[float, float]:
         """(connect, read) seconds: the usual ones, cut down to what the deadline leaves."""
@@ -330,6 +321,15 @@ class KubeClient:
 
     def _call(self, method: str, resource: str, name: str, path: str, query: list[tuple[str, Any]] | None = None,
               body: Any = None, content_type: str = "application/json") -> Any:
+        def request() -> Any:
+            return self._request(method, resource, name, path, query, body, content_type)
+
+        if self.signals is None:
+            return request()
+        return self.signals.abandonable(f"{method} {resource}/{name}".rstrip("/"), request)
+
+    def _request(self, method: str, resource: str, name: str, path: str, query: list[tuple[str, Any]] | None,
+                 body: Any, content_type: str) -> Any:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - loaded by api_client already
 
@@ -375,95 +375,3 @@ def _watch_event(event: Mapping[str, Any], name: str, field_manager: str) -> tup
             raise WatchExpired(f"WATCH nodes/{name}: resourceVersion too old", 410)
         raise ApiTransient(f"WATCH nodes/{name}: error event: {obj.get('message')}", code)
     return kind, node_state(obj, field_manager)
-
-
-def connection_error(e: BaseException, method: str, resource: str, name: str, host: str | None) -> ApiError:
-    """One line that names the server and why it could not be reached; retried (transient),
-    except a certificate problem, which no retry fixes."""
-    url = urlsplit(host or "")
-    server = f"{url.hostname}:{url.port or (443 if url.scheme == 'https' else 80)}"
-    cause: BaseException = getattr(e, "reason", None) or e
-    text = f"{type(cause).__name__} {cause}".lower()
-    if isinstance(cause, (ssl.SSLError, urllib3.exceptions.SSLError)) or "certificate" in text:
-        problem = "TLS certificate problem" if "certificate" in text else "TLS handshake failed"
-        return ApiError(f"{method} {resource}/{name}: {problem} with server {host}: {_tls_reason(str(cause))} "
-                        "(check the kubeconfig's server URL and certificate-authority)")
-    if "refused" in text:  # before timeouts: urllib3's NewConnectionError is a ConnectTimeoutError
-        why = "connection refused"
-    elif isinstance(cause, (TimeoutError, urllib3.exceptions.TimeoutError)) or "timed out" in text:
-        why = "timed out"
-    elif isinstance(e, urllib3.exceptions.ProtocolError):
-        why = "the connection closed without a response"
-    elif "resolve" in text or "name or service not known" in text or "nodename nor servname" in text:
-        why = f"cannot resolve host name {url.hostname!r}"
-    else:
-        why = _first_line(cause)
-    return ApiTransient(f"{method} {resource}/{name}: cannot reach the API server at {server}: {why}")
-
-
-def _tls_reason(text: str) -> str:
-    match = re.search(r"certificate verify failed: ([^(]+?)(?: \(_ssl|\)|$)", text)
-    return match.group(1).strip() if match else _first_line(Exception(text))
-
-
-def translate_api_exception(e: ApiException, method: str, resource: str, name: str,
-                            host: str | None = None) -> MigLabelerError:
-    status = int(e.status or 0)
-    if status == 0:  # the client turns urllib3's SSLError into an ApiException without a status
-        return connection_error(ssl.SSLError(str(e.reason or "")), method, resource, name, host)
-    message = _status_message(e)
-    where = f"{method} {resource}/{name}"
-    if status == 404 and resource == "nodes":
-        return NodeNotFound(f'node "{name}" not found: check --node-name / NODE_NAME')
-    if status == 404 and _names_object(e, name):
-        return ObjectNotFound(f"{where}: not found", status)
-    if status == 403:
-        collection = method == "GET" and not name  # a list, not a get
-        verb = f"list {resource}" if collection else RBAC_HINTS.get((method, resource), f"{method.lower()} {resource}")
-        if "cannot set an ownerRef" in message:  # the OwnerReferencesPermissionEnforcement admission plugin
-            delete = RBAC_HINTS.get(("DELETE", resource), f"delete {resource}")
-            return ApiError(f"{where} forbidden: changing ownerReferences needs RBAC verb '{delete}' (the "
-                            "OwnerReferencesPermissionEnforcement admission plugin, on in OpenShift): grant it, "
-                            "or run without POD_NAME", status)
-        # RBAC's denial has no reason: for an apply that would create, kube-apiserver's message is just
-        # '<resource> "<name>" is forbidden: ' (checked on a real v1.24 server), so leave it out then.
-        detail = "" if message.rstrip().endswith("forbidden:") else f" ({message})"
-        return ApiError(f"{where} forbidden: the service account needs RBAC verb '{verb}'{detail}", status)
-    retry_after = _retry_after(e)
-    if status == 409:
-        return ApiConflict(f"{where}: conflict: {message}", status, retry_after)
-    if status in TRANSIENT_STATUS:
-        return ApiTransient(f"{where}: HTTP {status}: {message}", status, retry_after)
-    return ApiError(f"{where}: HTTP {status}: {message}", status)
-
-
-class ObjectNotFound(ApiError):
-    """404 for an object whose type the server knows (a Status naming the object)."""
-
-
-def _names_object(e: ApiException, name: str) -> bool:
-    """A 404 about the object (``details.name``), not about a resource type nobody serves."""
-    try:
-        body = json.loads(e.body or "{}")
-    except ValueError:
-        return False
-    if not isinstance(body, dict):
-        return False
-    details = body.get("details")
-    return body.get("reason") == "NotFound" and isinstance(details, dict) and details.get("name") == name
-
-
-def _status_message(e: ApiException) -> str:
-    try:
-        return str(json.loads(e.body or "{}").get("message") or e.reason)
-    except (ValueError, AttributeError):
-        return str(e.reason)
-
-
-def _retry_after(e: ApiException) -> float | None:
-    headers = e.headers or {}
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

@@ -27,6 +27,7 @@ from mig_labeler.errors import (
     NvmlQueryFailed,
     NvmlUnavailable,
     SinkError,
+    Stopped,
 )
 from mig_labeler.gate import Pause, handoff_trigger, pause, watch_trigger
 from mig_labeler.health import HealthState
@@ -87,7 +88,7 @@ class EventLimiter:
 class Daemon:
     def __init__(self, config: Config, source: TopologySource, kube: KubeClient | None, metrics: Metrics, *,
                  health: HealthState | None = None, clock: Callable[[], float] = time.time,
-                 retry_sleep: Callable[[float], None] = time.sleep, started_at: int | None = None,
+                 retry_sleep: Callable[[float], None] | None = None, started_at: int | None = None,
                  watch: bool = False, watch_backoff: float = 0.5, signals: Signals | None = None,
                  deadline: float | None = None) -> None:
         self.config = config
@@ -96,7 +97,11 @@ class Daemon:
         self.metrics = metrics
         self.health = health or HealthState()
         self.clock = clock
-        self.retry = api_retry_policy(sleep=retry_sleep, deadline=deadline)
+        self.signals = signals or Signals()
+        # The backoff ends at once on a stop (Signals.sleep); tests pass a fake clock's sleep.
+        self.retry = api_retry_policy(sleep=retry_sleep or self.signals.sleep, deadline=deadline)
+        if kube is not None and kube.signals is None:
+            kube.signals = self.signals  # a stop abandons the request in flight
         if deadline is not None and kube is not None:  # the same bound for each request (--oneshot-timeout)
             kube.deadline = time.monotonic() + deadline
         self.started_at = int(clock()) if started_at is None else started_at
@@ -104,7 +109,6 @@ class Daemon:
         self.failures = 0
         self.node: NodeState | None = None  # the freshest Node we know: from the watch, a GET or our apply
         self.node_lock = threading.Lock()
-        self.signals = signals or Signals()
         self.stopping = threading.Event()
         self.watcher = (NodeWatcher(kube, config.node_name or "", self.on_node_state, self.stopping,
                                     base_backoff=watch_backoff, on_deleted=self.on_node_deleted)
@@ -423,6 +427,8 @@ class Daemon:
     def _contained_pass(self) -> None:
         try:
             self.run_pass()
+        except Stopped:
+            return  # a stop abandoned the pass (signals logged it); the loop ends
         except MigLabelerError as e:
             self.health.end_pass(False, str(e))
             self.metrics.passes.labels(result="error").inc()

@@ -45,16 +45,21 @@ class wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming style
         return delay
 
 
-def _log_retry(retry_state: RetryCallState) -> None:
-    error = retry_state.outcome.exception() if retry_state.outcome else None
-    sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
-    log.debug("API call failed (%s); retry %d in %.2fs", error, retry_state.attempt_number, sleep)
+def _log_retry(attempts: int) -> Callable[[RetryCallState], None]:
+    """One INFO line per retry: what failed, which attempt comes next and after how long."""
+    def log_retry(retry_state: RetryCallState) -> None:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        log.info("%s; retry %d of %d in %.1f s", error, retry_state.attempt_number, attempts - 1, sleep)
+
+    return log_retry
 
 
 def api_retry_policy(attempts: int = 5, max_backoff: float = 10.0,
                      sleep: Callable[[float], None] = time.sleep, deadline: float | None = None) -> Retrying:
     """``deadline``: seconds the whole call may take, retries included (``--oneshot-timeout``):
-    no retry starts whose backoff would end past it."""
+    no retry starts whose backoff would end past it. ``sleep`` is the backoff: pass
+    ``Signals.sleep`` so that a stop ends it at once."""
     stop: stop_base = stop_after_attempt(attempts)
     if deadline is not None:
         stop = stop | stop_before_delay(deadline)
@@ -63,6 +68,6 @@ def api_retry_policy(attempts: int = 5, max_backoff: float = 10.0,
         stop=stop,
         wait=wait_retry_after(wait_exponential_jitter(multiplier=0.5, max=max_backoff, jitter=0.5)),
         sleep=sleep,
-        before_sleep=_log_retry,
+        before_sleep=_log_retry(attempts),
         reraise=True,
     )

@@ -7,18 +7,20 @@ never load the loop, the sinks or prometheus_client (``kubernetes`` itself is lo
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from mig_labeler.config import Config
-from mig_labeler.errors import ApiError, MigLabelerError
+from mig_labeler.errors import ApiError, MigLabelerError, Stopped
 from mig_labeler.health import HealthServer, HealthState
 from mig_labeler.kube import KubeClient, api_client
 from mig_labeler.labels.desired import labels_for_topology
 from mig_labeler.loop import Daemon
 from mig_labeler.metrics import Metrics
+from mig_labeler.retry import api_retry_policy
 from mig_labeler.signals import Signals
 from mig_labeler.sinks import Retirable, Sink
 from mig_labeler.sinks.file import FileSink
@@ -77,11 +79,14 @@ def run_daemon(config: Config, reload_config: Callable[[], Config], host: str | 
         _oneshot(config, host, registry, signals)
         return
     daemon = build_daemon(config, host=host, registry=registry, health=health, watch=True, signals=signals)
-    if signals.stop:
-        return
-    check_sinks(daemon)
-    if daemon.kube is not None:
-        check_node_exists(daemon)
+    try:
+        if signals.stop:
+            return
+        check_sinks(daemon)
+        if daemon.kube is not None:
+            check_node_exists(daemon)
+    except Stopped:
+        return  # a stop during start-up: nothing was published yet, nothing to undo (exit 0)
     server = _health_server(config.metrics_port, health, registry)
     try:
         daemon.run_forever(reload_config)
@@ -94,13 +99,16 @@ def run_daemon(config: Config, reload_config: Callable[[], Config], host: str | 
 
 def _oneshot(config: Config, host: str | None, registry: CollectorRegistry, signals: Signals) -> None:
     """One pass, bounded by --oneshot-timeout (each request's timeouts and the retries). A stop
-    signal before the pass means no pass; during it, the pass finishes first."""
+    signal before the pass means no pass; during it, the request in flight is abandoned and the
+    oneshot fails (exit 1): the labels were not published."""
     daemon = build_daemon(config, host=host, registry=registry, signals=signals, deadline=config.oneshot_timeout)
     try:
         if signals.stop:
             return
         check_sinks(daemon)
         result = daemon.run_pass()
+    except Stopped as e:
+        raise PublishFailed(f"labels were not published: {e}") from None
     finally:
         if daemon.kube is not None:
             daemon.kube.close()
@@ -128,13 +136,16 @@ def _health_server(port: int, health: HealthState, registry: CollectorRegistry) 
                               "(choose another --metrics-port, or 0 to disable)") from e
 
 
-def label_diff(config: Config, started_at: int, host: str | None = None) -> tuple[list[str], list[str]]:
-    """The plan ``run --oneshot`` would execute, as diff lines, plus warnings. Writes nothing."""
+def label_diff(config: Config, started_at: int, host: str | None = None,
+               timeout: float = 30.0) -> tuple[list[str], list[str]]:
+    """The plan ``run --oneshot`` would execute, as diff lines, plus warnings. Writes nothing.
+    The Node is read within ``timeout`` seconds, retries included (each logged)."""
     source = open_source(config.fixture, config.machine_type_file)
     desired = labels_for_topology(source.read(), config, started_at)
     kube = KubeClient(api_client(config.kubeconfig, host=host))
+    kube.deadline = time.monotonic() + timeout
     try:
-        node = kube.read_node(config.node_name or "")
+        node = api_retry_policy(deadline=timeout)(kube.read_node, config.node_name or "")
     finally:
         kube.close()
     plan = plan_update(node.labels, node.owned, desired.labels, node.shared)

@@ -14,8 +14,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from mig_labeler.api_errors import WatchExpired
 from mig_labeler.errors import ApiError, MigLabelerError
-from mig_labeler.kube import KubeClient, NodeState, WatchExpired
+from mig_labeler.kube import KubeClient, NodeState
 
 log = logging.getLogger("mig_labeler")
 

@@ -377,7 +377,7 @@ def test_no_temp_files_are_left_behind(tmp_path):
 def test_a_404_that_names_no_object_is_not_an_object_not_found(body):
     from kubernetes.client.exceptions import ApiException
 
-    from mig_labeler.kube import ObjectNotFound, translate_api_exception
+    from mig_labeler.api_errors import ObjectNotFound, translate_api_exception
 
     error = ApiException(status=404, reason="Not Found")
     error.body = body

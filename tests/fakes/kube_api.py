@@ -48,6 +48,7 @@ class Fault:
     status: int  # 0 = drop the connection
     retry_after: float | None = None
     method: str | None = None
+    hang: str = ""  # "silent": never answer; "partial": headers and half the body, then nothing
 
 
 @dataclass
@@ -190,6 +191,8 @@ class FakeKubeApi:
         self.revision = 100
         self.watch_generation = 0  # bumped by break_watches(): open watch streams drop mid-stream
         self.open_watches = 0
+        self.hung = 0  # requests held without an answer (hang_next)
+        self.stopping = False
         self.oldest_watchable = 0
         self.history: list[tuple[int, str, dict[str, Any]]] = []
         self.nfd_installed = True  # NFD's NodeFeature CRD; False: its paths are not served (404 page not found)
@@ -213,6 +216,7 @@ class FakeKubeApi:
 
     def stop(self) -> None:
         with self.lock:
+            self.stopping = True
             self.lock.notify_all()
         self.server.shutdown()
         self.server.server_close()
@@ -251,6 +255,17 @@ class FakeKubeApi:
 
     def drop_next(self, count: int = 1) -> None:
         self.fail_next(count, 0)
+
+    def hang_next(self, count: int = 1, method: str | None = None, partial: bool = False) -> None:
+        """The next requests get no answer (or half of one) until the server stops: an overloaded
+        or partitioned control plane, a kube-apiserver frozen with SIGSTOP. ``hung`` counts them."""
+        with self.lock:
+            self.faults.extend(Fault(0, None, method, "partial" if partial else "silent") for _ in range(count))
+
+    def wait_hung(self, count: int = 1, timeout: float = 30.0) -> bool:
+        """Until ``count`` requests are hanging (a request is in flight and unanswered)."""
+        with self.lock:
+            return self.lock.wait_for(lambda: self.hung >= count, timeout)
 
     def writes(self) -> list[LoggedRequest]:
         return [r for r in self.log if r.method in ("PATCH", "PUT", "POST") and r.resource == "nodes"]
@@ -559,6 +574,9 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                                   user_agent=self.headers.get("User-Agent") or "")
             api.log.append(entry)
             fault = api.take_fault(method)
+            if fault is not None and fault.hang:
+                self._hang(fault.hang == "partial")
+                return
             if fault is not None:
                 entry.status = fault.status
                 if fault.status == 0:
@@ -582,6 +600,21 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
             entry.status = status
             if body is not None:
                 self._send(status, body)
+
+        def _hang(self, partial: bool) -> None:
+            if partial:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "4096")
+                self.end_headers()
+                self.wfile.write(b'{"kind": "Node", "apiVersion": "v1", "metadata": {')
+                self.wfile.flush()
+            with api.lock:
+                api.hung += 1
+                api.lock.notify_all()
+                while api.thread.is_alive() and not api.stopping:
+                    api.lock.wait(1.0)
+            self.close_connection = True
 
         def _route(self, method: str, path: str, query: dict[str, list[str]], content_type: str, raw: bytes,
                    entry: LoggedRequest) -> tuple[int, dict[str, Any] | None]:

@@ -1,0 +1,116 @@
+"""``make bench`` section: SIGTERM (or Ctrl-C) to exit, per state of the process, against the fake
+API server that can leave a request unanswered or half answered (tests/fakes/kube_api.py).
+
+Each state is reached by waiting on the condition it means (a request hanging on the server, a
+retry line on stderr, labels on the Node), then the signal goes out and the clock runs until the
+process has exited. Median and max of ``RUNS`` runs per state; the target is 1 s.
+"""
+
+from __future__ import annotations
+
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.fakes.kube_api import FakeKubeApi
+
+RUNS = 5
+TARGET = 1.0
+DAEMON = ["run", "--metrics-port", "0", "--sleep-interval", "1h"]
+
+
+def _start(kubeconfig: Path, node: str, args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mig_labeler", *args, "--node-name", node, "--kubeconfig",
+                             str(kubeconfig), "--fixture", "a30-mig-off"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _read_until(proc: subprocess.Popen, text: str) -> None:
+    while text not in (line := proc.stderr.readline()):
+        if not line:
+            raise RuntimeError(f"the process exited before saying {text!r}")
+
+
+def _hung(api: FakeKubeApi) -> Callable[[subprocess.Popen], None]:
+    before = api.hung
+
+    def reached(_: subprocess.Popen) -> None:
+        if not api.wait_hung(before + 1, timeout=60):
+            raise RuntimeError("no request reached the server")
+    return reached
+
+
+def _measure(api: FakeKubeApi, kubeconfig: Path, state: str, args: list[str], sig: signal.Signals,
+             prepare: Callable[[FakeKubeApi, str], Callable[[subprocess.Popen], None]]) -> tuple[list[float], set]:
+    times, codes = [], set()
+    for i in range(RUNS):
+        node = f"stop-{state.split(maxsplit=1)[0]}-{i}-{time.monotonic_ns()}"
+        api.add_node(node)
+        wait = prepare(api, node)
+        proc = _start(kubeconfig, node, args)
+        try:
+            wait(proc)
+            watchdog = threading.Timer(120, proc.kill)  # a blocking wait, exact to the exit, never forever
+            watchdog.start()
+            sent = time.perf_counter()
+            proc.send_signal(sig)
+            proc.wait()
+            times.append(time.perf_counter() - sent)
+            watchdog.cancel()
+            codes.add(proc.returncode)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.stderr.close()
+        with api.lock:
+            api.faults.clear()
+    return times, codes
+
+
+def _hang(method: str, partial: bool = False) -> Callable[[FakeKubeApi, str], Callable[[subprocess.Popen], None]]:
+    def prepare(api: FakeKubeApi, node: str) -> Callable[[subprocess.Popen], None]:
+        api.hang_next(method=method, partial=partial)
+        return _hung(api)
+    return prepare
+
+
+def _backoff(api: FakeKubeApi, node: str) -> Callable[[subprocess.Popen], None]:
+    api.fail_next(5, 503, retry_after=30, method="PATCH")
+    return lambda proc: _read_until(proc, "; retry 1 of 4 in 30.0 s")
+
+
+def _idle(api: FakeKubeApi, node: str) -> Callable[[subprocess.Popen], None]:
+    def reached(proc: subprocess.Popen) -> None:
+        _read_until(proc, "labels updated on node")
+        deadline = time.monotonic() + 60
+        while api.open_watches < 1:  # the watch is open: the daemon waits for the next wake-up
+            if time.monotonic() > deadline:
+                raise RuntimeError("the watch never opened")
+            time.sleep(0.001)
+    return reached
+
+
+STATES = [
+    ("daemon idle between passes", DAEMON, signal.SIGTERM, _idle),
+    ("daemon start-up, GET never answered", DAEMON, signal.SIGTERM, _hang("GET")),
+    ("daemon mid-pass, PATCH never answered", DAEMON, signal.SIGTERM, _hang("PATCH")),
+    ("daemon mid-pass, PATCH half answered", DAEMON, signal.SIGTERM, _hang("PATCH", partial=True)),
+    ("daemon in a retry backoff (Retry-After: 30)", DAEMON, signal.SIGTERM, _backoff),
+    ("run --oneshot, GET never answered: TERM", ["run", "--oneshot"], signal.SIGTERM, _hang("GET")),
+    ("run --oneshot, GET never answered: INT", ["run", "--oneshot"], signal.SIGINT, _hang("GET")),
+    ("diff, GET never answered: Ctrl-C (INT)", ["diff"], signal.SIGINT, _hang("GET")),
+]
+
+
+def bench_shutdown(api: FakeKubeApi, kubeconfig: Path, row: Callable[..., None]) -> None:
+    print(f"10. signal to exit, per state ({RUNS} runs each; fresh process each run)")
+    for state, args, sig, prepare in STATES:
+        times, codes = _measure(api, kubeconfig, state, args, sig, prepare)
+        median, worst = statistics.median(times), max(times)
+        row(f"{state}: median / max, exit", f"{median:.3f} / {worst:.3f} s, {sorted(codes)}",
+            f"<= {TARGET:g} s", worst <= TARGET)
