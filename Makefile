@@ -9,9 +9,19 @@ export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install demo test test-stress test-e2e admission-policy tools chart-check manifests-check lint bench models wheel-check clean
 
-$(STAMP): pyproject.toml
+RUN_STAMP := $(VENV)/.installed-run
+
+# The package alone, for `make demo`: what a first run needs, nothing more.
+$(RUN_STAMP): pyproject.toml
+	@echo "setting up $(VENV) with mig-labeler (first run only; about 20 s)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+# The package with the test and lint tools, for everything else.
+$(STAMP): $(RUN_STAMP)
+	@echo "installing the test and lint tools into $(VENV) (first run only)"
 	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
@@ -22,7 +32,7 @@ tools: $(K8S_TOOLS)
 
 install: $(STAMP)
 
-demo: $(STAMP)  ## print the labels of a bundled DGX A100 with mixed MIG profiles (no GPU needed)
+demo: $(RUN_STAMP)  ## print the labels of a bundled DGX A100 with mixed MIG profiles (no GPU needed)
 	$(BIN)/mig-labeler labels --fixture dgx-a100-mixed --mig-strategy mixed
 
 test: $(STAMP) $(K8S_TOOLS) manifests-check chart-check
@@ -61,7 +71,7 @@ lint: $(STAMP)  ## ruff, mypy, the GitHub workflows against their schema, hadoli
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
-models: $(STAMP)  ## regenerate mig_labeler/data/gpu_models.json from ../shared/spec/mig-profiles.json
+models: $(STAMP)  ## regenerate mig_labeler/data/gpu_models.json from the project's shared spec (../shared/spec/mig-profiles.json, outside this repository: a fresh clone has no copy; give SPEC=PATH)
 	$(BIN)/python tools/gen_gpu_models.py $(SPEC)
 
 admission-policy: $(STAMP)  ## regenerate manifests/components/node-restriction/policy.yaml from label_names.py

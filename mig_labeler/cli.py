@@ -13,25 +13,23 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
-from click.core import ParameterSource
 
 from mig_labeler import __version__
+from mig_labeler.cli_config import build_config, load_file_settings
+from mig_labeler.cli_options import (
+    TIMEOUT_OPTION,
+    kube_options,
+    label_options,
+    run_options,
+    sink_options,
+)
 from mig_labeler.config import (
-    DEFAULT_OUTPUT_FILE,
     Config,
-    FileSettings,
-    MigStrategy,
-    decode_text,
-    parse_config_file,
     parse_duration,
-    parse_go_bool,
     parse_mig_strategy,
-    parse_sinks,
 )
 from mig_labeler.errors import (
     EXIT_BAD_INPUT,
@@ -41,187 +39,10 @@ from mig_labeler.errors import (
     OutputError,
     WorkloadsDoNotFit,
 )
+from mig_labeler.gfd_flags import COMMANDS, translate
 from mig_labeler.signals import Signals
 
 log = logging.getLogger("mig_labeler")
-
-def _option(*names: str, **kwargs: Any) -> Callable[[Any], Any]:
-    """Every option has an environment variable, and --help shows it."""
-    return click.option(*names, show_envvar=True, **kwargs)
-
-
-LABEL_OPTIONS: list[Callable[[Any], Any]] = [
-    _option("--fixture", envvar="MIG_LABELER_FIXTURE", metavar="PATH|NAME",
-                 help="Read a node fixture (a file, or a bundled name such as dgx-a100-mixed) through the fake "
-                 "NVML instead of real NVML: no GPU needed."),
-    _option("--mig-strategy", envvar=["GFD_MIG_STRATEGY", "MIG_STRATEGY"], metavar="none|single|mixed",
-                 help="How MIG devices are labelled.  [default: none]"),
-    _option("--config-file", type=click.Path(dir_okay=False), envvar=["GFD_CONFIG_FILE", "CONFIG_FILE"],
-                 help="Device-plugin/GFD config file (version: v1; flags, sharing)."),
-    _option("--no-timestamp", is_flag=True, default=False, envvar="GFD_NO_TIMESTAMP",
-                 help="Do not emit nvidia.com/gfd.timestamp."),
-    _option("--machine-type-file", envvar="GFD_MACHINE_TYPE_FILE", metavar="PATH",
-                 help="File holding the machine type.  [default: /sys/class/dmi/id/product_name]"),
-    _option("--fail-on-init-error", type=click.BOOL, envvar=["GFD_FAIL_ON_INIT_ERROR", "FAIL_ON_INIT_ERROR"],
-                 metavar="BOOLEAN", help="labels: exit 1 when NVML cannot start (false: treat the node as "
-                 "GPU-less). run never wipes labels for this: it keeps them and retries.  [default: true]"),
-    _option("--gpu-present-label/--no-gpu-present-label", default=True,
-                 envvar="MIG_LABELER_GPU_PRESENT_LABEL", help="Emit nvidia.com/gpu.present=true.  [default: on]"),
-]
-
-
-KUBE_OPTIONS: list[Callable[[Any], Any]] = [
-    _option("--node-name", envvar="NODE_NAME", help="Name of this node (the DaemonSet sets NODE_NAME from "
-                 "the downward API)."),
-    _option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False),
-                 help="kubeconfig file. Default: the in-cluster service account, else ~/.kube/config."),
-]
-
-SINK_OPTIONS: list[Callable[[Any], Any]] = [
-    _option("--sink", "sinks", multiple=True, envvar="MIG_LABELER_SINKS", metavar="node|nodefeature|file",
-            help="Where labels go: node (server-side apply to the Node), nodefeature (an NFD NodeFeature object), "
-            "file (an NFD features.d file). Repeatable; the variable takes a comma-separated list.  [default: node]"),
-    _option("--output-file", "--output", "-o", "output_file", envvar="GFD_OUTPUT_FILE", metavar="PATH",
-            help="The file sink's path ('-' for standard output). Given without --sink, it selects the file sink "
-            "alone, and no Kubernetes configuration is needed.  "
-            "[default: /etc/kubernetes/node-feature-discovery/features.d/gfd]"),
-    _option("--use-node-feature-api", envvar=["GFD_USE_NODE_FEATURE_API", "USE_NODE_FEATURE_API"],
-            metavar="BOOLEAN", help="true without --sink selects the nodefeature sink alone (Go booleans: "
-            "true/false, 1/0, t/f).  [default: false]"),
-    _option("--namespace", envvar="NAMESPACE", metavar="NAME", help="Namespace of the NodeFeature.  [default: the "
-            "service account's namespace, else default]"),
-    _option("--pod-name", envvar="POD_NAME", metavar="NAME", help="This Pod, for the NodeFeature's owner "
-            "references (its DaemonSet and the Pod, as GFD sets them)."),
-]
-
-RUN_OPTIONS: list[Callable[[Any], Any]] = [
-    _option("--oneshot", is_flag=True, default=False, envvar="GFD_ONESHOT",
-                 help="Label once and exit; exits 1 if publishing failed."),
-    _option("--sleep-interval", envvar="GFD_SLEEP_INTERVAL", metavar="DURATION",
-                 help="Time between passes: a Go duration (60s, 1m) or 'infinite'.  [default: 60s]"),
-    _option("--metrics-port", type=click.IntRange(0, 65535), default=8080, show_default=True,
-                 envvar="MIG_LABELER_METRICS_PORT", help="Port for /healthz, /readyz and /metrics; 0 disables."),
-    _option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-                 envvar="MIG_LABELER_LOG_FORMAT", help="Log line format on stderr."),
-    _option("--oneshot-timeout", envvar="MIG_LABELER_ONESHOT_TIMEOUT", metavar="DURATION",
-            help="--oneshot gives up (exit 1) when publishing takes longer than this, retries included.  "
-            "[default: 30s]"),
-]
-
-
-def _with(options: list[Callable[[Any], Any]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
-        for option in reversed(options):
-            f = option(f)
-        return f
-
-    return decorate
-
-
-label_options = _with(LABEL_OPTIONS)
-kube_options = _with(KUBE_OPTIONS)
-run_options = _with(RUN_OPTIONS)
-sink_options = _with(SINK_OPTIONS)
-
-SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-
-
-def _sinks(ctx: click.Context, file: FileSettings) -> tuple[str, ...]:
-    """--sink wins; else useNodeFeatureAPI true (flag > env > config file) selects nodefeature,
-    and --output-file given as a flag or in the environment selects file (both: both); else the
-    node sink. The config file's outputFile only sets the path: GFD's example config carries it,
-    and a node-mode install sharing such a file must not switch modes."""
-    p = ctx.params
-    if p.get("sinks"):
-        return parse_sinks(list(p["sinks"]))
-    chosen: list[str] = []
-    if _explicit(ctx, "use_node_feature_api"):
-        use_api = parse_go_bool(p["use_node_feature_api"], "--use-node-feature-api")
-    else:
-        use_api = bool(file.use_node_feature_api)
-    if use_api:
-        chosen.append("nodefeature")
-    if _explicit(ctx, "output_file"):
-        chosen.append("file")
-    return tuple(chosen) or ("node",)
-
-
-def _namespace(ctx: click.Context) -> str:
-    if ctx.params.get("namespace"):
-        return str(ctx.params["namespace"])
-    try:
-        return Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or "default"
-    except OSError:
-        return "default"
-
-
-def _explicit(ctx: click.Context, name: str) -> bool:
-    source = ctx.get_parameter_source(name)
-    return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT) and ctx.params.get(name) is not None
-
-
-def _pick(ctx: click.Context, name: str, file_value: Any, default: Any) -> Any:
-    """Flag > env > file > default (gfd-reference §4.4)."""
-    if _explicit(ctx, name):
-        return ctx.params[name]
-    return default if file_value is None else file_value
-
-
-def load_file_settings(path: str | None) -> FileSettings:
-    if not path:
-        return FileSettings()
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from e
-    return parse_config_file(decode_text(data, f"config file {path}"), path)
-
-
-def _reject_empty_flags(ctx: click.Context) -> None:
-    """One rule for empty values: an environment variable that is set but empty counts as unset
-    (click's rule; Helm and kustomize often render empty values), while an empty value typed on
-    the command line is a mistake, never a silent fallback (``--fixture ""`` must not mean "real
-    NVML")."""
-    for name, value in ctx.params.items():
-        if value == "" and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
-            raise ConfigError(f"--{name.replace('_', '-')} is empty: give a value, or leave the option out")
-
-
-def build_config(ctx: click.Context) -> Config:
-    p = ctx.params
-    _reject_empty_flags(ctx)
-    file = load_file_settings(p.get("config_file"))
-    strategy = p["mig_strategy"] if _explicit(ctx, "mig_strategy") else None
-    interval = p.get("sleep_interval") if _explicit(ctx, "sleep_interval") else None
-    oneshot_timeout = p.get("oneshot_timeout") if _explicit(ctx, "oneshot_timeout") else None
-    return Config(
-        mig_strategy=parse_mig_strategy(strategy) if strategy is not None else (file.mig_strategy or MigStrategy.NONE),
-        sharing=file.sharing,
-        no_timestamp=bool(_pick(ctx, "no_timestamp", file.no_timestamp, False)),
-        machine_type_file=_pick(ctx, "machine_type_file", file.machine_type_file, None),
-        fail_on_init_error=bool(_pick(ctx, "fail_on_init_error", file.fail_on_init_error, True)),
-        gpu_present_label=bool(p["gpu_present_label"]),
-        fixture=p.get("fixture"),
-        config_file=p.get("config_file"),
-        oneshot=bool(_pick(ctx, "oneshot", file.oneshot, False)) if "oneshot" in p else False,
-        sleep_interval=parse_duration(interval) if interval is not None else (file.sleep_interval or 60.0),
-        node_name=p.get("node_name") or None,
-        kubeconfig=p.get("kubeconfig") or None,
-        metrics_port=int(p.get("metrics_port") or 0) if "metrics_port" in p else 0,
-        log_format=p.get("log_format") or "text",
-        oneshot_timeout=30.0 if oneshot_timeout is None else parse_duration(oneshot_timeout, "--oneshot-timeout", 0.0),
-        warnings=file.warnings,
-        **_sink_settings(ctx, file),
-    )
-
-
-def _sink_settings(ctx: click.Context, file: FileSettings) -> dict[str, Any]:
-    if "sinks" not in ctx.params:  # commands without sink options publish nowhere but the Node
-        return {}
-    return {"sinks": _sinks(ctx, file),
-            "output_file": _pick(ctx, "output_file", file.output_file, DEFAULT_OUTPUT_FILE),
-            "namespace": _namespace(ctx), "pod_name": ctx.params.get("pod_name") or None}
-
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -240,7 +61,30 @@ def setup_logging(log_format: str) -> None:
     log.propagate = False
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class GfdGroup(click.Group):
+    """GFD's command lines work unchanged: Go's flag grammar, and flags without a command mean
+    ``run`` (GFD's binary has none). ``gfd_flags.translate`` rewrites them before click parses."""
+
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        own = {name: _own_names(command) for name, command in self.commands.items() if name in COMMANDS}
+        return super().main(translate(argv, own, in_pod=bool(os.environ.get("NODE_NAME"))), *rest, **kwargs)
+
+
+def _own_names(command: click.Command) -> tuple[set[str], set[str]]:
+    """A command's option names: long ones without dashes, and the letters of short ones."""
+    long_names: set[str] = set()
+    short: set[str] = set()
+    for param in command.params:
+        for opt in (*param.opts, *getattr(param, "secondary_opts", ())):
+            if opt.startswith("--"):
+                long_names.add(opt[2:])
+            elif opt.startswith("-"):
+                short.add(opt[1:])
+    return long_names, short | {"h"}
+
+
+@click.group(cls=GfdGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="mig-labeler")
 def cli() -> None:
     """GFD-compatible Kubernetes node labels for NVIDIA GPUs and MIG devices.
@@ -264,7 +108,8 @@ def labels(ctx: click.Context, output: str, **_: Any) -> None:
 
     config = build_config(ctx)
     setup_logging("text")
-    result = desired_labels(open_source(config.fixture, config.machine_type_file), config, int(time.time()))
+    source = open_source(config.fixture, config.machine_type_file, config.driver_root)
+    result = desired_labels(source, config, int(time.time()))
     _warn(config.warnings + result.warnings)
     _emit(format_labels(result.labels, output))
 
@@ -333,11 +178,6 @@ def run(ctx: click.Context, **_: Any) -> None:
         log.info("mig-labeler %s starting: %s", __version__, json.dumps(config.summary(), sort_keys=True))
         _warn(config.warnings)
         run_daemon(config, reload_config=lambda: build_config(ctx), signals=signals)
-
-
-TIMEOUT_OPTION = _option("--timeout", envvar="MIG_LABELER_TIMEOUT", metavar="DURATION", default="30s",
-                         help="Give up (exit 1) when reading from the API server takes longer than this, retries "
-                         "included.  [default: 30s]")
 
 
 @cli.command()

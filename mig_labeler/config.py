@@ -106,6 +106,10 @@ class Config:
     namespace: str = "default"  # where the nodefeature sink's NodeFeature lives
     pod_name: str | None = None  # our Pod, for the NodeFeature's owner references
     warnings: tuple[str, ...] = ()  # from the config file: logged at start-up and after each reload
+    device_discovery_strategy: str = "auto"  # auto | nvml: both NVML (GFD's tegra and vfio are refused)
+    driver_root: str = "/driver-root"  # --driver-root-ctr-path: where libnvidia-ml.so.1 is looked for
+    kube_api_qps: float = 5.0  # client-side rate limit, as client-go applies it
+    kube_api_burst: int = 10
 
     def summary(self) -> dict[str, Any]:
         """The effective config as one JSON-able dict, logged once at start-up."""
@@ -126,6 +130,9 @@ class Config:
             "sinks": list(self.sinks),
             "outputFile": self.output_file if "file" in self.sinks else None,
             "namespace": self.namespace if "nodefeature" in self.sinks else None,
+            "deviceDiscoveryStrategy": self.device_discovery_strategy,
+            "kubeAPIQPS": self.kube_api_qps,
+            "kubeAPIBurst": self.kube_api_burst,
         }
 
     @property

@@ -38,6 +38,7 @@ from mig_labeler.api_errors import (
 )
 from mig_labeler.config import decode_text
 from mig_labeler.errors import ApiError, ApiTransient, ConfigError
+from mig_labeler.rate_limit import TokenBucket
 from mig_labeler.signals import Signals
 
 FIELD_MANAGER = "mig-labeler"
@@ -137,7 +138,8 @@ def _load_config(configuration: Any, kubeconfig: str | None) -> str:
             return "the in-cluster service account"
         except k8s_config.ConfigException:
             pass  # not in a pod: the kubeconfig lookup
-    default = os.path.expanduser(k8s_config.KUBE_CONFIG_DEFAULT_LOCATION)
+    # Not the client's KUBE_CONFIG_DEFAULT_LOCATION: it captures $KUBECONFIG when first imported.
+    default = os.path.expanduser("~/.kube/config")
     paths = kubeconfig.split(os.pathsep) if kubeconfig else [default]
     for path in paths:
         _check_kubeconfig_file(path, explicit=bool(kubeconfig))
@@ -194,6 +196,7 @@ class KubeClient:
         # With signals, a stop abandons the request in flight at once (Signals.abandonable) instead
         # of waiting out its read timeout: a hung API server must not delay SIGTERM.
         self.signals = signals
+        self.rate_limit: TokenBucket | None = None  # --kube-api-qps/--kube-api-burst, as client-go
 
     def _timeout(self) -> tuple[float, float]:
         """(connect, read) seconds: the usual ones, cut down to what the deadline leaves."""
@@ -292,6 +295,7 @@ class KubeClient:
         headers = {"Accept": "application/json"}
         from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - loaded by api_client already
 
+        self._wait_for_rate_limit()
         try:
             request = self.client.param_serialize(method="GET", resource_path="/api/v1/nodes", query_params=query,
                                                   header_params=headers, auth_settings=["BearerToken"])
@@ -324,9 +328,15 @@ class KubeClient:
         def request() -> Any:
             return self._request(method, resource, name, path, query, body, content_type)
 
+        self._wait_for_rate_limit()
         if self.signals is None:
             return request()
         return self.signals.abandonable(f"{method} {resource}/{name}".rstrip("/"), request)
+
+    def _wait_for_rate_limit(self) -> None:
+        delay = self.rate_limit.reserve() if self.rate_limit is not None else 0.0
+        if delay > 0:
+            (self.signals.sleep if self.signals is not None else time.sleep)(delay)
 
     def _request(self, method: str, resource: str, name: str, path: str, query: list[tuple[str, Any]] | None,
                  body: Any, content_type: str) -> Any:

@@ -20,6 +20,7 @@ from mig_labeler.kube import KubeClient, api_client
 from mig_labeler.labels.desired import labels_for_topology
 from mig_labeler.loop import Daemon
 from mig_labeler.metrics import Metrics
+from mig_labeler.rate_limit import client_go_limiter
 from mig_labeler.retry import api_retry_policy
 from mig_labeler.signals import Signals
 from mig_labeler.sinks import Retirable, Sink
@@ -38,10 +39,17 @@ class PublishFailed(MigLabelerError):
 
 def build_daemon(config: Config, host: str | None = None, registry: CollectorRegistry | None = None,
                  **kwargs: Any) -> Daemon:
-    kube = KubeClient(api_client(config.kubeconfig, host=host)) if config.needs_kubernetes else None
-    source = open_source(config.fixture, config.machine_type_file)
+    kube = kube_client(config, host) if config.needs_kubernetes else None
+    source = open_source(config.fixture, config.machine_type_file, config.driver_root)
     daemon = Daemon(config, source, kube, Metrics(registry or CollectorRegistry()), **kwargs)
     return daemon.use(*build_sinks(config, kube, daemon))
+
+
+def kube_client(config: Config, host: str | None = None) -> KubeClient:
+    """The client with --kube-api-qps/--kube-api-burst applied, as client-go applies them."""
+    kube = KubeClient(api_client(config.kubeconfig, host=host))
+    kube.rate_limit = client_go_limiter(config.kube_api_qps, config.kube_api_burst)
+    return kube
 
 
 def build_sinks(config: Config, kube: KubeClient | None, daemon: Daemon) -> tuple[list[Sink], list[Retirable]]:
@@ -140,9 +148,9 @@ def label_diff(config: Config, started_at: int, host: str | None = None,
                timeout: float = 30.0) -> tuple[list[str], list[str]]:
     """The plan ``run --oneshot`` would execute, as diff lines, plus warnings. Writes nothing.
     The Node is read within ``timeout`` seconds, retries included (each logged)."""
-    source = open_source(config.fixture, config.machine_type_file)
+    source = open_source(config.fixture, config.machine_type_file, config.driver_root)
     desired = labels_for_topology(source.read(), config, started_at)
-    kube = KubeClient(api_client(config.kubeconfig, host=host))
+    kube = kube_client(config, host)
     kube.deadline = time.monotonic() + timeout
     try:
         node = api_retry_policy(deadline=timeout)(kube.read_node, config.node_name or "")

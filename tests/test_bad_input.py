@@ -13,7 +13,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mig_labeler.cli import load_file_settings
+from mig_labeler.cli_config import load_file_settings
 from mig_labeler.config import GO_MAX_DURATION, FileSettings, parse_config_file, parse_duration
 from mig_labeler.demo.fake_nvml import FakeNvml
 from mig_labeler.demo.fixture import NodeFixture, load_fixture, parse_fixture

@@ -214,7 +214,8 @@ def test_a_crd_removed_while_running_fails_that_sink_only(kube_api):
 def test_use_node_feature_api_takes_go_booleans(monkeypatch, value, sinks):
     import click
 
-    from mig_labeler.cli import build_config, run
+    from mig_labeler.cli import run
+    from mig_labeler.cli_config import build_config
 
     monkeypatch.setenv("USE_NODE_FEATURE_API", value)
     with click.Context(run) as ctx:
@@ -225,7 +226,8 @@ def test_use_node_feature_api_takes_go_booleans(monkeypatch, value, sinks):
 def config_from(args: list[str], tmp_path: Path, file_text: str | None = None):
     import click
 
-    from mig_labeler.cli import build_config, run
+    from mig_labeler.cli import run
+    from mig_labeler.cli_config import build_config
 
     if file_text is not None:
         (tmp_path / "config.yaml").write_text(file_text)
@@ -279,7 +281,8 @@ def test_a_reload_never_switches_output_modes(kube_api, tmp_path, caplog):
 def test_sinks_from_the_environment_are_comma_separated(monkeypatch):
     import click
 
-    from mig_labeler.cli import build_config, run
+    from mig_labeler.cli import run
+    from mig_labeler.cli_config import build_config
     from mig_labeler.errors import ConfigError
 
     monkeypatch.setenv("MIG_LABELER_SINKS", "nodefeature,file")

@@ -127,7 +127,7 @@ def test_config_file_change_reloads_the_running_daemon(kube_api, tmp_path):
     config.write_text("version: v1\nflags: {migStrategy: mixed}\n")
     node_file = write_fixture(tmp_path / "n.yaml", ALL_1G)
     daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0, config_file=str(config))
-    from mig_labeler.cli import load_file_settings
+    from mig_labeler.cli_config import load_file_settings
 
     def reload_config():
         import dataclasses

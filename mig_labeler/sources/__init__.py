@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mig_labeler.config import DEFAULT_MACHINE_TYPE_FILE
+from mig_labeler.errors import NvmlUnavailable
+from mig_labeler.sources.driver_root import LIBRARY_NOT_FOUND, load_from_driver_root
 from mig_labeler.sources.machine import read_machine_type
 from mig_labeler.sources.nvml import ReaderCache, read_topology
 from mig_labeler.sources.vgpu import read_vgpu
@@ -30,9 +32,16 @@ class TopologySource:
     fake: FakeNvml | None = None
     sysfs: str = SYSFS  # the vGPU scan reads <sysfs>/bus/pci/devices
     cache: ReaderCache = field(default_factory=ReaderCache)
+    driver_root: str | None = None  # where to look for libnvidia-ml.so.1 when the loader cannot find it
 
     def read(self) -> NodeTopology:
-        topology = read_topology(self.nvml, cache=self.cache)
+        try:
+            topology = read_topology(self.nvml, cache=self.cache)
+        except NvmlUnavailable as e:
+            if e.code != LIBRARY_NOT_FOUND or not self.driver_root or self.fake is not None:
+                raise
+            load_from_driver_root(self.nvml, self.driver_root)  # raises, naming the paths tried
+            topology = read_topology(self.nvml, cache=self.cache)
         return replace(topology, machine_type=self.machine_type(), vgpu=self.vgpu())
 
     def vgpu(self) -> Vgpu | None:
@@ -48,7 +57,7 @@ class TopologySource:
         return read_machine_type(DEFAULT_MACHINE_TYPE_FILE)
 
 
-def open_source(fixture: str | None, machine_type_file: str | None) -> TopologySource:
+def open_source(fixture: str | None, machine_type_file: str | None, driver_root: str | None = None) -> TopologySource:
     if fixture:
         from mig_labeler.demo.fake_nvml import FakeNvml
         from mig_labeler.demo.fake_sysfs import write_fake_sysfs
@@ -57,4 +66,4 @@ def open_source(fixture: str | None, machine_type_file: str | None) -> TopologyS
         return TopologySource(fake, machine_type_file, fake, sysfs=str(write_fake_sysfs(fake.fixture)))
     import pynvml  # loaded only when real NVML is wanted
 
-    return TopologySource(pynvml, machine_type_file)
+    return TopologySource(pynvml, machine_type_file, driver_root=driver_root)

@@ -1,0 +1,185 @@
+"""From parsed options to the one frozen ``Config``: precedence flag > environment > config file >
+default (gfd-reference §4.4), GFD's booleans and durations in Go's syntax, the sink selection.
+
+Owns: ``build_config`` and ``load_file_settings``. Reads click's parsed parameters and where each
+came from; the environment only to name the variable a bad value came from. Every bad value is a
+``ConfigError`` (exit 2) that names the flag or variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from mig_labeler.config import (
+    DEFAULT_OUTPUT_FILE,
+    Config,
+    FileSettings,
+    MigStrategy,
+    decode_text,
+    parse_config_file,
+    parse_duration,
+    parse_go_bool,
+    parse_mig_strategy,
+    parse_sinks,
+)
+from mig_labeler.errors import ConfigError
+from mig_labeler.gfd_flags import flag
+
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def _sinks(ctx: click.Context, file: FileSettings) -> tuple[str, ...]:
+    """--sink wins; else useNodeFeatureAPI true (flag > env > config file) selects nodefeature,
+    and --output-file given as a flag or in the environment selects file (both: both); else the
+    node sink. The config file's outputFile only sets the path: GFD's example config carries it,
+    and a node-mode install sharing such a file must not switch modes."""
+    p = ctx.params
+    if p.get("sinks"):
+        return parse_sinks(list(p["sinks"]))
+    chosen: list[str] = []
+    if _bool(ctx, "use_node_feature_api", file.use_node_feature_api, False):
+        chosen.append("nodefeature")
+    if _explicit(ctx, "output_file"):
+        chosen.append("file")
+    return tuple(chosen) or ("node",)
+
+
+def _namespace(ctx: click.Context) -> str:
+    if ctx.params.get("namespace"):
+        return str(ctx.params["namespace"])
+    try:
+        return Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def _explicit(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT) and ctx.params.get(name) is not None
+
+
+def _pick(ctx: click.Context, name: str, file_value: Any, default: Any) -> Any:
+    """Flag > env > file > default (gfd-reference §4.4)."""
+    if _explicit(ctx, name):
+        return ctx.params[name]
+    return default if file_value is None else file_value
+
+
+def _bool(ctx: click.Context, name: str, file_value: bool | None, default: bool) -> bool:
+    """A GFD boolean, flag > env > file > default; flag and variable both in Go's spellings."""
+    if name not in ctx.params:
+        return default
+    if _explicit(ctx, name):
+        return parse_go_bool(str(ctx.params[name]), _where(ctx, name))
+    return default if file_value is None else file_value
+
+
+def _where(ctx: click.Context, name: str) -> str:
+    """The flag, or the environment variable a value came from, for an error message."""
+    option = name.replace("_", "-")
+    if ctx.get_parameter_source(name) == ParameterSource.ENVIRONMENT:
+        return next((v for v in flag(option).envvars if os.environ.get(v)), option.upper())
+    return f"--{option}"
+
+
+def _number(ctx: click.Context, name: str, kind: type[float] | type[int], default: float) -> Any:
+    if not _explicit(ctx, name):
+        return default
+    text = str(ctx.params[name])
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"{_where(ctx, name)} must be {'an integer' if kind is int else 'a number'}, "
+                          f"not {text!r}") from None
+
+
+DISCOVERY_STRATEGIES = ("auto", "nvml", "tegra", "vfio")  # GFD's validateFlags
+
+
+def _discovery_strategy(ctx: click.Context) -> str:
+    value = str(ctx.params.get("device_discovery_strategy") or "auto")
+    if value not in DISCOVERY_STRATEGIES:
+        raise ConfigError(f"invalid --device-discovery-strategy option {value!r}: use auto or nvml")
+    if value in ("tegra", "vfio"):
+        raise ConfigError(f"--device-discovery-strategy {value} is not supported: mig-labeler finds GPUs "
+                          "through NVML only (auto or nvml)")
+    return value
+
+
+OUTPUT_FORMATS = ("text", "json", "yaml", "wide", "name")
+
+
+def _output_file(ctx: click.Context, file: FileSettings) -> str:
+    """``-o`` on run is GFD's alias for --output-file: a path. A value that reads as an output
+    format (``run --oneshot -o json``) is refused instead of becoming a file named json."""
+    path = str(_pick(ctx, "output_file", file.output_file, DEFAULT_OUTPUT_FILE))
+    if path in OUTPUT_FORMATS and ctx.get_parameter_source("output_file") == ParameterSource.COMMANDLINE:
+        raise ConfigError(f"-o/--output on run is GFD's --output-file, a path, not an output format: to write a "
+                          f"file named {path}, give ./{path}; to see the labels, use `mig-labeler labels -o {path}`")
+    return path
+
+
+def load_file_settings(path: str | None) -> FileSettings:
+    if not path:
+        return FileSettings()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from e
+    return parse_config_file(decode_text(data, f"config file {path}"), path)
+
+
+def _reject_empty_flags(ctx: click.Context) -> None:
+    """One rule for empty values: an environment variable that is set but empty counts as unset
+    (click's rule; Helm and kustomize often render empty values), while an empty value typed on
+    the command line is a mistake, never a silent fallback (``--fixture ""`` must not mean "real
+    NVML")."""
+    for name, value in ctx.params.items():
+        if value == "" and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            raise ConfigError(f"--{name.replace('_', '-')} is empty: give a value, or leave the option out")
+
+
+def build_config(ctx: click.Context) -> Config:
+    p = ctx.params
+    _reject_empty_flags(ctx)
+    file = load_file_settings(p.get("config_file"))
+    strategy = p["mig_strategy"] if _explicit(ctx, "mig_strategy") else None
+    interval = p.get("sleep_interval") if _explicit(ctx, "sleep_interval") else None
+    oneshot_timeout = p.get("oneshot_timeout") if _explicit(ctx, "oneshot_timeout") else None
+    return Config(
+        mig_strategy=parse_mig_strategy(strategy) if strategy is not None else (file.mig_strategy or MigStrategy.NONE),
+        sharing=file.sharing,
+        no_timestamp=_bool(ctx, "no_timestamp", file.no_timestamp, False),
+        machine_type_file=_pick(ctx, "machine_type_file", file.machine_type_file, None),
+        fail_on_init_error=_bool(ctx, "fail_on_init_error", file.fail_on_init_error, True),
+        gpu_present_label=bool(p["gpu_present_label"]),
+        fixture=p.get("fixture"),
+        config_file=p.get("config_file"),
+        oneshot=_bool(ctx, "oneshot", file.oneshot, False),
+        device_discovery_strategy=_discovery_strategy(ctx),
+        driver_root=str(p.get("driver_root_ctr_path") or flag("driver-root-ctr-path").gfd_default),
+        kube_api_qps=float(_number(ctx, "kube_api_qps", float, 5.0)),
+        kube_api_burst=int(_number(ctx, "kube_api_burst", int, 10)),
+        sleep_interval=parse_duration(interval, _where(ctx, "sleep_interval")) if interval is not None
+        else (file.sleep_interval or 60.0),
+        node_name=p.get("node_name") or None,
+        kubeconfig=p.get("kubeconfig") or None,
+        metrics_port=int(p.get("metrics_port") or 0) if "metrics_port" in p else 0,
+        log_format=p.get("log_format") or "text",
+        oneshot_timeout=30.0 if oneshot_timeout is None else parse_duration(oneshot_timeout, "--oneshot-timeout", 0.0),
+        warnings=file.warnings,
+        **_sink_settings(ctx, file),
+    )
+
+
+def _sink_settings(ctx: click.Context, file: FileSettings) -> dict[str, Any]:
+    if "sinks" not in ctx.params:  # commands without sink options publish nowhere but the Node
+        return {}
+    return {"sinks": _sinks(ctx, file),
+            "output_file": _output_file(ctx, file),
+            "namespace": _namespace(ctx), "pod_name": ctx.params.get("pod_name") or None}
