@@ -40,26 +40,10 @@ from mig_labeler.errors import (
     WorkloadsDoNotFit,
 )
 from mig_labeler.gfd_flags import COMMANDS, translate
+from mig_labeler.logs import fatal_line, setup_logging, use_format
 from mig_labeler.signals import Signals
 
 log = logging.getLogger("mig_labeler")
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({"ts": round(record.created, 3), "level": record.levelname.lower(),
-                           "msg": record.getMessage()})
-
-
-def setup_logging(log_format: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("mig-labeler: %(levelname)s: %(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(logging.INFO)
-    log.propagate = False
-
 
 class GfdGroup(click.Group):
     """GFD's command lines work unchanged: Go's flag grammar, and flags without a command mean
@@ -68,7 +52,20 @@ class GfdGroup(click.Group):
     def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         own = {name: _own_names(command) for name, command in self.commands.items() if name in COMMANDS}
-        return super().main(translate(argv, own, in_pod=bool(os.environ.get("NODE_NAME"))), *rest, **kwargs)
+        args = translate(argv, own, in_pod=bool(os.environ.get("NODE_NAME")))
+        use_format(_log_format(args))
+        return super().main(args, *rest, **kwargs)
+
+
+def _log_format(args: list[str]) -> str:
+    """--log-format as given (flag > environment), before click parses: a usage error or a bad
+    config file is then printed in the format the log uses."""
+    for i, arg in enumerate(args):
+        if arg.startswith("--log-format="):
+            return arg.partition("=")[2]
+        if arg == "--log-format" and i + 1 < len(args):
+            return args[i + 1]
+    return os.environ.get("MIG_LABELER_LOG_FORMAT", "text")
 
 
 def _own_names(command: click.Command) -> tuple[set[str], set[str]]:
@@ -175,7 +172,7 @@ def run(ctx: click.Context, **_: Any) -> None:
         if config.needs_kubernetes:
             _require_node_name(config)
         setup_logging(config.log_format)
-        log.info("mig-labeler %s starting: %s", __version__, json.dumps(config.summary(), sort_keys=True))
+        log.info("mig-labeler %s starting", __version__, extra={"fields": {"settings": config.summary()}})
         _warn(config.warnings)
         run_daemon(config, reload_config=lambda: build_config(ctx), signals=signals)
 
@@ -256,16 +253,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except click.UsageError as e:  # one line, as every other error; the help is one flag away
         command = e.ctx.command_path if e.ctx is not None else "mig-labeler"
-        click.echo(f"mig-labeler: error: {e.format_message().rstrip('.')} (see '{command} --help')", err=True)
+        click.echo(fatal_line(f"error: {e.format_message().rstrip('.')} (see '{command} --help')"), err=True)
         sys.exit(EXIT_BAD_INPUT)
     except click.ClickException as e:
-        click.echo(f"mig-labeler: error: {e.format_message()}", err=True)
+        click.echo(fatal_line(f"error: {e.format_message()}"), err=True)
         sys.exit(EXIT_BAD_INPUT)
     except click.exceptions.Abort:  # Ctrl-C outside `run` (click turns KeyboardInterrupt into Abort)
-        click.echo("mig-labeler: interrupted", err=True)
+        click.echo(fatal_line("interrupted"), err=True)
         sys.exit(EXIT_INTERRUPTED)
     except MigLabelerError as e:
-        click.echo(f"mig-labeler: error: {e}", err=True)
+        click.echo(fatal_line(f"error: {e}"), err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(0)

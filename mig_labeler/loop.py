@@ -11,7 +11,6 @@ Time (``clock``, ``sleep``) is injected so loop tests run in milliseconds.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -34,6 +33,7 @@ from mig_labeler.health import HealthState
 from mig_labeler.kube import KubeClient, NodeState
 from mig_labeler.labels.desired import labels_for_topology
 from mig_labeler.metrics import Metrics
+from mig_labeler.reporting import EventReporter, PassReporter
 from mig_labeler.retry import api_retry_policy
 from mig_labeler.signals import Signals
 from mig_labeler.sinks import Retirable, Sink, SinkResult, handoff_labels
@@ -43,8 +43,6 @@ from mig_labeler.watch import ConfigFileWatcher, NodeWatcher
 
 log = logging.getLogger("mig_labeler")
 
-EVENT_MIN_INTERVAL = 60.0  # at most one Event per reason per minute
-FAILURES_BEFORE_EVENT = 3
 SETTLE_INTERVAL = 5.0  # rescan this often while a GPU's pending MIG mode differs from its current one
 
 
@@ -72,19 +70,6 @@ class PassResult:
         return any(r.wrote for r in self.results)
 
 
-class EventLimiter:
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.clock = clock
-        self.last: dict[str, float] = {}
-
-    def allow(self, reason: str) -> bool:
-        now = self.clock()
-        if now - self.last.get(reason, -EVENT_MIN_INTERVAL) < EVENT_MIN_INTERVAL:
-            return False
-        self.last[reason] = now
-        return True
-
-
 class Daemon:
     def __init__(self, config: Config, source: TopologySource, kube: KubeClient | None, metrics: Metrics, *,
                  health: HealthState | None = None, clock: Callable[[], float] = time.time,
@@ -105,8 +90,9 @@ class Daemon:
         if deadline is not None and kube is not None:  # the same bound for each request (--oneshot-timeout)
             kube.deadline = time.monotonic() + deadline
         self.started_at = int(clock()) if started_at is None else started_at
-        self.events = EventLimiter(clock)
-        self.failures = 0
+        self.events = EventReporter(self._post_event, clock)
+        self.reporting = PassReporter(metrics, self.events, config.node_name)
+        self.layout: str | None = None  # the GPU layout the last pass read
         self.node: NodeState | None = None  # the freshest Node we know: from the watch, a GET or our apply
         self.node_lock = threading.Lock()
         self.stopping = threading.Event()
@@ -134,6 +120,7 @@ class Daemon:
         """The sinks each pass publishes to, and the unselected ones to retire (``runner`` builds them)."""
         self.sinks = list(sinks)
         self.retiring = list(retiring)
+        self.metrics.initialise_sinks([s.name for s in self.sinks])
         return self
 
     def wait_for_passes(self, count: int, timeout: float | None = None) -> bool:
@@ -145,6 +132,7 @@ class Daemon:
     # -- one pass -------------------------------------------------------------------------------
     def run_pass(self) -> PassResult:
         started = time.perf_counter()
+        self.events.flush()  # Events held back by the rate window whose time has come
         self.health.begin_pass()
         result = self._pass()
         self.metrics.pass_duration.observe(time.perf_counter() - started)
@@ -174,6 +162,7 @@ class Daemon:
         except MigLabelerError as e:  # the vGPU scan found a malformed record: GFD fails the pass too
             return PassResult(ok=False, error=f"{e}; keeping the published labels", kind="nvml_error")
         self.metrics.observe_topology(topology)
+        self.layout = topology.layout()
         desired = labels_for_topology(topology, self.config, self.started_at)
         for rejected in desired.rejected:
             self.metrics.labels_rejected.labels(key=rejected.key).inc()
@@ -305,9 +294,7 @@ class Daemon:
             if paused == self.paused:
                 return
             previous, self.paused = self.paused, paused
-            self.metrics.paused.clear()
-            if paused is not None:
-                self.metrics.paused.labels(reason=paused.reason).set(1)
+            self.metrics.set_paused(paused.reason if paused is not None else None)
         if paused is not None:
             log.info("paused: %s; no NVML calls and no label changes until it ends", paused.message)
         elif previous is not None:
@@ -358,29 +345,16 @@ class Daemon:
 
     def _report(self, result: PassResult) -> None:
         if result.ok:
-            self.failures = 0
-            changed = [(r.sink, r.outcome) for r in result.results if r.outcome is not None and not r.outcome.empty]
-            for sink, outcome in changed:
-                self.metrics.labels_written.inc(len(outcome.add) + len(outcome.change))
-                self.metrics.labels_removed.inc(len(outcome.remove))
-                where = f"on node {self.config.node_name}" if sink == "node" else f"in the {sink} sink"
-                log.info("labels updated %s: %s", where, outcome.summary())
-            if changed:
-                if self.woken_at is not None:
-                    self.metrics.reaction.observe(time.perf_counter() - self.woken_at)
-                summary = "; ".join(outcome.summary() if len(changed) == 1 else f"{sink}: {outcome.summary()}"
-                                    for sink, outcome in changed)
-                self._event("GPULabelsChanged", f"mig-labeler: {summary}", "Normal")
-            return
-        self.failures += 1
-        log.warning("pass failed (%d in a row): %s", self.failures, result.error)
-        if self.failures >= FAILURES_BEFORE_EVENT:
-            self._event("GPULabelingFailed", f"mig-labeler: {self.failures} passes failed: {result.error}",
-                        "Warning")
+            self.reporting.succeeded(result.results, self.layout, self.woken_at)
+        else:
+            self.reporting.failed(result.error)
 
-    def _event(self, reason: str, message: str, event_type: str) -> None:
-        if self.kube is None or self.node is None or not self.events.allow(reason):
-            return
+    def _post_event(self, reason: str, message: str, event_type: str) -> bool:
+        """For the EventReporter: False while no Node is known yet (the Event waits for one)."""
+        if self.kube is None:
+            return True  # no cluster, no Events
+        if self.node is None:
+            return False
         try:
             self.kube.post_event(self.node, reason, message, event_type, self.clock())
         except ApiError as e:  # an Event is best effort: count it, never fail the pass for it
@@ -389,6 +363,7 @@ class Daemon:
                 self.warn_once(f"cannot post Events, labels are still published: {e}")
             else:
                 log.debug("could not post event %s: %s", reason, e)
+        return True
 
     # -- the loop -------------------------------------------------------------------------------
     def run_forever(self, reload_config: Callable[[], Config] | None = None) -> None:
@@ -407,7 +382,7 @@ class Daemon:
                     self.woken_at = self.woken_at or time.perf_counter()
                     self._reload(reload_config)
                 self._guarded_pass()
-                signals.wake.wait(self._next_wait())
+                self._wait()
                 # Cleared only after the wait: a wake-up that comes during a pass or a reload
                 # (a SIGHUP while the file is read) ends the wait at once instead of being lost.
                 signals.wake.clear()
@@ -445,6 +420,21 @@ class Daemon:
             return
         self.node_missing = False
 
+    def _wait(self) -> None:
+        """Until the next pass is due or something wakes the loop; Events held back by the rate
+        window are posted when their window ends, in between."""
+        wait = self._next_wait()
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            due = self.events.due_in()
+            timeout = left if due is None else (due if left is None else min(left, due))
+            if self.signals.wake.wait(timeout) or self.signals.stop:
+                return
+            self.events.flush()
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+
     def _next_wait(self) -> float | None:
         interval = self.config.sleep_interval
         if self.settling:
@@ -459,15 +449,17 @@ class Daemon:
         try:
             config = reload_config()
         except MigLabelerError as e:
-            log.error("configuration reload failed, keeping the previous one: %s", e)
+            self.reporting.reload_failed(str(e))
             return
-        except Exception:  # noqa: BLE001 - nothing a file holds may stop the daemon
+        except Exception as e:  # noqa: BLE001 - nothing a file holds may stop the daemon
             log.exception("configuration reload failed with an internal error, keeping the previous one")
+            self.reporting.reload_failed(f"internal error: {type(e).__name__}")
             return
+        self.reporting.reloaded()
         config = self._keep_sinks(config)
         self.config = config
         self.started_at = int(self.clock())  # gfd.timestamp: process start or the last reload, as GFD
-        log.info("configuration reloaded: %s", json.dumps(config.summary(), sort_keys=True))
+        log.info("configuration reloaded", extra={"fields": {"settings": config.summary()}})
         for warning in config.warnings:
             log.warning("%s", warning)
 

@@ -1,7 +1,10 @@
 """Prometheus metrics, registered on an injected ``CollectorRegistry``.
 
-Owns: the metric names and what each means (README, "Metrics"). Tests build a fresh registry per
-daemon; production uses one for the process.
+Owns: the metric names and what each means (docs/deployment.md, "Health and metrics"), and the
+label values each labelled series starts with: every series the dashboard and the alerts query
+exists from the first scrape (at 0), so panels never say "No data" and ``rate()``/``increase()``
+see a series' first increment. Tests build a fresh registry per daemon; production uses one for
+the process.
 """
 
 from __future__ import annotations
@@ -11,6 +14,11 @@ from collections import Counter as Tally
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mig_labeler.topology import NodeTopology
+
+PASS_RESULTS = ("success", "paused", "nvml_error", "api_error", "sink_error", "error")
+PUBLISH_RESULTS = ("written", "unchanged", "held", "error")
+API_CODES = ("0", "403", "404", "409", "422", "429", "500", "502", "503", "504")  # 0: no HTTP answer
+RELOAD_RESULTS = ("success", "failure")
 
 
 class Metrics:
@@ -51,6 +59,35 @@ class Metrics:
         self.nvml_inits = Counter("mig_labeler_nvml_inits", "NVML sessions opened (nvmlInit calls); it stands still "
                                   "during a pause.", registry=registry)
         self.ready = Gauge("mig_labeler_ready", "1 when the last pass published successfully.", registry=registry)
+        self.config_reloads = Counter("mig_labeler_config_reloads", "Configuration reloads (SIGHUP or a changed "
+                                      "file) by result: success, or failure (the previous configuration is kept).",
+                                      ["result"], registry=registry)
+        self.config_stale = Gauge("mig_labeler_config_stale", "1 while the configuration file differs from the one "
+                                  "running because its last reload failed: the next restart will fail on it.",
+                                  registry=registry)
+        self._initialise()
+
+    def _initialise(self) -> None:
+        """The known label values, at 0 (Prometheus' guidance: initialise the series you know)."""
+        for result in PASS_RESULTS:
+            self.passes.labels(result=result)
+        self.nvml_errors.labels(call="nvmlInit")
+        for code in API_CODES:
+            self.api_errors.labels(code=code)
+        self.labels_rejected.labels(key="")  # an empty label value: Prometheus reads it as no label
+        self.paused.labels(reason="").set(0)
+        for result in RELOAD_RESULTS:
+            self.config_reloads.labels(result=result)
+
+    def initialise_sinks(self, sinks: list[str]) -> None:
+        for sink in sinks:
+            for result in PUBLISH_RESULTS:
+                self.publish.labels(sink=sink, result=result)
+
+    def set_paused(self, reason: str | None) -> None:
+        """One series: ``{reason=""} 0`` when not paused, ``{reason="<label>=<value>"} 1`` while paused."""
+        self.paused.clear()
+        self.paused.labels(reason=reason or "").set(1 if reason else 0)
 
     def observe_topology(self, topology: NodeTopology) -> None:
         counts = Tally(m.profile for m in topology.mig_devices)

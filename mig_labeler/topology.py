@@ -145,6 +145,22 @@ class NodeTopology:
     def mig_devices(self) -> tuple[MigDevice, ...]:
         return tuple(m for g in self.gpus if g.mig_enabled for m in g.mig_devices)
 
+    def layout(self) -> str:
+        """The node's GPU layout in one short phrase, for Events and log lines: MIG devices per
+        profile (most first), full GPUs, MIG-enabled GPUs without devices. ``4×3g.20gb, 8×1g.5gb,
+        2 full GPUs``."""
+        counts: dict[str, int] = {}
+        for device in self.mig_devices:
+            counts[device.profile] = counts.get(device.profile, 0) + 1
+        parts = [f"{n}×{profile}" for profile, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+        full = sum(1 for g in self.gpus if not g.mig_enabled)
+        empty = sum(1 for g in self.gpus if g.mig_enabled and not g.mig_devices)
+        if full:
+            parts.append(f"{full} full GPU{'s' if full != 1 else ''}")
+        if empty:
+            parts.append(f"{empty} MIG-enabled GPU{'s' if empty != 1 else ''} without MIG devices")
+        return ", ".join(parts) or "no GPUs"
+
 
 def mig_memory_gb(memory_mib: int, parent_total_bytes: int) -> int:
     """go-nvlib's GB rounding in integers: eighths rounded up, times whole GiB rounded up,

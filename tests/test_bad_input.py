@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mig_labeler.cli_config import load_file_settings
+from mig_labeler.logs import JsonFormatter
 from mig_labeler.config import GO_MAX_DURATION, FileSettings, parse_config_file, parse_duration
 from mig_labeler.demo.fake_nvml import FakeNvml
 from mig_labeler.demo.fixture import NodeFixture, load_fixture, parse_fixture
@@ -206,9 +207,10 @@ def test_a_failed_reload_keeps_the_previous_config_and_the_daemon_running(kube_a
     assert not thread.is_alive()
 
 
-def test_the_reloaded_configuration_is_logged_as_json(kube_api, tmp_path, caplog):
+def test_the_reloaded_configuration_is_logged_with_its_settings_as_fields(kube_api, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="mig_labeler")
     daemon = make_daemon(kube_api, fixture_path("a30-mig-off"))
     daemon._reload(lambda: daemon.config)
-    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("configuration reloaded: "))
-    assert json.loads(line.removeprefix("configuration reloaded: "))["migStrategy"] == "mixed"
+    record = next(r for r in caplog.records if r.getMessage() == "configuration reloaded")
+    assert record.fields["settings"]["migStrategy"] == "mixed"
+    assert json.loads(JsonFormatter().format(record))["settings"]["migStrategy"] == "mixed"

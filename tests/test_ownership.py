@@ -129,9 +129,10 @@ def test_a_removal_that_does_not_happen_is_reported_not_claimed(kube_api, tmp_pa
     warning = next(m for m in messages if m.startswith("52 labels mig-labeler dropped are still on node"))
     assert "nvidia.com/mig-3g.20gb.count (nfd-master)" in warning
     updated = [m for m in messages if m.startswith("labels updated on node")]
-    assert updated[-1].endswith("0 added, 1 changed, 0 removed")
+    assert updated[-1].endswith("(0 added, 1 changed, 0 removed)")
     assert daemon.metrics.labels_removed._value.get() == 0
-    assert kube_api.events[-1]["message"] == "mig-labeler: 0 added, 1 changed, 0 removed"
+    assert kube_api.events[-1]["message"] == ("mig-labeler: MIG layout 10×1g.5gb, 6×2g.10gb, 4×3g.20gb, 2×4g.20gb, "
+                                             "2×7g.40gb → 56×1g.5gb; mig-1g.5gb.count → 56")
 
 
 def test_the_watch_restores_labels_that_nfd_master_removes_on_gfd_uninstall(kube_api, tmp_path):

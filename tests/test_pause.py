@@ -104,7 +104,8 @@ def test_a_mig_change_is_waited_out_without_nvml_and_published_at_once_after(run
     operator(kube_api, state="success", client="true", gfd="true")
     wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig-3g.20gb.count") == "4")
     assert "nvidia.com/mig-1g.5gb.count" not in kube_api.labels(NODE)
-    assert not metric(daemon, "mig_labeler_paused{")
+    assert metric(daemon, 'mig_labeler_paused{reason=""} 0.0')  # reads 0, the series stays
+    assert not metric(daemon, "paused-for-mig-change\"} 1.0")
     messages = [r.getMessage() for r in caplog.records]
     assert sum(m.startswith("paused: ") for m in messages) == 1
     assert sum(m.startswith("pause over") for m in messages) == 1

@@ -8,7 +8,8 @@ operator or an admin are never touched (labels.md, "Ownership").
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+import re
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 
 
@@ -30,6 +31,29 @@ class LabelPlan:
             parts.append(f"{len(self.adopt)} adopted")
         return ", ".join(parts)
 
+    @property
+    def only_timestamp(self) -> bool:
+        """Nothing but ``gfd.timestamp`` changes (every restart): not worth an Event."""
+        keys = set(self.add) | set(self.change) | set(self.remove) | set(self.adopt)
+        return keys <= {TIMESTAMP_KEY}
+
+    def describe(self, limit: int = 6) -> str:
+        """What changes, in words short enough for an Event: label groups added and removed (a
+        MIG profile's keys as ``mig-3g.20gb.*``), changed values (``gpu.product → …``), adoptions.
+        At most ``limit`` items per part; ``gfd.timestamp`` is left out."""
+        parts = []
+        for verb, keys in (("removed", self.remove), ("added", self.add)):
+            groups = _groups(k for k in keys if k != TIMESTAMP_KEY)
+            if groups:
+                parts.append(f"{verb} {_first(groups, limit)}")
+        changed = [f"{_short(k)} → {new}" for k, (_, new) in self.change.items() if k != TIMESTAMP_KEY]
+        if changed:
+            parts.append(_first(changed, limit))
+        if self.adopt:
+            parts.append(f"took ownership of {len(self.adopt)} label{'s' if len(self.adopt) != 1 else ''} "
+                         "already right")
+        return "; ".join(parts) or "gfd.timestamp only"
+
     def lines(self) -> list[str]:
         """Human-readable diff, sorted by key: ``+`` add, ``~`` change, ``-`` remove, ``*`` adopt."""
         rows = [(k, f"+ {k}={v}") for k, v in self.add.items()]
@@ -37,6 +61,32 @@ class LabelPlan:
         rows += [(k, f"- {k} (was {old!r})") for k, old in self.remove.items()]
         rows += [(k, f"* {k}={self.desired[k]} (already set; mig-labeler takes ownership)") for k in self.adopt]
         return [line for _, line in sorted(rows)]
+
+
+TIMESTAMP_KEY = "nvidia.com/gfd.timestamp"
+PREFIX = "nvidia.com/"
+
+
+def _short(key: str) -> str:
+    return key.removeprefix(PREFIX)
+
+
+def _groups(keys: Iterable[str]) -> list[str]:
+    """A MIG profile's keys become one ``mig-<profile>.*``; other keys stay as they are."""
+    found: list[str] = []
+    for key in sorted(keys):
+        short = _short(key)
+        match = re.match(r"(mig-[^.]+(?:\.[^.]+)*?)\.(count|product|replicas|sharing-strategy|memory|multiprocessors"
+                         r"|slices\.gi|slices\.ci|engines\.[a-z]+)$", short)
+        name = f"{match.group(1)}.*" if match else short
+        if name not in found:
+            found.append(name)
+    return found
+
+
+def _first(items: list[str], limit: int) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def plan_update(live: Mapping[str, str], owned: Set[str], desired: Mapping[str, str],

@@ -1,0 +1,137 @@
+"""What an operator sees of each pass: log lines, counters and Kubernetes Events, and their text.
+
+Owns: ``EventReporter`` (at most one Event per reason per window; a later one in the window is
+kept, the latest wins, and posted when the window ends: delayed, never dropped) and
+``PassReporter`` (turns a pass's result into the log line, the label counters and the Event that
+say what changed: ``MIG layout 4×3g.20gb → 7×1g.5gb; removed mig-3g.20gb.*; added mig-1g.5gb.*;
+gpu.product → …``). The text is built from pure pieces owned by the data (``NodeTopology.layout``,
+``LabelPlan.describe``). The Daemon hands results over; ``kube`` only POSTs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mig_labeler.metrics import Metrics
+from mig_labeler.sinks.plan import LabelPlan
+
+if TYPE_CHECKING:
+    from mig_labeler.sinks import SinkResult
+
+log = logging.getLogger("mig_labeler")
+
+EVENT_WINDOW = 60.0  # at most one Event per reason per minute; later ones wait for the window's end
+FAILURES_BEFORE_EVENT = 3
+
+# post(reason, message, type) -> False when it could not be posted yet (no Node known): keep it.
+Post = Callable[[str, str, str], bool]
+
+
+@dataclass
+class _Pending:
+    message: str
+    event_type: str
+    coalesced: int  # Events of this reason held back in this window; the latest is posted
+
+
+class EventReporter:
+    def __init__(self, post: Post, clock: Callable[[], float], window: float = EVENT_WINDOW) -> None:
+        self.post = post
+        self.clock = clock
+        self.window = window
+        self.last: dict[str, float] = {}
+        self.pending: dict[str, _Pending] = {}
+
+    def report(self, reason: str, message: str, event_type: str) -> None:
+        now = self.clock()
+        if reason not in self.pending and now - self.last.get(reason, -math.inf) >= self.window:
+            if self.post(reason, message, event_type):
+                self.last[reason] = now
+                return
+        held = self.pending.get(reason)
+        self.pending[reason] = _Pending(message, event_type, (held.coalesced if held else 0) + 1)
+
+    def due_in(self) -> float | None:
+        """Seconds until the next held Event is due (0: now), None when none is held."""
+        if not self.pending:
+            return None
+        now = self.clock()
+        return max(0.0, min(self.last.get(r, -math.inf) + self.window - now for r in self.pending))
+
+    def flush(self) -> None:
+        """Post every held Event whose window has ended."""
+        now = self.clock()
+        for reason in [r for r in self.pending if now - self.last.get(r, -math.inf) >= self.window]:
+            held = self.pending[reason]
+            message = held.message
+            if held.coalesced > 1:
+                message += f" (the latest of {held.coalesced} in the last minute; the log has each)"
+            if self.post(reason, message, held.event_type):
+                self.last[reason] = now
+                del self.pending[reason]
+
+
+def describe(changed: Sequence[tuple[str, LabelPlan]], previous: str | None, layout: str | None) -> str:
+    """``MIG layout A → B`` when the layout changed since the last pass (``layout B`` on the
+    first), then what each sink's labels did."""
+    parts = []
+    if layout is not None and previous is not None and layout != previous:
+        parts.append(f"MIG layout {previous} → {layout}")
+    elif layout is not None and previous is None:
+        parts.append(f"layout {layout}")
+    if len(changed) == 1:
+        parts.append(changed[0][1].describe())
+    else:
+        parts.extend(f"{sink}: {outcome.describe()}" for sink, outcome in changed)
+    return "; ".join(parts)
+
+
+class PassReporter:
+    """The log line, counters and Event of each pass."""
+
+    def __init__(self, metrics: Metrics, events: EventReporter, node_name: str | None) -> None:
+        self.metrics = metrics
+        self.events = events
+        self.node_name = node_name
+        self.failures = 0
+        self.layout: str | None = None  # the layout the last reported change was made for
+
+    def succeeded(self, results: Sequence[SinkResult], layout: str | None, woken_at: float | None) -> None:
+        self.failures = 0
+        previous, self.layout = self.layout, layout or self.layout
+        changed = [(r.sink, r.outcome) for r in results if r.outcome is not None and not r.outcome.empty]
+        if not changed:
+            return
+        what = describe(changed, previous, layout)
+        for sink, outcome in changed:
+            self.metrics.labels_written.inc(len(outcome.add) + len(outcome.change))
+            self.metrics.labels_removed.inc(len(outcome.remove))
+            where = f"on node {self.node_name}" if sink == "node" else f"in the {sink} sink"
+            log.info("labels updated %s: %s (%s)", where, what if len(changed) == 1 else outcome.describe(),
+                     outcome.summary())
+        if woken_at is not None:
+            self.metrics.reaction.observe(time.perf_counter() - woken_at)
+        if not all(outcome.only_timestamp for _, outcome in changed):  # a restart's new timestamp: no Event
+            self.events.report("GPULabelsChanged", f"mig-labeler: {what}", "Normal")
+
+    def failed(self, error: str) -> None:
+        self.failures += 1
+        log.warning("pass failed (%d in a row): %s", self.failures, error)
+        if self.failures >= FAILURES_BEFORE_EVENT:
+            self.events.report("GPULabelingFailed", f"mig-labeler: {self.failures} passes failed: {error}", "Warning")
+
+    def reload_failed(self, error: str) -> None:
+        self.metrics.config_reloads.labels(result="failure").inc()
+        self.metrics.config_stale.set(1)
+        log.error("configuration reload failed, keeping the previous one: %s", error)
+        self.events.report("ConfigReloadFailed", f"mig-labeler keeps its running configuration: {error}; a restart "
+                           "would fail on this file", "Warning")
+
+    def reloaded(self) -> None:
+        self.metrics.config_reloads.labels(result="success").inc()
+        self.metrics.config_stale.set(0)

@@ -1,0 +1,119 @@
+"""What an operator sees: Events delayed within the rate window, never dropped; Event and log
+text that say what changed; failed reloads counted, evented and alerted on."""
+
+from __future__ import annotations
+
+import logging
+
+from mig_labeler.errors import ConfigError
+from mig_labeler.reporting import EventReporter
+from mig_labeler.sinks.plan import plan_update
+from mig_labeler.topology import NodeTopology
+
+from .conftest import FakeClock, make_daemon, read, write_fixture
+
+NODE = "gpu-node-1"
+A100 = "A100-SXM4-40GB"
+BALANCED = {"gpus": [{"model": A100, "count": 2, "mig": ["3g.20gb", "2g.10gb", "1g.5gb", "1g.5gb"]}]}
+ALL_1G = {"gpus": [{"model": A100, "count": 2, "mig": ["1g.5gb"] * 7}]}
+
+
+def test_a_second_event_in_the_window_waits_for_its_end_and_the_latest_wins():
+    clock, posted = FakeClock(0.0), []
+    events = EventReporter(lambda *event: posted.append(event) or True, clock)
+    events.report("GPULabelsChanged", "first", "Normal")
+    clock.now = 10
+    events.report("GPULabelsChanged", "second", "Normal")
+    clock.now = 20
+    events.report("GPULabelsChanged", "third", "Normal")
+    assert [m for _, m, _ in posted] == ["first"]
+    assert events.due_in() == 40
+    clock.now = 59
+    events.flush()
+    assert len(posted) == 1
+    clock.now = 60
+    events.flush()
+    assert posted[-1] == ("GPULabelsChanged", "third (the latest of 2 in the last minute; the log has each)", "Normal")
+    assert events.due_in() is None
+
+
+def test_reasons_have_windows_of_their_own():
+    clock, posted = FakeClock(0.0), []
+    events = EventReporter(lambda *event: posted.append(event) or True, clock)
+    events.report("GPULabelsChanged", "a", "Normal")
+    events.report("GPULabelingFailed", "b", "Warning")
+    assert [r for r, _, _ in posted] == ["GPULabelsChanged", "GPULabelingFailed"]
+
+
+def test_an_event_that_cannot_be_posted_yet_is_kept():
+    clock, posted, ready = FakeClock(0.0), [], []
+    events = EventReporter(lambda *event: bool(ready) and (posted.append(event) or True), clock)
+    events.report("GPULabelsChanged", "a", "Normal")
+    assert posted == [] and events.due_in() == 0
+    ready.append(True)
+    events.flush()
+    assert [m for _, m, _ in posted] == ["a"]
+
+
+def test_a_layout_change_10_s_after_another_reaches_the_node_too(kube_api, tmp_path):
+    clock = FakeClock()
+    node_file = write_fixture(tmp_path / "node.yaml", BALANCED)
+    daemon = make_daemon(kube_api, node_file, clock=clock)
+    daemon.run_pass()
+    clock.now += 10
+    write_fixture(node_file, ALL_1G)
+    daemon.run_pass()
+    assert len(kube_api.events) == 1  # held back by the window, not dropped
+    clock.now += 50
+    daemon.run_pass()  # nothing changed: the pass posts what the window held
+    messages = [e["message"] for e in kube_api.events]
+    assert messages[0].startswith("mig-labeler: layout 4×1g.5gb, 2×2g.10gb, 2×3g.20gb; added ")
+    assert messages[1] == ("mig-labeler: MIG layout 4×1g.5gb, 2×2g.10gb, 2×3g.20gb → 14×1g.5gb; removed "
+                           "mig-2g.10gb.*, mig-3g.20gb.*; mig-1g.5gb.count → 14")
+    assert all(len(m) <= 1024 for m in messages)
+
+
+def test_a_restart_that_changes_only_the_timestamp_posts_no_event(kube_api, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="mig_labeler")
+    node_file = write_fixture(tmp_path / "node.yaml", BALANCED)
+    make_daemon(kube_api, node_file, no_timestamp=False, clock=FakeClock(1_700_000_000.0)).run_pass()
+    assert len(kube_api.events) == 1
+    restarted = make_daemon(kube_api, node_file, no_timestamp=False, clock=FakeClock(1_700_000_300.0))
+    assert restarted.run_pass().wrote
+    assert len(kube_api.events) == 1
+    assert "labels updated on node gpu-node-1: layout 4×1g.5gb, 2×2g.10gb, 2×3g.20gb; gfd.timestamp only" in \
+        caplog.text
+
+
+def test_a_failed_reload_is_counted_evented_and_marks_the_config_stale(kube_api, tmp_path, caplog):
+    node_file = write_fixture(tmp_path / "node.yaml", BALANCED)
+    daemon = make_daemon(kube_api, node_file)
+    daemon.run_pass()
+
+    def broken():
+        raise ConfigError("config file /etc/mig-labeler/config.yaml is not valid YAML: line 3")
+
+    daemon._reload(broken)
+    metrics = daemon.metrics
+    assert metrics.config_reloads.labels(result="failure")._value.get() == 1
+    assert metrics.config_stale._value.get() == 1
+    warning = kube_api.events[-1]
+    assert (warning["reason"], warning["type"]) == ("ConfigReloadFailed", "Warning")
+    assert "not valid YAML" in warning["message"] and "a restart would fail" in warning["message"]
+    daemon._reload(lambda: daemon.config)
+    assert metrics.config_reloads.labels(result="success")._value.get() == 1
+    assert metrics.config_stale._value.get() == 0
+
+
+def test_the_layout_spelling():
+    assert read(BALANCED).layout() == "4×1g.5gb, 2×2g.10gb, 2×3g.20gb"
+    mixed = {"gpus": [{"model": A100, "mig": ["7g.40gb"]}, {"model": A100, "mig": []}, {"model": A100, "count": 2}]}
+    assert read(mixed).layout() == "1×7g.40gb, 2 full GPUs, 1 MIG-enabled GPU without MIG devices"
+    assert NodeTopology("550.54.15", 12040, ()).layout() == "no GPUs"
+
+
+def test_a_plan_description_groups_a_profiles_keys_and_stays_short():
+    live = {f"nvidia.com/mig-{n}g.{n}0gb.{s}": "1" for n in range(1, 9) for s in ("count", "memory")}
+    plan = plan_update(live, set(live), {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb"})
+    assert plan.describe() == ("removed mig-1g.10gb.*, mig-2g.20gb.*, mig-3g.30gb.*, mig-4g.40gb.*, mig-5g.50gb.*, "
+                               "mig-6g.60gb.* and 2 more; added gpu.product")
