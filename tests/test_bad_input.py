@@ -14,11 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mig_labeler.cli_config import load_file_settings
-from mig_labeler.logs import JsonFormatter
 from mig_labeler.config import GO_MAX_DURATION, FileSettings, parse_config_file, parse_duration
 from mig_labeler.demo.fake_nvml import FakeNvml
 from mig_labeler.demo.fixture import NodeFixture, load_fixture, parse_fixture
 from mig_labeler.errors import ConfigError, FixtureError
+from mig_labeler.logs import JsonFormatter
 
 from .conftest import fixture_path, make_daemon, wait_for_passes, wait_until, write_fixture
 from .test_cli import run_main

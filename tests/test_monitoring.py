@@ -87,7 +87,8 @@ def test_every_series_the_alerts_and_the_dashboard_query_is_there_from_the_first
     assert sorted(n for n in used_metrics() if n not in samples) == []
     for series in ('mig_labeler_paused{reason=""} 0.0', 'mig_labeler_passes_total{result="sink_error"} 0.0',
                    'mig_labeler_passes_total{result="api_error"} 0.0', 'mig_labeler_api_errors_total{code="403"} 0.0',
-                   'mig_labeler_nvml_errors_total{call="nvmlInit"} 0.0', 'mig_labeler_labels_rejected_total{key=""} 0.0',
+                   'mig_labeler_nvml_errors_total{call="nvmlInit"} 0.0',
+                   'mig_labeler_labels_rejected_total{key=""} 0.0',
                    'mig_labeler_publish_total{result="error",sink="node"} 0.0',
                    'mig_labeler_config_reloads_total{result="failure"} 0.0', "mig_labeler_config_stale 0.0"):
         assert series in scraped.splitlines(), series
