@@ -49,13 +49,16 @@ def _sinks(ctx: click.Context, file: FileSettings) -> tuple[str, ...]:
     return tuple(chosen) or ("node",)
 
 
-def _namespace(ctx: click.Context) -> str:
+def _namespace(ctx: click.Context) -> tuple[str, bool]:
+    """The NodeFeature's namespace, and whether it is known (--namespace/NAMESPACE, or the pod's
+    service account) rather than the fallback ``default``."""
     if ctx.params.get("namespace"):
-        return str(ctx.params["namespace"])
+        return str(ctx.params["namespace"]), True
     try:
-        return Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or "default"
+        found = Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip()
     except OSError:
-        return "default"
+        found = ""
+    return found or "default", bool(found)
 
 
 def _explicit(ctx: click.Context, name: str) -> bool:
@@ -124,13 +127,19 @@ def _output_file(ctx: click.Context, file: FileSettings) -> str:
     return path
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a ConfigMap holds at most 1 MiB; a larger file is not a config file
+
+
 def load_file_settings(path: str | None) -> FileSettings:
     if not path:
         return FileSettings()
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from e
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than 1 MiB, the most a ConfigMap holds: not a config file?")
     return parse_config_file(decode_text(data, f"config file {path}"), path)
 
 
@@ -180,6 +189,7 @@ def build_config(ctx: click.Context) -> Config:
 def _sink_settings(ctx: click.Context, file: FileSettings) -> dict[str, Any]:
     if "sinks" not in ctx.params:  # commands without sink options publish nowhere but the Node
         return {}
+    namespace, known = _namespace(ctx)
     return {"sinks": _sinks(ctx, file),
             "output_file": _output_file(ctx, file),
-            "namespace": _namespace(ctx), "pod_name": ctx.params.get("pod_name") or None}
+            "namespace": namespace, "namespace_known": known, "pod_name": ctx.params.get("pod_name") or None}

@@ -104,6 +104,7 @@ class Config:
     sinks: tuple[str, ...] = ("node",)  # node | nodefeature | file, in publishing order
     output_file: str = DEFAULT_OUTPUT_FILE  # the file sink's path; "-" is standard output
     namespace: str = "default"  # where the nodefeature sink's NodeFeature lives
+    namespace_known: bool = False  # given, or the pod's own: not just the fallback "default"
     pod_name: str | None = None  # our Pod, for the NodeFeature's owner references
     warnings: tuple[str, ...] = ()  # from the config file: logged at start-up and after each reload
     device_discovery_strategy: str = "auto"  # auto | nvml: both NVML (GFD's tegra and vfio are refused)
@@ -319,13 +320,27 @@ def config_warnings(doc: dict[str, Any]) -> list[str]:
         block = sharing.get(kind) or {}
         warnings += _unknown_keys(block, "sharing.block", f"sharing.{kind}.")
         seen: set[str] = set()
+        repeats: list[str] = []
         for i, entry in enumerate(block.get("resources") or []):
             warnings += _unknown_keys(entry, "sharing.resource", f"sharing.{kind}.resources[{i}].")
             name = _resource_name(entry.get("name"), f"sharing.{kind}.resources[{i}]")
             if name in seen:
-                warnings.append(f"sharing.{kind}.resources[{i}] repeats {name}; the first entry is used")
+                repeats.append(f"resources[{i}] repeats {name}")
             seen.add(name)
-    return warnings
+        if repeats:  # one line however many: a generated file can repeat an entry thousands of times
+            more = f" and {len(repeats) - 3} more" if len(repeats) > 3 else ""
+            warnings.append(f"sharing.{kind}: {', '.join(repeats[:3])}{more}; the first entry of each is used")
+    return _summarised(warnings)
+
+
+MAX_WARNINGS = 20
+
+
+def _summarised(warnings: list[str]) -> list[str]:
+    """At most MAX_WARNINGS lines: a file with 200,000 unknown keys must not log 200,000 lines."""
+    if len(warnings) <= MAX_WARNINGS:
+        return warnings
+    return [*warnings[:MAX_WARNINGS], f"... and {len(warnings) - MAX_WARNINGS} more warnings about this file"]
 
 
 def _unknown_keys(section: dict[str, Any], kind: str, where: str) -> list[str]:

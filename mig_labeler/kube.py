@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterator, Mapping
@@ -172,6 +173,22 @@ def _check_kubeconfig_file(path: str, explicit: bool) -> None:
         raise ConfigError(f"kubeconfig {path} is not valid YAML: {first_line(e)}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"kubeconfig {path} must hold a mapping (apiVersion: v1, kind: Config, clusters, ...)")
+    _check_exec_plugin(doc, path)
+
+
+def _check_exec_plugin(doc: dict[str, Any], path: str) -> None:
+    """A credential plugin (``users[].user.exec``, e.g. aws, gke-gcloud-auth-plugin, kubelogin)
+    that is not installed is bad input: the client would log a raw ``ERROR:root`` line and go on
+    without credentials, to a misleading failure further on."""
+    context_name = doc.get("current-context")
+    contexts = {c.get("name"): c.get("context") or {} for c in doc.get("contexts") or [] if isinstance(c, dict)}
+    user_name = (contexts.get(context_name) or {}).get("user")
+    users = {u.get("name"): u.get("user") or {} for u in doc.get("users") or [] if isinstance(u, dict)}
+    plugin = (users.get(user_name) or {}).get("exec") if isinstance(users.get(user_name), dict) else None
+    command = plugin.get("command") if isinstance(plugin, dict) else None
+    if isinstance(command, str) and command and shutil.which(command) is None:
+        raise ConfigError(f"kubeconfig {path}: user {user_name!r} gets credentials from the plugin {command!r}, "
+                          "which is not installed here (not an executable file, nor on PATH)")
 
 
 def _check_server(host: str | None, where: str) -> None:

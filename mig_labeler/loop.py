@@ -163,7 +163,7 @@ class Daemon:
             return PassResult(ok=False, error=f"{e}; keeping the published labels", kind="nvml_error")
         self.metrics.observe_topology(topology)
         self.layout = topology.layout()
-        desired = labels_for_topology(topology, self.config, self.started_at)
+        desired = labels_for_topology(topology, self.config, self.started_at, source_warnings=self.source.warnings)
         for rejected in desired.rejected:
             self.metrics.labels_rejected.labels(key=rejected.key).inc()
         for warning in desired.warnings:  # rejected labels, MIG-INVALID reason, several models: once each

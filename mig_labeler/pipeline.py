@@ -34,4 +34,4 @@ def read_or_fallback(source: TopologySource, config: Config) -> tuple[NodeTopolo
 def desired_labels(source: TopologySource, config: Config, started_at: int) -> DesiredLabels:
     """For the ``labels`` command: GFD's init-failure policy applies."""
     topology, warnings = read_or_fallback(source, config)
-    return labels_for_topology(topology, config, started_at, warnings)
+    return labels_for_topology(topology, config, started_at, warnings, source.warnings)

@@ -64,7 +64,10 @@ def build_sinks(config: Config, kube: KubeClient | None, daemon: Daemon) -> tupl
                                  daemon.count_api_error)
         built["nodefeature"] = NodeFeatureSink(kube, node, config.namespace, config.pod_name)
     sinks = [built[name] for name in config.sinks]
-    retiring = [built[name] for name in ("nodefeature", "file") if name in built and name not in config.sinks]
+    # Only where an earlier mode could have written: a NodeFeature in our known namespace (the
+    # pod's, or --namespace), never a guess at "default" with RBAC this mode does not ship.
+    retirable = ["file", "nodefeature"] if config.namespace_known else ["file"]
+    retiring = [built[name] for name in retirable if name in built and name not in config.sinks]
     return sinks, retiring
 
 

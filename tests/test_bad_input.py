@@ -85,7 +85,7 @@ def test_unknown_keys_both_sharing_blocks_and_duplicates_are_warned_about():
         "config file cfg.yaml: unknown key flags.gfd.sleepinterval is ignored",
         "config file cfg.yaml: sharing has both mps and timeSlicing; mps is used and timeSlicing is ignored, "
         "as in GFD",
-        "config file cfg.yaml: sharing.mps.resources[1] repeats nvidia.com/gpu; the first entry is used",
+        "config file cfg.yaml: sharing.mps: resources[1] repeats nvidia.com/gpu; the first entry of each is used",
     )
 
 

@@ -99,7 +99,7 @@ def test_rbac_grants_exactly_what_the_code_calls(rendered, kube_api, tmp_path, m
             kube_api.log.clear()
         events_before = len(kube_api.events)
     daemon = make_daemon(kube_api, node, sleep_interval=3600.0, watch=True, sinks=sinks, namespace="mig-labeler",
-                         pod_name="mig-labeler-x1", output_file=str(tmp_path / "gfd"))
+                         namespace_known=True, pod_name="mig-labeler-x1", output_file=str(tmp_path / "gfd"))
     check_sinks(daemon)
     check_node_exists(daemon)  # what run_daemon does before the loop: a GET, whether or not the watch is up
     thread = threading.Thread(target=daemon.run_forever, daemon=True)

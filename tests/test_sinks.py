@@ -332,7 +332,7 @@ def test_switch_from_nodefeature_to_node_deletes_our_nodefeature(kube_api):
     before = make_daemon(kube_api, "dgx-a100-mixed", sinks=("nodefeature",), namespace=NS)
     before.run_pass()
     nfd.sync(NODE)
-    after = make_daemon(kube_api, "dgx-a100-mixed", namespace=NS)
+    after = make_daemon(kube_api, "dgx-a100-mixed", namespace=NS, namespace_known=True)
     assert after.run_pass().ok
     assert kube_api.nodefeature(NS, NF_NAME) is None
     nfd.sync(NODE)  # nfd-master removes the labels it had set, ours among them ...
@@ -359,7 +359,7 @@ def test_a_nodefeature_someone_else_wrote_is_not_ours_to_delete(kube_api):
             "metadata": {"name": NF_NAME, "namespace": NS}, "spec": {"labels": {"nvidia.com/x": "1"}}}
     with kube_api.lock:
         kube_api.apply_object(NS, NF_NAME, yaml.safe_load(yaml.safe_dump(body)), "gpu-feature-discovery", True)
-    make_daemon(kube_api, "a30-mig-off", namespace=NS).run_pass()
+    make_daemon(kube_api, "a30-mig-off", namespace=NS, namespace_known=True).run_pass()
     assert kube_api.nodefeature(NS, NF_NAME) is not None
 
 
@@ -398,3 +398,14 @@ def test_the_watch_wakes_a_handoff_pass_only_when_nfd_master_takes_over_our_labe
     from mig_labeler.gate import handoff_trigger
 
     assert (handoff_trigger(frozenset(before), frozenset(after), frozenset(owned)) is not None) == wakes
+
+
+def test_node_mode_looks_for_an_earlier_nodefeature_only_where_one_could_be(kube_api):
+    """No NodeFeature GET in a namespace that is only the fallback (a workstation run), and none
+    at all without NFD's API: discovery first, which needs no RBAC."""
+    make_daemon(kube_api, "a30-mig-off").run_pass()
+    assert not [r for r in kube_api.log if "nodefeatures" in r.path or r.path.startswith("/apis/nfd")]
+    kube_api.nfd_installed = False
+    kube_api.log.clear()
+    make_daemon(kube_api, "a30-mig-off", namespace=NS, namespace_known=True).run_pass()
+    assert [r.path for r in kube_api.log if "nfd" in r.path] == ["/apis/nfd.k8s-sigs.io/v1alpha1"]

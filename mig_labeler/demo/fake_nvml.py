@@ -366,7 +366,13 @@ def _by_reference(call: str, c_info: Any, struct: type[Any], version: int | None
 
 
 def _checked(fixture: NodeFixture, path: Path | None = None) -> NodeFixture:
-    """Every NVML error name the fixture uses must exist in pynvml (fixture.py stays free of it)."""
+    """Every NVML error name the fixture uses must exist in pynvml (fixture.py stays free of it),
+    and every fault must name a call the fake answers (a typo would never fire)."""
+    for i, fault in enumerate(fixture.faults):
+        if not fault.call.startswith("nvml") or not callable(getattr(FakeNvml, fault.call, None)):
+            where = f"fixture {path}: " if path else ""
+            raise FixtureError(f"{where}faults[{i}].call {fault.call!r} is not an NVML call the fake answers "
+                               "(e.g. nvmlDeviceGetMemoryInfo)")
     fabric_status = [g.fabric.status for g in fixture.gpus
                      if g.fabric is not None and g.fabric.status != "NVML_SUCCESS"]
     for name in [fixture.init_error, *(f.error for f in fixture.faults), *fabric_status]:

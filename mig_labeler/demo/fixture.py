@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from mig_labeler.config import decode_text
+from mig_labeler.demo.fixture_fields import error_name, int_field, known_keys, list_field, mapping_field, str_field
 from mig_labeler.demo.layout import gpu_instances, layout_problem, place_instances
 from mig_labeler.errors import FixtureError
 from mig_labeler.gpu_models import CiProfile, GiProfile, GpuModel, gpu_models
@@ -128,44 +129,15 @@ def load_fixture(path: str | Path) -> NodeFixture:
         raise FixtureError(f"fixture {path}: {e}") from None
 
 
-# -- typed access: every field is checked, so a wrong type is one FixtureError, not a traceback ----
-def _int(raw: Any, where: str, lo: int = 0, hi: int = 2**63 - 1) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int) or not lo <= raw <= hi:
-        raise FixtureError(f"{where} must be an integer from {lo} to {hi}, not {raw!r}")
-    return raw
-
-
-def _str(raw: Any, where: str) -> str:
-    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-        raise FixtureError(f"{where} must be a string, not {raw!r}")
-    return str(raw)
-
-
-def _mapping(raw: Any, where: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise FixtureError(f"{where} must be a mapping, not {raw!r}")
-    return raw
-
-
-def _list(raw: Any, where: str) -> list[Any]:
-    if not isinstance(raw, list):
-        raise FixtureError(f"{where} must be a list, not {raw!r}")
-    return raw
-
-
-def _error_name(raw: Any, where: str) -> str:
-    if not isinstance(raw, str) or not raw.startswith("NVML_ERROR_"):
-        raise FixtureError(f"{where} {raw!r} is not an NVML_ERROR_* name")
-    return raw
-
-
 def parse_fixture(doc: Any) -> NodeFixture:
     if not isinstance(doc, dict):
         raise FixtureError("must be a mapping with driver_version, cuda_driver_version and gpus")
-    entries = _list(doc.get("gpus") or [], "gpus")
+    known_keys(doc, "", "")
+    entries = list_field(doc.get("gpus") or [], "gpus")
     total = 0
     for i, entry in enumerate(entries):
-        total += _int(_mapping(entry, f"gpus[{i}]").get("count", 1), f"gpus[{i}].count", 1, MAX_GPUS)
+        known_keys(mapping_field(entry, f"gpus[{i}]"), "gpu", f"gpus[{i}]")
+        total += int_field(entry.get("count", 1), f"gpus[{i}].count", 1, MAX_GPUS)
     if total > MAX_GPUS:
         raise FixtureError(f"gpus describe {total} GPUs; a node fixture holds at most {MAX_GPUS}")
     gpus: list[FixtureGpu] = []
@@ -176,15 +148,15 @@ def parse_fixture(doc: Any) -> NodeFixture:
     duplicate = next((u for u in uuids if uuids.count(u) > 1), None)
     if duplicate is not None:
         raise FixtureError(f"GPU UUID {duplicate} appears twice; every GPU has its own")
-    faults = tuple(_fault(f, i) for i, f in enumerate(_list(doc.get("faults") or [], "faults")))
+    faults = tuple(_fault(f, i) for i, f in enumerate(list_field(doc.get("faults") or [], "faults")))
     machine = doc.get("machine_type")
     init_error = doc.get("init_error")
     return NodeFixture(
-        driver_version=_str(doc.get("driver_version", "550.54.15"), "driver_version"),
-        cuda_driver_version=_int(doc.get("cuda_driver_version", 12040), "cuda_driver_version", 0, 2**31 - 1),
-        machine_type=None if machine is None else _str(machine, "machine_type"),
+        driver_version=str_field(doc.get("driver_version", "550.54.15"), "driver_version"),
+        cuda_driver_version=int_field(doc.get("cuda_driver_version", 12040), "cuda_driver_version", 0, 2**31 - 1),
+        machine_type=None if machine is None else str_field(machine, "machine_type"),
         gpus=tuple(gpus),
-        init_error=None if init_error is None else _error_name(init_error, "init_error"),
+        init_error=None if init_error is None else error_name(init_error, "init_error"),
         faults=faults,
         vgpu=None if doc.get("vgpu") is None else _vgpu(doc["vgpu"]),
     )
@@ -193,10 +165,10 @@ def parse_fixture(doc: Any) -> NodeFixture:
 def _vgpu(raw: Any) -> FixtureVgpu:
     """``vgpu: {host_driver_version, host_driver_branch}``: each at most 10 ASCII characters, the
     size of its field in the PCI capability record."""
-    spec = _mapping(raw, "vgpu")
+    spec = known_keys(mapping_field(raw, "vgpu"), "vgpu", "vgpu")
     values = []
     for key in ("host_driver_version", "host_driver_branch"):
-        value = _str(spec.get(key, ""), f"vgpu.{key}")
+        value = str_field(spec.get(key, ""), f"vgpu.{key}")
         if not value or len(value) > 10 or not value.isascii() or "\0" in value:
             raise FixtureError(f"vgpu.{key} must be 1 to 10 ASCII characters (a PCI record field), not {value!r}")
         values.append(value)
@@ -204,12 +176,13 @@ def _vgpu(raw: Any) -> FixtureVgpu:
 
 
 def _fault(raw: Any, i: int) -> Fault:
-    raw = _mapping(raw, f"faults[{i}]")
+    raw = known_keys(mapping_field(raw, f"faults[{i}]"), "fault", f"faults[{i}]")
     if "call" not in raw or "error" not in raw:
         raise FixtureError(f"faults[{i}] needs call and error")
     gpu = raw.get("gpu")
-    return Fault(_str(raw["call"], f"faults[{i}].call"), None if gpu is None else _int(gpu, f"faults[{i}].gpu"),
-                 _error_name(raw["error"], f"faults[{i}].error"))
+    return Fault(str_field(raw["call"], f"faults[{i}].call"),
+                 None if gpu is None else int_field(gpu, f"faults[{i}].gpu"),
+                 error_name(raw["error"], f"faults[{i}].error"))
 
 
 def _model_for(entry: dict, where: str) -> GpuModel | None:
@@ -228,17 +201,18 @@ def _model_for(entry: dict, where: str) -> GpuModel | None:
 def _compute_capability(raw: Any, where: str) -> tuple[int, int]:
     if not isinstance(raw, (list, tuple)) or len(raw) != 2:
         raise FixtureError(f"{where}.compute_capability must be [major, minor], not {raw!r}")
-    return _int(raw[0], f"{where}.compute_capability[0]", 0, 99), _int(raw[1], f"{where}.compute_capability[1]", 0, 99)
+    return (int_field(raw[0], f"{where}.compute_capability[0]", 0, 99),
+            int_field(raw[1], f"{where}.compute_capability[1]", 0, 99))
 
 
 def _pci_class(raw: Any, where: str) -> int:
     if isinstance(raw, str):
         try:
-            value = _int(int(raw, 16), f"{where}.pci_class", 0, 0xFFFFFF)
+            value = int_field(int(raw, 16), f"{where}.pci_class", 0, 0xFFFFFF)
         except ValueError:
             raise FixtureError(f"{where}.pci_class must be a hex string such as '030200', not {raw!r}") from None
     else:
-        value = _int(raw, f"{where}.pci_class", 0, 0xFFFFFF)
+        value = int_field(raw, f"{where}.pci_class", 0, 0xFFFFFF)
     if value & 0xFF:
         # NVML reports base and sub class only (nvmlDeviceGetPciInfoExt), so a programming-interface
         # byte is something the fake could not answer and the reader could never see.
@@ -249,15 +223,15 @@ def _pci_class(raw: Any, where: str) -> int:
 
 def _gpu(entry: dict, index: int, where: str) -> FixtureGpu:
     model = _model_for(entry, where)
-    name = _str(entry.get("name", model.nvml_name if model else ""), f"{where}.name")
+    name = str_field(entry.get("name", model.nvml_name if model else ""), f"{where}.name")
     cc = _compute_capability(entry.get("compute_capability", model.compute_capability if model else (0, 0)), where)
     mig_capable = entry.get("mig_capable", model.mig_capable if model else False)
     if not isinstance(mig_capable, bool):
         raise FixtureError(f"{where}.mig_capable must be true or false, not {mig_capable!r}")
     devices = entry.get("mig")
     mode = _mig_mode(entry, devices, mig_capable, where)
-    uuid = _str(entry.get("uuid") or f"GPU-{uuidlib.uuid5(_UUID_NS, f'{name}/{index}')}", f"{where}.uuid")
-    memory = _int(entry.get("memory_mib", model.memory_mib if model else 0), f"{where}.memory_mib", 0, 2**40)
+    uuid = str_field(entry.get("uuid") or f"GPU-{uuidlib.uuid5(_UUID_NS, f'{name}/{index}')}", f"{where}.uuid")
+    memory = int_field(entry.get("memory_mib", model.memory_mib if model else 0), f"{where}.memory_mib", 0, 2**40)
     mig = _placed(tuple(_mig_device(d, model, f"{where}.mig[{j}]", f"{uuid}/{j}") for j, d in enumerate(devices or [])),
                   devices or [], where)
     max_devices = model.max_mig_devices if model else 7
@@ -282,18 +256,18 @@ def _gpu(entry: dict, index: int, where: str) -> FixtureGpu:
 
 def _fabric(raw: Any, where: str) -> FixtureFabric:
     """``fabric: {cluster_uuid, clique_id, state, status}`` (fixtures.md, issue: gpu.clique)."""
-    spec = _mapping(raw, where)
+    spec = known_keys(mapping_field(raw, where), "fabric", where)
     try:
-        cluster = uuidlib.UUID(_str(spec.get("cluster_uuid", ""), f"{where}.cluster_uuid"))
+        cluster = uuidlib.UUID(str_field(spec.get("cluster_uuid", ""), f"{where}.cluster_uuid"))
     except ValueError:
         raise FixtureError(f"{where}.cluster_uuid must be a UUID, not {spec.get('cluster_uuid')!r}") from None
-    state = _str(spec.get("state", "completed"), f"{where}.state")
+    state = str_field(spec.get("state", "completed"), f"{where}.state")
     if state not in FABRIC_STATES:
         raise FixtureError(f"{where}.state must be one of {', '.join(FABRIC_STATES)}, not {state!r}")
     status = spec.get("status", "NVML_SUCCESS")
     if status != "NVML_SUCCESS":
-        status = _error_name(status, f"{where}.status")
-    return FixtureFabric(cluster.bytes, _int(spec.get("clique_id", 0), f"{where}.clique_id", 0, 2**32 - 1),
+        status = error_name(status, f"{where}.status")
+    return FixtureFabric(cluster.bytes, int_field(spec.get("clique_id", 0), f"{where}.clique_id", 0, 2**32 - 1),
                          FABRIC_STATES.index(state), str(status))
 
 
@@ -316,11 +290,11 @@ def _mig_mode(entry: dict, devices: Any, mig_capable: bool, where: str) -> tuple
     if (explicit is not None or devices is not None) and not mig_capable:
         raise FixtureError(f"{where} sets MIG but the GPU is not MIG-capable")
     if explicit is not None:
-        mode = _mapping(explicit, f"{where}.mig_mode")
+        mode = known_keys(mapping_field(explicit, f"{where}.mig_mode"), "mig_mode", f"{where}.mig_mode")
         if "current" not in mode or "pending" not in mode:
             raise FixtureError(f"{where}.mig_mode needs current and pending (0 disabled, 1 enabled)")
-        return _int(mode["current"], f"{where}.mig_mode.current", 0, 1), \
-            _int(mode["pending"], f"{where}.mig_mode.pending", 0, 1)
+        return int_field(mode["current"], f"{where}.mig_mode.current", 0, 1), \
+            int_field(mode["pending"], f"{where}.mig_mode.pending", 0, 1)
     if devices is not None:
         return 1, 1
     return (0, 0) if mig_capable else None
@@ -347,10 +321,11 @@ def _group(raw: Any, where: str) -> object:
 def _mig_device(raw: Any, model: GpuModel | None, where: str, seed: str) -> FixtureMigDevice:
     if model is None:
         raise FixtureError(f"{where}: MIG devices need a GPU entry with a model")
-    spec = raw if isinstance(raw, dict) else {"profile": raw}
-    name = _str(spec.get("profile"), f"{where}.profile")
+    spec = known_keys(raw, "mig", where) if isinstance(raw, dict) else {"profile": raw}
+    name = str_field(spec.get("profile"), f"{where}.profile")
     gi, ci_index, attributes = _resolve_profile(model, name, where)
-    overrides = _mapping(spec.get("attributes") or {}, f"{where}.attributes")
+    overrides = known_keys(mapping_field(spec.get("attributes") or {}, f"{where}.attributes"), "attributes",
+                       f"{where}.attributes")
     attributes = _override_attributes(attributes, overrides, f"{where}.attributes")
     return FixtureMigDevice(name, gi, ci_index, attributes, f"MIG-{uuidlib.uuid5(_UUID_NS, seed)}")
 
@@ -369,7 +344,7 @@ def _resolve_profile(model: GpuModel, name: str, where: str) -> tuple[GiProfile,
 
 
 def _override_attributes(attributes: MigAttributes, raw: dict, where: str) -> MigAttributes:
-    engines = _mapping(raw.get("engines") or {}, f"{where}.engines")
+    engines = known_keys(mapping_field(raw.get("engines") or {}, f"{where}.engines"), "engines", f"{where}.engines")
     fields = {
         "memory_mib": raw.get("memory_mib"),
         "multiprocessors": raw.get("multiprocessors"),
@@ -379,5 +354,5 @@ def _override_attributes(attributes: MigAttributes, raw: dict, where: str) -> Mi
         "jpeg": engines.get("jpeg"),
         "ofa": engines.get("ofa"),
     }
-    return replace(attributes, **{k: _int(v, f"{where}.{k}", 0 if k != "memory_mib" else 1, 2**40)
+    return replace(attributes, **{k: int_field(v, f"{where}.{k}", 0 if k != "memory_mib" else 1, 2**40)
                                   for k, v in fields.items() if v is not None})

@@ -7,12 +7,14 @@ command and every daemon pass, so both print/publish exactly the same map. Pure:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
-from mig_labeler.config import Config, MigStrategy
+from mig_labeler.config import NO_SHARING, Config, MigStrategy
 from mig_labeler.errors import FIXTURE_HINT
 from mig_labeler.label_names import Rejected, validate_labels
 from mig_labeler.labels import compute_labels
+from mig_labeler.labels.advertised import advertised_resources
 from mig_labeler.labels.fabric import clique_problem
 from mig_labeler.labels.full_gpu import labelled_model
 from mig_labeler.labels.mig import single_strategy_problem
@@ -27,10 +29,14 @@ class DesiredLabels:
 
 
 def labels_for_topology(topology: NodeTopology, config: Config, started_at: int,
-                        warnings: list[str] | None = None) -> DesiredLabels:
+                        warnings: list[str] | None = None, source_warnings: Sequence[str] = ()) -> DesiredLabels:
+    """``warnings``: NVML's init failure, when the node is labelled as GPU-less for it;
+    ``source_warnings``: inputs the source could not use (a machine-type file)."""
     warnings = list(warnings or [])
     if not topology.gpus and not warnings and not config.fixture:
         warnings.append(f"NVML found no GPUs on this node; {FIXTURE_HINT}")
+    warnings.extend(source_warnings)
+    warnings.extend(unmatched_sharing(topology, config))
     if config.mig_strategy is MigStrategy.SINGLE:
         problem = single_strategy_problem(topology)
         if problem:
@@ -44,5 +50,25 @@ def labels_for_topology(topology: NodeTopology, config: Config, started_at: int,
     if clique:
         warnings.append(clique)
     labels, rejected = validate_labels(compute_labels(topology, config, started_at))
-    warnings.extend(f"not publishing {r.key}={r.value!r}: {r.reason}" for r in rejected)
+    warnings.extend(f"not publishing {r.key}={_shortened(r.value)}: {r.reason}" for r in rejected)
     return DesiredLabels(labels, rejected, tuple(warnings))
+
+
+def _shortened(value: str, limit: int = 60) -> str:
+    """A value for a warning line: a binary machine-type file gives a value of a thousand bytes."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"
+
+
+def unmatched_sharing(topology: NodeTopology, config: Config) -> list[str]:
+    """Sharing entries for a resource this node does not advertise: a typo (mig-1g.10gb for
+    mig-1g.10gb.me) or a config written for other nodes. Accepted, as GFD does, but said."""
+    if not topology.gpus or not config.sharing.resources:
+        return []
+    advertised = set(advertised_resources(topology, replace(config, sharing=NO_SHARING)))
+    missing = [r.name for r in config.sharing.resources if r.name not in advertised]
+    if not missing:
+        return []
+    return [f"the sharing config names {', '.join(missing)}, which this node does not advertise "
+            f"(it has {', '.join(sorted(advertised)) or 'no GPU resources'}); that entry changes nothing here"]

@@ -75,7 +75,11 @@ class NodeFeatureSink:
 
     def retire(self) -> SinkResult | None:
         """Delete our NodeFeature (nfd-master then removes its labels from the Node); one that our
-        field manager never wrote is not ours and stays."""
+        field manager never wrote is not ours and stays. Discovery first (it needs no RBAC):
+        without NFD's API there is nothing to look for."""
+        served = self.kube.served_resources(GROUP_VERSION)
+        if served is None or RESOURCE not in served:
+            return None
         try:
             current = self._get()
         except NodeFeatureApiMissing:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from mig_labeler.config import DEFAULT_MACHINE_TYPE_FILE
 from mig_labeler.errors import NvmlUnavailable
 from mig_labeler.sources.driver_root import LIBRARY_NOT_FOUND, load_from_driver_root
-from mig_labeler.sources.machine import read_machine_type
+from mig_labeler.sources.machine import read_machine_type, read_machine_type_checked
 from mig_labeler.sources.nvml import ReaderCache, read_topology
 from mig_labeler.sources.vgpu import read_vgpu
 from mig_labeler.topology import NodeTopology, Vgpu
@@ -33,6 +33,7 @@ class TopologySource:
     sysfs: str = SYSFS  # the vGPU scan reads <sysfs>/bus/pci/devices
     cache: ReaderCache = field(default_factory=ReaderCache)
     driver_root: str | None = None  # where to look for libnvidia-ml.so.1 when the loader cannot find it
+    warnings: list[str] = field(default_factory=list)  # what the last read could not use, for the user
 
     def read(self) -> NodeTopology:
         try:
@@ -49,9 +50,16 @@ class TopologySource:
 
     def machine_type(self) -> str | None:
         """A file the user named wins (flag > env > config file > fixture > default); else a
-        fixture's ``machine_type`` stands in for the DMI file (fixtures.md); else the DMI file."""
+        fixture's ``machine_type`` stands in for the DMI file (fixtures.md); else the DMI file.
+        A file the user named that cannot be read is a warning; the default path stays quiet
+        (a VM has no DMI product name, and GFD labels ``unknown`` there too)."""
+        self.warnings = []
         if self.machine_type_file is not None:
-            return read_machine_type(self.machine_type_file)
+            value, problem = read_machine_type_checked(self.machine_type_file)
+            if problem:
+                self.warnings.append(f"cannot read the machine type file {self.machine_type_file}: {problem}; "
+                                     "nvidia.com/gpu.machine is unknown")
+            return value
         if self.fake is not None:
             return self.fake.fixture.machine_type
         return read_machine_type(DEFAULT_MACHINE_TYPE_FILE)
