@@ -221,7 +221,8 @@ def check(files: tuple[str, ...], fixtures: tuple[str, ...], label_files: tuple[
     """Tell whether GPU workloads can land on these nodes, and why not: labels in nodeSelector and
     node affinity, GPU requests, the MIG strategy's resources. Exit 0 when every workload fits
     somewhere, 1 when one does not, 2 when input cannot be read."""
-    from mig_labeler import check_input  # noqa: PLC0415 - keeps --help fast
+    from mig_labeler.check import input as check_input  # noqa: PLC0415 - keeps --help fast
+    from mig_labeler.check import report  # noqa: PLC0415
 
     setup_logging("text")
     sources = sum(bool(x) for x in (fixtures, label_files, node_names or all_nodes))
@@ -239,7 +240,7 @@ def check(files: tuple[str, ...], fixtures: tuple[str, ...], label_files: tuple[
         nodes = check_input.cluster_nodes(kubeconfig, list(node_names), selector,
                                           parse_duration(timeout, "--timeout", 0.0))
     results = check_input.run_checks(found, nodes)
-    _emit(check_input.render(results, skipped, nodes, output))
+    _emit(report.render(results, skipped, nodes, output))
     failing = [r for r in results if not r.fits]
     if failing:
         raise WorkloadsDoNotFit(f"{len(failing)} of {len(results)} workloads fit no node")

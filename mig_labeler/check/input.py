@@ -1,5 +1,5 @@
 """The edges of ``mig-labeler check``: reading workload files, building nodes from fixtures, saved
-labels or the live cluster, and printing results. The check itself is pure (``check.py``).
+labels or the live cluster. The only module of the package that reads anything.
 """
 
 from __future__ import annotations
@@ -13,7 +13,11 @@ from typing import Any
 
 import yaml
 
-from mig_labeler.check import Node, NodeIndex, Result, Workload, check, is_gpu_resource, workloads
+from mig_labeler.check.index import NodeIndex
+from mig_labeler.check.model import Node, Result, Workload
+from mig_labeler.check.resources import is_gpu_resource
+from mig_labeler.check.rules import check
+from mig_labeler.check.workloads import workloads
 from mig_labeler.config import Config, MigStrategy, Sharing, decode_text, parse_mig_strategy
 from mig_labeler.errors import ConfigError
 from mig_labeler.labels.advertised import advertised_resources
@@ -147,25 +151,3 @@ def _unique(name: str, nodes: Sequence[Node]) -> str:
 def run_checks(found: Sequence[Workload], nodes: Sequence[Node]) -> list[Result]:
     index = NodeIndex(nodes)
     return [check(w, index) for w in found]
-
-
-def render(results: Sequence[Result], skipped: Sequence[str], nodes: Sequence[Node], output: str) -> str:
-    if output == "json":
-        doc = {"nodes": [n.name for n in nodes], "workloads": [r.as_json() for r in results], "skipped": list(skipped)}
-        return json.dumps(doc, indent=2) + "\n"
-    lines = []
-    for r in results:
-        w = r.workload
-        head = f"{w.kind}/{w.name} ({w.source})"
-        if r.fits:
-            names = ", ".join(r.nodes_matching)
-            lines.append(f"{head}: fits {len(r.nodes_matching)} of {len(nodes)} nodes: {names}")
-        else:
-            lines.append(f"{head}: fits none of {len(nodes)} nodes")
-        for p in r.problems:
-            lines.append(f"  {p.severity} {p.code} at {p.path}: {p.message}")
-            if p.suggestion:
-                lines.append(f"    fix: {p.suggestion}")
-    for s in skipped:
-        lines.append(f"skipped {s}: no pod template")
-    return "\n".join(lines) + "\n"
