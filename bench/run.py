@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from prometheus_client import CollectorRegistry  # noqa: E402
 
+from bench.check_scale import bench_check_scale  # noqa: E402
 from bench.shutdown import bench_shutdown  # noqa: E402
 from mig_labeler.config import Config, MigStrategy  # noqa: E402
 from mig_labeler.demo.fake_nvml import FakeNvml  # noqa: E402
@@ -371,6 +372,16 @@ def bench_check(workloads: int = 1000, nodes: int = 1000) -> None:
     row(f"check {workloads} x {nodes} ({fitting} fit)", f"{elapsed:.2f} s", "< 2 s", elapsed < 2)
 
 
+def pool_labels(fixture: str, strategy: str) -> dict[str, str]:
+    """The labels a node of a pool gets: the fixture through the fake NVML, the strategy's rules."""
+    from mig_labeler.config import Config
+    from mig_labeler.labels import compute_labels
+
+    fake = FakeNvml(resolve_fixture(fixture))
+    topology = TopologySource(fake, None, fake).read()
+    return compute_labels(topology, Config(mig_strategy=MigStrategy(strategy), no_timestamp=True), 0)
+
+
 def _scrape(port: int) -> str:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
@@ -433,6 +444,9 @@ def main() -> None:
             if os.environ.get("BENCH_ONLY") == "shutdown":  # BENCH_ONLY=shutdown: signal-to-exit per state
                 bench_shutdown(api, kubeconfig, row)
                 return
+            if os.environ.get("BENCH_ONLY") == "check":  # BENCH_ONLY=check: check at cluster scale
+                bench_check_scale(Path(tmp), pool_labels, row)
+                return
             bench_pass()
             bench_cold(api, kubeconfig)
             bench_soak(api, int(os.environ.get("BENCH_SOAK_PASSES", "10000")))
@@ -443,6 +457,7 @@ def main() -> None:
             bench_check()
             bench_sinks(api, kubeconfig)
             bench_shutdown(api, kubeconfig, row)
+            bench_check_scale(Path(tmp), pool_labels, row)
     finally:
         api.stop()
     missed = [r for r in ROWS if r[3] == "MISSED"]

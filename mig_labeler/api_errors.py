@@ -42,16 +42,17 @@ def connection_error(e: BaseException, method: str, resource: str, name: str, ho
     except a certificate problem, which no retry fixes."""
     url = urlsplit(host or "")
     server = f"{url.hostname}:{url.port or (443 if url.scheme == 'https' else 80)}"
+    what = f"{method} {resource}/{name}" if name else f"LIST {resource}"
     cause: BaseException = getattr(e, "reason", None) or e
     text = f"{type(cause).__name__} {cause}".lower()
     if isinstance(cause, (ssl.SSLError, urllib3.exceptions.SSLError)) or "certificate" in text:
         problem = "TLS certificate problem" if "certificate" in text else "TLS handshake failed"
-        return ApiError(f"{method} {resource}/{name}: {problem} with server {host}: {_tls_reason(str(cause))} "
+        return ApiError(f"{what}: {problem} with server {host}: {_tls_reason(str(cause))} "
                         "(check the kubeconfig's server URL and certificate-authority)")
     if _unresolvable(cause, text):
         # Before timeouts: urllib3 files NameResolutionError under connect timeouts. Not retried:
         # a name that does not resolve is a wrong server URL, not worth seconds of backoff.
-        return ApiError(f"{method} {resource}/{name}: cannot reach the API server at {server}: "
+        return ApiError(f"{what}: cannot reach the API server at {server}: "
                         f"cannot resolve host name {url.hostname!r} (check the kubeconfig's server URL)")
     if "refused" in text:  # before timeouts: urllib3's NewConnectionError is a ConnectTimeoutError
         why = "connection refused"
@@ -61,7 +62,7 @@ def connection_error(e: BaseException, method: str, resource: str, name: str, ho
         why = "the connection closed without a response"
     else:
         why = first_line(cause)
-    return ApiTransient(f"{method} {resource}/{name}: cannot reach the API server at {server}: {why}")
+    return ApiTransient(f"{what}: cannot reach the API server at {server}: {why}")
 
 
 def _unresolvable(cause: BaseException, text: str) -> bool:
@@ -84,7 +85,7 @@ def translate_api_exception(e: Any, method: str, resource: str, name: str,
     if status == 0:  # the client turns urllib3's SSLError into an ApiException without a status
         return connection_error(ssl.SSLError(str(e.reason or "")), method, resource, name, host)
     message = _status_message(e)
-    where = f"{method} {resource}/{name}"
+    where = f"{method} {resource}/{name}" if name else f"LIST {resource}"
     if status == 404 and resource == "nodes":
         return NodeNotFound(f'node "{name}" not found: check --node-name / NODE_NAME')
     if status == 404 and _names_object(e, name):

@@ -230,7 +230,7 @@ def check(files: tuple[str, ...], fixtures: tuple[str, ...], label_files: tuple[
         raise ConfigError("give the nodes one way: --fixture, --labels, or --node/--nodes")
     if selector and not all_nodes:
         raise ConfigError("-l/--selector goes with --nodes")
-    found, skipped = check_input.read_workloads(files)
+    found, skipped, autoscalers = check_input.read_workloads(files)
     if fixtures:
         nodes = check_input.fixture_nodes(fixtures, parse_mig_strategy(mig_strategy or "none"),
                                           load_file_settings(config_file).sharing)
@@ -240,10 +240,13 @@ def check(files: tuple[str, ...], fixtures: tuple[str, ...], label_files: tuple[
         nodes = check_input.cluster_nodes(kubeconfig, list(node_names), selector,
                                           parse_duration(timeout, "--timeout", 0.0))
     results = check_input.run_checks(found, nodes)
-    _emit(report.render(results, skipped, nodes, output))
+    _emit(report.render(results, skipped, nodes, output, autoscalers))
     failing = [r for r in results if not r.fits]
-    if failing:
-        raise WorkloadsDoNotFit(f"{len(failing)} of {len(results)} workloads fit no node")
+    broken = [a for a in autoscalers if not a.ok]
+    if failing or broken:
+        parts = [f"{len(failing)} of {len(results)} workloads fit no node"] if failing else []
+        parts += [f"{len(broken)} autoscalers would be refused"] if broken else []
+        raise WorkloadsDoNotFit("; ".join(parts))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from mig_labeler import yaml_text
 from mig_labeler.errors import ConfigError
 from mig_labeler.label_names import PREFIX
 
@@ -262,7 +263,7 @@ def decode_text(data: bytes, what: str, error: type[ConfigError] = ConfigError) 
 
 def _load_document(text: str, source: str) -> dict[str, Any]:
     try:
-        doc = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+        doc = json.loads(text) if text.lstrip().startswith("{") else yaml_text.load(text)
     except RecursionError:
         raise ConfigError(f"config file {source} is nested too deeply") from None
     except (ValueError, yaml.YAMLError) as e:

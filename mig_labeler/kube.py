@@ -13,6 +13,7 @@ apply of our label set (``application/apply-patch+yaml``, field manager ``mig-la
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -29,7 +30,7 @@ import yaml
 if TYPE_CHECKING:
     pass
 
-from mig_labeler import __version__
+from mig_labeler import __version__, yaml_text
 from mig_labeler.api_errors import (
     ObjectNotFound,
     WatchExpired,
@@ -42,9 +43,12 @@ from mig_labeler.errors import ApiError, ApiTransient, ConfigError
 from mig_labeler.rate_limit import TokenBucket
 from mig_labeler.signals import Signals
 
+log = logging.getLogger("mig_labeler")
+
 FIELD_MANAGER = "mig-labeler"
 APPLY_PATCH = "application/apply-patch+yaml"
 EVENT_NAMESPACE = "default"  # where Node events live, as the kubelet posts them
+LIST_PAGE = 500  # nodes per LIST page (kubectl's --chunk-size default)
 TIMEOUT = (5.0, 15.0)  # connect, read (seconds): a pass must never hang on the API
 
 
@@ -168,7 +172,7 @@ def _check_kubeconfig_file(path: str, explicit: bool) -> None:
         raise ConfigError(f"cannot read kubeconfig {path}: {e.strerror or e}") from e
     text = decode_text(data, f"kubeconfig {path}")
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml_text.load(text)
     except (yaml.YAMLError, ValueError, RecursionError) as e:
         raise ConfigError(f"kubeconfig {path} is not valid YAML: {first_line(e)}") from None
     if not isinstance(doc, dict):
@@ -232,8 +236,20 @@ class KubeClient:
         selector); the user's own credentials, nodes get/list only."""
         if names:
             return [self._call("GET", "nodes", n, f"/api/v1/nodes/{n}") for n in names]
-        query = [("labelSelector", selector)] if selector else []
-        return list(self._call("GET", "nodes", "", "/api/v1/nodes", query).get("items") or [])
+        items: list[dict[str, Any]] = []
+        token, started = "", time.monotonic()
+        while True:  # pages of LIST_PAGE, as kubectl does: a 5,000-node cluster in 10 requests
+            query: list[tuple[str, Any]] = [("limit", LIST_PAGE)]
+            query += [("labelSelector", selector)] if selector else []
+            query += [("continue", token)] if token else []
+            page = self._call("GET", "nodes", "", "/api/v1/nodes", query)
+            items += page.get("items") or []
+            token = str((page.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return items
+            if time.monotonic() - started > 1.0:
+                remaining = (page.get("metadata") or {}).get("remainingItemCount")
+                log.info("listed %d nodes%s", len(items), f", {remaining} to go" if remaining else "")
 
     def read_node(self, name: str) -> NodeState:
         return node_state(self._call("GET", "nodes", name, f"/api/v1/nodes/{name}"), self.field_manager)

@@ -4,6 +4,7 @@ and each rule behaves as the scheduler and the API server do."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def check_json(*args: str, input_text: str | None = None) -> tuple[int, dict]:
 
 # -- the user's document and our examples -----------------------------------------------------------
 @pytest.mark.parametrize(("name", "expected"), [
-    ("single-strategy", ["invalid-label-value", "no-such-label-value"]),
+    ("single-strategy", ["invalid-label-value"]),  # one problem per requirement, with one fix
     ("mixed-strategy", ["no-such-label-value"]),
     ("shared-gpu-pod", ["fractional-gpu", "fractional-gpu"]),
     ("ml-pod-a100-80gb", ["no-such-label-value"]),
@@ -50,18 +51,93 @@ def test_the_seed_documents_pods_fail_with_their_codes(name, expected):
 def test_the_seeds_suggestions_name_the_real_values():
     _, out = check_json("-f", str(SEED / "single-strategy.yaml"), *POOL)
     suggestions = [p["suggestion"] for p in out["workloads"][0]["problems"]]
-    assert "use 'A100-SXM4-40GB-MIG-3g.20gb'" in suggestions
-    assert "did you mean NVIDIA-A100-SXM4-40GB-MIG-3g.20gb?" in suggestions
+    assert "use 'NVIDIA-A100-SXM4-40GB-MIG-3g.20gb'" in suggestions  # a value a node has: the fix works
     _, out = check_json("-f", str(SEED / "ml-pod-a100-80gb.yaml"), *POOL)
     assert out["workloads"][0]["problems"][0]["suggestion"] == "did you mean NVIDIA-A100-SXM4-80GB?"
 
 
-def test_the_seeds_valid_pod_and_skipped_objects(capsys):
+def test_the_seeds_valid_pod_fits_and_its_autoscaler_is_broken_three_ways(capsys):
     code, out, _ = run_main(capsys, "check", "-f", str(SEED / "ml-pod-affinity.yaml"), "-f", str(SEED / "hpa.yaml"),
                             *POOL)
-    assert code == 0
+    assert code == 1  # the HPA: the API server would refuse it
     assert "Pod/ml-pod" in out and "fits 3 of 5 nodes: dgx-a100-2x3g:single, dgx-a100-7x1g:single, a30-mig-off" in out
-    assert "skipped " in out and "HorizontalPodAutoscaler/gpu-scaler: no pod template" in out
+    assert "HorizontalPodAutoscaler/gpu-scaler" in out and "no pod template" not in out
+    _, doc = check_json("-f", str(SEED / "hpa.yaml"), *POOL)
+    (hpa,) = doc["autoscalers"]
+    assert [p["code"] for p in hpa["problems"]] == ["removed-api-version", "invalid-quantity",
+                                                   "gpu-metric-needs-an-adapter"]
+    fixes = [p["suggestion"] for p in hpa["problems"]]
+    assert fixes[0] == "use apiVersion: autoscaling/v2 (same fields)"
+    assert fixes[1].startswith('averageValue: "80"')
+    assert "DCGM_FI_DEV_GPU_UTIL" in fixes[2] and "prometheus-adapter" in fixes[2]
+
+
+def test_the_one_fix_for_the_seeds_single_strategy_selector_works(tmp_path):
+    _, out = check_json("-f", str(SEED / "single-strategy.yaml"), *POOL)
+    (problem,) = [p for p in out["workloads"][0]["problems"] if p["severity"] == "error"]
+    fixed = problem["suggestion"].removeprefix("use ").strip("'")
+    doc = yaml.safe_load((SEED / "single-strategy.yaml").read_text())
+    doc["spec"]["nodeSelector"]["nvidia.com/gpu.product"] = fixed
+    (tmp_path / "pod.yaml").write_text(yaml.safe_dump(doc))
+    code, out = check_json("-f", str(tmp_path / "pod.yaml"), *POOL)
+    assert code == 0 and out["workloads"][0]["nodes_matching"] == ["dgx-a100-2x3g:single"]
+
+
+def test_a_mixed_pod_on_single_nodes_gets_every_true_cause_in_one_run(tmp_path):
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "mixed"}, "spec": {
+        "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "containers": [{"name": "c", "image": "x", "resources": {"limits": {"nvidia.com/mig-3g.20gb": 1}}}]}}
+    (tmp_path / "pod.yaml").write_text(yaml.safe_dump(pod))
+    code, out = check_json("-f", str(tmp_path / "pod.yaml"), "--fixture", "dgx-a100-2x3g:single")
+    problems = out["workloads"][0]["problems"]
+    assert code == 1 and [p["code"] for p in problems] == ["no-such-label-value", "resource-not-advertised"]
+    assert "use the single MIG strategy" in problems[0]["message"]
+    assert "NVIDIA-A100-SXM4-40GB-MIG-3g.20gb" in problems[0]["message"]
+    assert "request nvidia.com/gpu" in problems[1]["suggestion"]
+
+
+def test_did_you_mean_suggests_only_values_a_node_has():
+    pod = {"kind": "Pod", "metadata": {"name": "p"}, "spec": {"nodeSelector": {"nvidia.com/gpu.product": "H100-SXM"},
+                                                             "containers": [{"name": "c"}]}}
+    (workload,), _ = workloads(pod, "p")
+    node = Node("a30", labels_of("a30-mig-off"), {"nvidia.com/gpu": 1})
+    (problem,) = check(workload, [node]).problems
+    assert "NVIDIA-H100" not in problem.suggestion
+    assert problem.suggestion == "did you mean NVIDIA-A30?" or problem.suggestion.startswith("no node has a similar")
+
+
+def test_nodes_left_out_are_named_with_the_requirement_they_fail():
+    a100, a30 = labels_of("dgx-a100-7x1g", "single"), labels_of("a30-mig-off")
+    nodes = [Node(f"a100-{i}", a100, {"nvidia.com/gpu": 56}) for i in range(2)] + \
+            [Node(f"a30-{i}", a30, {"nvidia.com/gpu": 1}) for i in range(2)]
+    pod = {"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}], "affinity": {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "nvidia.com/gpu.family", "operator": "In", "values": ["ampere"]},
+                                  {"key": "nvidia.com/mig.strategy", "operator": "In", "values": ["single"]}]}]}}}}}
+    (workload,), _ = workloads(pod, "p")
+    result = check(workload, nodes)
+    assert result.nodes_matching == ["a100-0", "a100-1"]
+    assert [(g.names, why) for g, why in result.excluded] == [
+        (("a30-0", "a30-1"), "node affinity: nvidia.com/mig.strategy In ['single']: it has no such label")]
+
+
+@pytest.mark.parametrize("make", [lambda d: (d / "empty.yaml", ""), lambda d: (d / "only-comments.yaml", "# x\n"),
+                                  lambda d: (d / "sub", None)])
+def test_input_without_workloads_is_an_error(capsys, tmp_path, make):
+    path, text = make(tmp_path)
+    if text is None:
+        path.mkdir()
+    else:
+        path.write_text(text)
+    code, _, err = run_main(capsys, "check", "-f", str(path), "--fixture", "a30-mig-off")
+    assert code == EXIT_BAD_INPUT and "no workloads found in" in err
+
+
+def test_a_fixture_with_an_unknown_strategy_says_so(capsys):
+    code, _, err = run_main(capsys, "check", "-f", str(SEED / "ml-pod-affinity.yaml"), "--fixture",
+                            "dgx-a100-mixed:weird")
+    assert code == EXIT_BAD_INPUT and "unknown MIG strategy 'weird' after ':'" in err
 
 
 def test_our_examples_all_fit(tmp_path):
@@ -224,3 +300,48 @@ def test_live_cluster_nodes_through_the_kubeconfig(kube_api, tmp_path):
     assert code == 0 and out["nodes"] == ["gpu-a"] and out["workloads"][0]["nodes_matching"] == ["gpu-a"]
     code, out = check_json("-f", spec, "--node", "gpu-node-1", "--kubeconfig", str(kubeconfig))
     assert code == 1 and out["workloads"][0]["problems"][0]["code"] == "no-such-label-key"
+
+
+def test_a_whole_cluster_is_one_paginated_list(kube_api, tmp_path, monkeypatch):
+    from mig_labeler import kube
+
+    monkeypatch.setattr(kube, "LIST_PAGE", 3)  # a constant, not our logic: 8 nodes in pages of 3
+    for i in range(7):
+        kube_api.add_node(f"gpu-{i}", labels_of("dgx-a100-7x1g", "single"))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", kube_api.url)
+    code, out = check_json("-f", str(SEED / "ml-pod-affinity.yaml"), "--nodes", "--kubeconfig", str(kubeconfig))
+    assert sorted(out["nodes"]) == [*(f"gpu-{i}" for i in range(7)), "gpu-node-1"]
+    assert kube_api.list_pages == 3
+    assert all(r.query.get("limit") == ["3"] for r in kube_api.log if r.path == "/api/v1/nodes")
+
+
+def test_a_missing_node_and_a_dead_server_are_named_as_check_spells_them(capsys, kube_api, tmp_path):
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", kube_api.url)
+    code, _, err = run_main(capsys, "check", "-f", str(SEED / "ml-pod-affinity.yaml"), "--node", "ghost",
+                            "--kubeconfig", str(kubeconfig))
+    assert code == 1 and 'node "ghost" not found: check --node' in err and "--node-name" not in err
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dead = write_kubeconfig(tmp_path / "dead", f"http://127.0.0.1:{port}")
+    code, _, err = run_main(capsys, "check", "-f", str(SEED / "ml-pod-affinity.yaml"), "--nodes", "--kubeconfig",
+                            str(dead), "--timeout", "1s")
+    assert code == 1 and "LIST nodes: cannot reach the API server" in err and "GET nodes/:" not in err
+
+
+def test_the_documented_commands_exit_as_the_docs_say(tmp_path, monkeypatch):
+    """docs/check.md's example commands, run as written (from the repository root)."""
+    monkeypatch.chdir(ROOT)
+    config = next(d for d in yaml.safe_load_all((ROOT / "examples/time-slicing.yaml").read_text())
+                  if d["kind"] == "ConfigMap")["data"]["config.yaml"]
+    (tmp_path / "time-slicing-config.yaml").write_text(config)
+    text = (ROOT / "docs" / "check.md").read_text()
+    commands = [" ".join(c.replace("\\\n", " ").split())
+                for c in re.findall(r"^\$ mig-labeler (check [^#]*?)#\s*exit 0", text, re.M)]
+    assert len(commands) == 2
+    for command in commands:
+        args = [a if a != "time-slicing-config.yaml" else str(tmp_path / a) for a in command.split()]
+        result = run(*args)
+        assert result.exit_code == 0, (command, result.stdout)

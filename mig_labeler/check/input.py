@@ -13,22 +13,29 @@ from typing import Any
 
 import yaml
 
+from mig_labeler import yaml_text
+from mig_labeler.check.autoscalers import AutoscalerResult, check_autoscaler, is_autoscaler
 from mig_labeler.check.index import NodeIndex
 from mig_labeler.check.model import Node, Result, Workload
 from mig_labeler.check.resources import is_gpu_resource
 from mig_labeler.check.rules import check
-from mig_labeler.check.workloads import workloads
+from mig_labeler.check.selection import selected_keys
+from mig_labeler.check.workloads import objects, workloads
 from mig_labeler.config import Config, MigStrategy, Sharing, decode_text, parse_mig_strategy
-from mig_labeler.errors import ConfigError
+from mig_labeler.errors import ConfigError, NodeNotFound
 from mig_labeler.labels.advertised import advertised_resources
 
 STRATEGY_SUFFIXES = {s.value for s in MigStrategy}
 
 
-def read_workloads(files: Sequence[str]) -> tuple[list[Workload], list[str]]:
+def read_workloads(files: Sequence[str]) -> tuple[list[Workload], list[str], list[AutoscalerResult]]:
+    """Pod templates, the objects that hold none, and the checks of autoscalers on GPU metrics.
+    Input with none of these is an error: a wrong path or an empty file must not pass."""
     found: list[Workload] = []
     skipped: list[str] = []
-    for name in _expand(files):
+    autoscalers: list[AutoscalerResult] = []
+    names = _expand(files)
+    for name in names:
         for index, doc in enumerate(_documents(name), start=1):
             if doc is None:
                 continue
@@ -36,8 +43,17 @@ def read_workloads(files: Sequence[str]) -> tuple[list[Workload], list[str]]:
                 raise ConfigError(f"{name}: document {index} is not a Kubernetes object (no kind)")
             more, passed = workloads(doc, f"{name}#{index}")
             found += more
-            skipped += [f"{name}#{index}: {s}" for s in passed]
-    return found, skipped
+            for obj in objects(doc):
+                checked = check_autoscaler(obj, f"{name}#{index}") if is_autoscaler(obj) else None
+                if checked is not None:
+                    autoscalers.append(checked)
+            skipped += [f"{name}#{index}: {s}" for s in passed
+                        if not any(s == f"{a.kind}/{a.name}" for a in autoscalers)]
+    if not found and not autoscalers:
+        where = ", ".join(names) or ", ".join(files)
+        raise ConfigError(f"no workloads found in {where}: no Pod, Deployment, Job or other pod template"
+                          + (f" (only {', '.join(skipped[:3])})" if skipped else ""))
+    return found, skipped, autoscalers
 
 
 def _expand(files: Sequence[str]) -> list[str]:
@@ -63,7 +79,7 @@ def _documents(name: str) -> list[Any]:
     try:
         if text.lstrip().startswith(("{", "[")):
             return [json.loads(text)]
-        for index, doc in enumerate(yaml.safe_load_all(text), start=1):  # noqa: B007 - index for the message
+        for index, doc in enumerate(yaml_text.load_all(text), start=1):  # noqa: B007 - index for the message
             docs.append(doc)
     except json.JSONDecodeError as e:
         raise ConfigError(f"{name}: not valid JSON: {e.msg} (line {e.lineno})") from None
@@ -78,8 +94,12 @@ def fixture_nodes(specs: Sequence[str], strategy: MigStrategy, sharing: Sharing)
     from mig_labeler.sources import open_source  # noqa: PLC0415
 
     nodes: list[Node] = []
+    taken: set[str] = set()
     for spec in specs:
         path, _, suffix = spec.rpartition(":")
+        if path and suffix not in STRATEGY_SUFFIXES and not Path(spec).exists():
+            raise ConfigError(f"--fixture {spec}: unknown MIG strategy {suffix!r} after ':' (use none, single or "
+                              "mixed)")
         if not path or suffix not in STRATEGY_SUFFIXES:
             path, suffix = spec, ""
         node_strategy = parse_mig_strategy(suffix) if suffix else strategy
@@ -90,7 +110,7 @@ def fixture_nodes(specs: Sequence[str], strategy: MigStrategy, sharing: Sharing)
             name = f"{name}:{suffix}"
         # The labels the daemon would publish: validated, as labels_for_topology gives them.
         labels = labels_for_topology(topology, config, 0).labels
-        nodes.append(Node(_unique(name, nodes), labels, advertised_resources(topology, config)))
+        nodes.append(Node(_unique(name, taken), labels, advertised_resources(topology, config)))
     return nodes
 
 
@@ -98,6 +118,7 @@ def label_nodes(files: Sequence[str]) -> list[Node]:
     from mig_labeler.labels.advertised import resources_from_labels  # noqa: PLC0415
 
     nodes: list[Node] = []
+    taken: set[str] = set()
     for name in files:
         docs = _documents(name)
         doc = docs[0] if len(docs) == 1 else None
@@ -107,7 +128,7 @@ def label_nodes(files: Sequence[str]) -> list[Node]:
         for node, labels in fleet.items():
             if not all(isinstance(v, str) for v in labels.values()):
                 raise ConfigError(f"{name}: the labels of {node} must all be strings")
-            nodes.append(Node(_unique(str(node), nodes), dict(labels), resources_from_labels(labels)))
+            nodes.append(Node(_unique(str(node), taken), dict(labels), resources_from_labels(labels)))
     return nodes
 
 
@@ -119,11 +140,13 @@ def cluster_nodes(kubeconfig: str | None, names: list[str], selector: str | None
     client = KubeClient(api_client(kubeconfig))
     client.deadline = time.monotonic() + timeout
     try:
-        objects = api_retry_policy(deadline=timeout)(client.node_objects, names, selector)
+        found = api_retry_policy(deadline=timeout)(client.node_objects, names, selector)
+    except NodeNotFound as e:
+        raise NodeNotFound(str(e).replace("check --node-name / NODE_NAME", "check --node")) from None
     finally:
         client.close()
     nodes = []
-    for obj in objects:
+    for obj in found:
         meta = obj.get("metadata") or {}
         allocatable = (obj.get("status") or {}).get("allocatable") or {}
         resources = {k: _count(v) for k, v in allocatable.items() if is_gpu_resource(k)}
@@ -140,14 +163,39 @@ def _count(value: Any) -> int:
         return 0
 
 
-def _unique(name: str, nodes: Sequence[Node]) -> str:
-    taken = {n.name for n in nodes}
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``... when taken; the result joins ``taken``."""
     candidate, i = name, 2
     while candidate in taken:
         candidate, i = f"{name}-{i}", i + 1
+    taken.add(candidate)
     return candidate
 
 
 def run_checks(found: Sequence[Workload], nodes: Sequence[Node]) -> list[Result]:
-    index = NodeIndex(nodes)
-    return [check(w, index) for w in found]
+    """Against nodes grouped by the labels the workloads select on: a pool of identical GPU nodes
+    is checked once per workload, not once per node."""
+    index = NodeIndex(nodes, selected_keys(w.pod_spec for w in found))
+    answers: dict[str, Result] = {}  # one check per distinct pod template: replicas of one spec agree
+    results = []
+    for workload in found:
+        key = _what_check_reads(workload)
+        if key not in answers:
+            answers[key] = check(workload, index)
+        same = answers[key]
+        results.append(Result(workload, same.matching, same.problems, same.excluded))
+    return results
+
+
+def _what_check_reads(workload: Workload) -> str:
+    """The parts of a pod template the check reads (selection, tolerations, GPU resources): pods
+    that differ only in images, commands or names get the same answer."""
+    spec = workload.pod_spec
+
+    def containers(group: str) -> list[Any]:
+        items = spec.get(group) or []
+        return [[c.get("resources"), c.get("restartPolicy")] if isinstance(c, dict) else c for c in items]
+
+    parts = [workload.spec_path, spec.get("nodeSelector"), spec.get("affinity"), spec.get("tolerations"),
+             containers("containers"), containers("initContainers")]
+    return json.dumps(parts, sort_keys=True, default=str)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,17 +38,37 @@ class Workload:
     pod_spec: Mapping[str, Any]
 
 
+LIST_NODES_UP_TO = 1000  # JSON lists node names per workload up to this fleet size; beyond, group ids
+
+
 @dataclass
 class Result:
     workload: Workload
-    nodes_matching: list[str] = field(default_factory=list)
+    matching: list[Any] = field(default_factory=list)  # index.NodeGroup: placed, with the GPUs it needs
     problems: list[Problem] = field(default_factory=list)
+    excluded: list[tuple[Any, str]] = field(default_factory=list)  # (index.NodeGroup, why the selection leaves it)
+
+    @property
+    def nodes_matching(self) -> list[str]:
+        return [name for group in self.matching for name in group.names]
+
+    @property
+    def matching_count(self) -> int:
+        return sum(group.size for group in self.matching)
 
     @property
     def fits(self) -> bool:
-        return bool(self.nodes_matching) and not any(p.severity == ERROR for p in self.problems)
+        return bool(self.matching) and not any(p.severity == ERROR for p in self.problems)
 
-    def as_json(self) -> dict[str, Any]:
-        return {"name": self.workload.name, "kind": self.workload.kind, "source": self.workload.source,
-                "fits": self.fits, "nodes_matching": self.nodes_matching,
-                "problems": [p.as_json() for p in self.problems]}
+    def as_json(self, group_id: Callable[[Any], int], list_nodes: bool) -> dict[str, Any]:
+        """Output that grows with the input, not with workloads × nodes: groups of identical nodes
+        by id (``node_groups`` at the top level); node names too while the fleet is small."""
+        doc: dict[str, Any] = {"name": self.workload.name, "kind": self.workload.kind, "source": self.workload.source,
+                               "fits": self.fits}
+        if list_nodes:
+            doc["nodes_matching"] = self.nodes_matching
+        doc |= {"nodes_matching_count": self.matching_count,
+                "groups_matching": [group_id(g) for g in self.matching],
+                "problems": [p.as_json() for p in self.problems],
+                "excluded": [{"group": group_id(g), "reason": why} for g, why in self.excluded]}
+        return doc

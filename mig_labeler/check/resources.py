@@ -19,7 +19,7 @@ def is_gpu_resource(name: str) -> bool:
     return name.startswith((PREFIX + "gpu", PREFIX + "mig-"))
 
 
-def demand(spec: Mapping[str, Any], at: str) -> tuple[dict[str, int], list[Problem]]:
+def gpu_demand(spec: Mapping[str, Any], at: str) -> tuple[dict[str, int], list[Problem]]:
     """Per GPU resource what the pod needs, as the scheduler counts it: the sum over app
     containers (and native sidecars), or the largest ordinary init container, whichever is more."""
     problems: list[Problem] = []
@@ -92,8 +92,13 @@ def _quantity(raw: Any) -> Fraction | None:
         return None
 
 
-def resource_problems(demand: Mapping[str, int], placed: Sequence[Node], at: str) -> list[Problem]:
+def gpu_resource_problems(demand: Mapping[str, int], placed: Sequence[Node], at: str, count: int,
+                          selected: bool = True) -> list[Problem]:
+    """``placed``: one node per group of identical nodes, ``count`` nodes in all; ``selected``:
+    they are what the selection places the pod on (False: the selection places it nowhere, and
+    these are every node, so the request is still checked in the same run)."""
     problems = []
+    which = f"{count} selected nodes" if selected else f"{count} nodes"
     for name, wanted in sorted(demand.items()):
         where = f"{at}.containers[*].resources.limits['{name}']"
         having = [n for n in placed if n.resources.get(name, 0) > 0]
@@ -106,7 +111,7 @@ def resource_problems(demand: Mapping[str, int], placed: Sequence[Node], at: str
                                         _profile_suggestion(placed)))
             else:
                 problems.append(Problem("resource-not-advertised", ERROR, where,
-                                        f"none of the {len(placed)} selected nodes advertises {name}",
+                                        f"none of the {which} advertises {name}",
                                         _resource_suggestion(name, placed)))
         elif all(n.resources[name] < wanted for n in having):
             most = max(n.resources[name] for n in having)

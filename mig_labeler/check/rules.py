@@ -1,4 +1,10 @@
-"""``check``: one workload against a node set, every problem with its true cause. Pure."""
+"""``check``: one workload against a node set, every problem with its true cause in one run. Pure.
+
+The selection (nodeSelector, required node affinity) is evaluated per group of identical nodes
+(``index``). When it places the pod nowhere, the GPU request is still checked, against every
+node, so that a wrong resource shows in the same run as a wrong label instead of after it is
+fixed; nodes the selection leaves out are named with the requirement that failed.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,10 @@ from collections.abc import Sequence
 
 from mig_labeler.check.index import NodeIndex
 from mig_labeler.check.model import ERROR, WARNING, Node, Problem, Result, Workload
-from mig_labeler.check.resources import GPU_TAINT, demand, resource_problems, tolerates_gpu_taint
+from mig_labeler.check.resources import GPU_TAINT, gpu_demand, gpu_resource_problems, tolerates_gpu_taint
 from mig_labeler.check.selection import (
     affinity_problems,
+    exclusion_reason,
     required_terms,
     selector_matches,
     selector_problems,
@@ -18,7 +25,6 @@ from mig_labeler.check.selection import (
 
 def check(workload: Workload, nodes: Sequence[Node] | NodeIndex) -> Result:
     index = nodes if isinstance(nodes, NodeIndex) else NodeIndex(nodes)
-    nodes = index.nodes
     result = Result(workload)
     spec, at = workload.pod_spec, workload.spec_path
     selector = spec.get("nodeSelector") or {}
@@ -26,20 +32,25 @@ def check(workload: Workload, nodes: Sequence[Node] | NodeIndex) -> Result:
     result.problems += selector_problems(selector, f"{at}.nodeSelector", index)
     required = f"{at}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
     result.problems += affinity_problems(terms, required, index)
-    demand, resource_problems = demand(spec, at)
-    result.problems += resource_problems
-    placed = [n for n in nodes if selector_matches(selector, n.labels) and terms_match(terms, n.labels)]
-    if not placed and not any(p.severity == ERROR for p in result.problems):
+    wanted, found = gpu_demand(spec, at)
+    result.problems += found
+    placed = [g for g in index.groups
+              if selector_matches(selector, g.node.labels) and terms_match(terms, g.node.labels)]
+    left_out = [g for g in index.groups if g not in placed]
+    if not placed and index.nodes and not any(p.severity == ERROR for p in result.problems):
         result.problems.append(Problem("selector-excludes-all-nodes", ERROR, f"{at}.nodeSelector",
-                                       f"each part of the node selection matches some of the {len(nodes)} nodes, "
-                                       "but together they rule out every one",
-                                       "drop or relax one of the requirements"))
-    result.problems += resource_problems(demand, placed, at)
-    if demand and not tolerates_gpu_taint(spec):
+                                       f"each part of the node selection matches some of the {len(index.nodes)} "
+                                       "nodes, but together they rule out every one",
+                                       "drop or relax one of the requirements (see why each node is excluded)"))
+    considered = placed or index.groups  # nothing placed: the resources against every node, in the same run
+    result.problems += gpu_resource_problems(wanted, [g.node for g in considered], at,
+                                             sum(g.size for g in considered), selected=bool(placed))
+    if wanted and not tolerates_gpu_taint(spec):
         result.problems.append(Problem("missing-gpu-toleration", WARNING, f"{at}.tolerations",
                                        f"no toleration for the {GPU_TAINT} taint: GPU nodes tainted with it "
                                        "(as the GPU Operator and most clouds do) will not take this pod",
                                        f"add tolerations: [{{key: {GPU_TAINT}, operator: Exists, "
                                        "effect: NoSchedule}]"))
-    result.nodes_matching = [n.name for n in placed if all(n.resources.get(r, 0) >= q for r, q in demand.items())]
+    result.excluded = [(g, exclusion_reason(selector, terms, g.node.labels)) for g in left_out]
+    result.matching = [g for g in placed if all(g.node.resources.get(r, 0) >= q for r, q in wanted.items())]
     return result

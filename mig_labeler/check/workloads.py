@@ -16,7 +16,7 @@ def workloads(doc: Any, source: str) -> tuple[list[Workload], list[str]]:
     hold none (reported as skipped)."""
     found: list[Workload] = []
     skipped: list[str] = []
-    for obj in _objects(doc):
+    for obj in objects(doc):
         kind = str(obj.get("kind") or "?")
         name = str((obj.get("metadata") or {}).get("name") or "?")
         path = POD_SPEC_PATHS.get(kind, ("spec", "template", "spec"))
@@ -28,12 +28,12 @@ def workloads(doc: Any, source: str) -> tuple[list[Workload], list[str]]:
     return found, skipped
 
 
-def _objects(doc: Any) -> Iterator[Mapping[str, Any]]:
+def objects(doc: Any) -> Iterator[Mapping[str, Any]]:
     if not isinstance(doc, Mapping):
         return
     if str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
         for item in doc["items"]:
-            yield from _objects(item)
+            yield from objects(item)
     else:
         yield doc
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from mig_labeler import yaml_text
 from mig_labeler.config import decode_text
 from mig_labeler.demo.fixture_fields import error_name, int_field, known_keys, list_field, mapping_field, str_field
 from mig_labeler.demo.layout import gpu_instances, layout_problem, place_instances
@@ -118,7 +119,7 @@ def load_fixture(path: str | Path) -> NodeFixture:
         raise FixtureError(f"cannot read fixture {path}: {e.strerror or e}") from e
     text = decode_text(data, f"fixture {path}", FixtureError)
     try:
-        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        doc = json.loads(text) if path.suffix == ".json" else yaml_text.load(text)
     except RecursionError:
         raise FixtureError(f"fixture {path} is nested too deeply") from None
     except (ValueError, yaml.YAMLError) as e:

@@ -28,6 +28,7 @@ What it enforces, as a real kube-apiserver does for these resources:
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -192,6 +193,7 @@ class FakeKubeApi:
         self.watch_generation = 0  # bumped by break_watches(): open watch streams drop mid-stream
         self.open_watches = 0
         self.hung = 0  # requests held without an answer (hang_next)
+        self.list_pages = 0  # LIST nodes requests answered
         self.stopping = False
         self.oldest_watchable = 0
         self.history: list[tuple[int, str, dict[str, Any]]] = []
@@ -601,6 +603,29 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
             if body is not None:
                 self._send(status, body)
 
+        def _list_nodes(self, query: dict[str, list[str]]) -> dict[str, Any]:
+            """A LIST as kube-apiserver answers it: items in name order; with ``limit``, a page and
+            an opaque ``continue`` token (here base64 of the offset) while more remain."""
+            selector = query.get("labelSelector", [""])[0]
+            with api.lock:
+                items = [n.to_json() for _, n in sorted(api.nodes.items()) if _selected(selector, n.labels)]
+                revision = api.revision
+                api.list_pages += 1
+            start = 0
+            token = query.get("continue", [""])[0]
+            if token:
+                try:
+                    start = int(base64.b64decode(token.encode(), validate=True).decode())
+                except ValueError:
+                    raise ApiFailure(400, "BadRequest", "continue key is not valid: illegal base64 data") from None
+            limit = int(query.get("limit", ["0"])[0] or 0)
+            page = items[start:start + limit] if limit > 0 else items[start:]
+            meta: dict[str, Any] = {"resourceVersion": str(revision)}
+            if limit > 0 and start + limit < len(items):
+                meta["continue"] = base64.b64encode(str(start + limit).encode()).decode()
+                meta["remainingItemCount"] = len(items) - start - limit
+            return {"kind": "NodeList", "apiVersion": "v1", "metadata": meta, "items": page}
+
         def _hang(self, partial: bool) -> None:
             if partial:
                 self.send_response(200)
@@ -631,11 +656,7 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 self._watch(query, entry)
                 return 200, None
             if path == "/api/v1/nodes" and method == "GET":
-                selector = query.get("labelSelector", [""])[0]
-                with api.lock:
-                    items = [n.to_json() for n in api.nodes.values() if _selected(selector, n.labels)]
-                return 200, {"kind": "NodeList", "apiVersion": "v1",
-                             "metadata": {"resourceVersion": str(api.revision)}, "items": items}
+                return 200, self._list_nodes(query)
             if path == f"/apis/{NFD_GROUP_VERSION}" and method == "GET":
                 if not api.nfd_installed:
                     return self._not_served()
