@@ -11,6 +11,7 @@ from typing import Any
 
 from mig_labeler.check.index import NodeIndex
 from mig_labeler.check.model import ERROR, WARNING, Problem
+from mig_labeler.check.workloads import dig
 from mig_labeler.gpu_models import gpu_models
 from mig_labeler.label_names import PREFIX, key_error, product_value, sanitise, trim_edges, value_error
 
@@ -32,7 +33,7 @@ def selected_keys(specs: Iterable[Mapping[str, Any]]) -> set[str]:
 
 
 def required_terms(spec: Mapping[str, Any]) -> list[Mapping[str, Any]] | None:
-    required = _dig(spec, ("affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"))
+    required = dig(spec, ("affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"))
     if not isinstance(required, Mapping):
         return None
     terms = required.get("nodeSelectorTerms")
@@ -205,14 +206,6 @@ def known_products() -> tuple[str, ...]:
         out.append(base)
         out += [f"{base}-MIG-{p.name.replace('+', '.')}" for p in model.profiles]
     return tuple(sorted(set(out)))
-
-
-def _dig(obj: Any, path: Sequence[str]) -> Any:
-    for part in path:
-        if not isinstance(obj, Mapping):
-            return None
-        obj = obj.get(part)
-    return obj
 
 
 def _text(value: Any) -> str:

@@ -20,7 +20,7 @@ def workloads(doc: Any, source: str) -> tuple[list[Workload], list[str]]:
         kind = str(obj.get("kind") or "?")
         name = str((obj.get("metadata") or {}).get("name") or "?")
         path = POD_SPEC_PATHS.get(kind, ("spec", "template", "spec"))
-        spec = _dig(obj, path)
+        spec = dig(obj, path)
         if isinstance(spec, Mapping) and isinstance(spec.get("containers"), list):
             found.append(Workload(kind, name, source, ".".join(path), spec))
         else:
@@ -38,7 +38,8 @@ def objects(doc: Any) -> Iterator[Mapping[str, Any]]:
         yield doc
 
 
-def _dig(obj: Any, path: Sequence[str]) -> Any:
+def dig(obj: Any, path: Sequence[str]) -> Any:
+    """``obj[path[0]][path[1]]...``, or None where a step is not a mapping."""
     for part in path:
         if not isinstance(obj, Mapping):
             return None
