@@ -97,15 +97,28 @@ def cli() -> None:
 @click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True,
               help="text: sorted key=value lines; json: one object with sorted keys; yaml: a mapping with every "
               "value quoted, ready to paste under a nodeSelector.")
+@click.option("--gpu", metavar="MODEL[:COUNT]", help="Predict a node that does not exist yet: COUNT GPUs of MODEL "
+              "(a key of the model table, e.g. A100-SXM4-80GB:8), partitioned by --mig-config.")
+@click.option("--mig-config", metavar="NAME", help="With --gpu: the mig-parted config to apply (what a node's "
+              "nvidia.com/mig.config would name, e.g. all-balanced).")
+@click.option("--mig-parted-config", envvar="MIG_LABELER_MIG_PARTED_CONFIG", show_envvar=True, metavar="PATH",
+              help="The mig-parted config file (the GPU Operator's default-mig-parted-config, key config.yaml).")
 @click.pass_context
-def labels(ctx: click.Context, output: str, **_: Any) -> None:
-    """Print the labels this node would get. Writes nothing to Kubernetes."""
+def labels(ctx: click.Context, output: str, gpu: str | None, mig_config: str | None, mig_parted_config: str | None,
+           **_: Any) -> None:
+    """Print the labels this node would get, or (--gpu) a node of that model partitioned by a
+    mig-parted config would get. Writes nothing to Kubernetes."""
     from mig_labeler.pipeline import desired_labels  # noqa: PLC0415 - keeps --help fast
-    from mig_labeler.sources import open_source  # noqa: PLC0415
+    from mig_labeler.sources import open_predicted_source, open_source  # noqa: PLC0415
 
     config = build_config(ctx)
     setup_logging("text")
-    source = open_source(config.fixture, config.machine_type_file, config.driver_root)
+    if gpu and config.fixture:
+        raise ConfigError("give --gpu or --fixture, not both")
+    if mig_config and not gpu:
+        raise ConfigError("--mig-config goes with --gpu MODEL[:COUNT] (a node's real layout comes from NVML)")
+    source = (open_predicted_source(gpu, mig_config, mig_parted_config) if gpu else
+              open_source(config.fixture, config.machine_type_file, config.driver_root))
     result = desired_labels(source, config, int(time.time()))
     _warn(config.warnings + result.warnings)
     _emit(format_labels(result.labels, output))

@@ -44,6 +44,7 @@ class GpuModel:
     pci_class: int
     profiles: tuple[GiProfile, ...]
     compute_instance_profiles: tuple[CiProfile, ...]
+    pci_device_id: int | None = None  # device << 16 | vendor, e.g. 0x20B010DE (NVML's pciDeviceId)
 
     def profile(self, name: str) -> GiProfile | None:
         return next((p for p in self.profiles if p.name == name), None)
@@ -79,6 +80,7 @@ def _model(key: str, raw: dict) -> GpuModel:
         pci_class=int(raw["pci_class"], 16),
         profiles=tuple(_profile(p) for p in raw["profiles"]),
         compute_instance_profiles=tuple(CiProfile(**c) for c in raw["compute_instance_profiles"]),
+        pci_device_id=int(raw["pci_device_id"], 16) if raw.get("pci_device_id") else None,
     )
 
 

@@ -94,6 +94,7 @@ class Gpu:
     mig_devices: tuple[MigDevice, ...] = ()
     utilization_percent: int | None = None  # full GPUs only (NVML: not supported with MIG enabled)
     fabric: GpuFabric | None = None  # None: NVML has no fabric info for this GPU (NOT_SUPPORTED)
+    pci_device_id: int | None = None  # NVML's pciDeviceId (0x20B010DE), what mig-parted's device-filter matches
 
     @property
     def mig_capable(self) -> bool:

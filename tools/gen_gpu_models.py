@@ -16,11 +16,19 @@ OUT = Path(__file__).resolve().parents[1] / "mig_labeler" / "data" / "gpu_models
 
 # Short fixture keys for NVML names; the fixture format's own example uses H100-SXM5-80GB.
 PREFERRED_KEYS = {"NVIDIA H100 80GB HBM3": "H100-SXM5-80GB", "NVIDIA H100 PCIe": "H100-PCIE-80GB"}
+# PCI device IDs (device << 16 | vendor 0x10DE, as NVML's pciDeviceId and mig-parted's device-filter
+# spell them) where the spec has none: the PCI ID database (Debian's pci.ids 2023.04.10: 20b0 A100
+# SXM4 40GB, 20f1 A100 PCIe 40GB, 20b2 A100 SXM4 80GB, 20b5 A100 PCIe 80GB, 2331 H100 PCIe) and the
+# GPU Operator's default mig-parted config, whose comments group them by product (0x2321 with
+# "H100 NVL, H800 NVL"; 0x2342 with GH200).
 PCI_DEVICE_IDS = {
     "NVIDIA A100-SXM4-40GB": "0x20B010DE",
     "NVIDIA A100-PCIE-40GB": "0x20F110DE",
     "NVIDIA A100-SXM4-80GB": "0x20B210DE",
     "NVIDIA A100 80GB PCIe": "0x20B510DE",
+    "NVIDIA H100 PCIe": "0x233110DE",
+    "NVIDIA H100 NVL": "0x232110DE",
+    "NVIDIA GH200 480GB": "0x234210DE",
 }
 # Whole-GPU figures the spec leaves null, from a public reading of the real product. Used only where the
 # spec has no value, and recorded in the table's "sources". GB200: nvidia-smi on a 4-GPU GB200 compute

@@ -197,6 +197,16 @@ class FakeNvml:
         info.baseClass = (gpu.pci_class >> 16) & 0xFF
         info.subClass = (gpu.pci_class >> 8) & 0xFF
 
+    def nvmlDeviceGetPciInfo(self, handle: Any) -> Any:
+        """pynvml's nvmlDeviceGetPciInfo (the _v3 struct): the PCI device ID and a bus ID."""
+        self._enter("nvmlDeviceGetPciInfo", self._gpu_index(handle))
+        gpu = self._gpu(handle)
+        info = pynvml.nvmlPciInfo_t()
+        info.pciDeviceId = gpu.pci_device_id
+        info.bus = handle.index + 1
+        info.busId = f"00000000:{handle.index + 1:02X}:00.0".encode()
+        return info
+
     def nvmlDeviceGetGpuFabricInfoV(self, handle: Any, c_info: Any) -> int:
         self._enter("nvmlDeviceGetGpuFabricInfoV", self._gpu_index(handle))
         info = _by_reference("nvmlDeviceGetGpuFabricInfoV", c_info, pynvml.c_nvmlGpuFabricInfo_v2_t,

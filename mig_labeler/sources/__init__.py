@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mig_labeler.config import DEFAULT_MACHINE_TYPE_FILE
-from mig_labeler.errors import NvmlUnavailable
+from mig_labeler.errors import ConfigError, NvmlUnavailable
 from mig_labeler.sources.driver_root import LIBRARY_NOT_FOUND, load_from_driver_root
 from mig_labeler.sources.machine import read_machine_type, read_machine_type_checked
 from mig_labeler.sources.nvml import ReaderCache, read_topology
@@ -75,3 +75,20 @@ def open_source(fixture: str | None, machine_type_file: str | None, driver_root:
     import pynvml  # loaded only when real NVML is wanted
 
     return TopologySource(pynvml, machine_type_file, driver_root=driver_root)
+
+
+def open_predicted_source(gpu: str, mig_config: str | None, mig_parted_config: str | None) -> TopologySource:
+    """A node that does not exist yet (``labels --gpu MODEL:N --mig-config NAME``): the layout the
+    mig-parted config describes, through the fake NVML, as any fixture."""
+    from mig_labeler.demo.fake_nvml import FakeNvml
+    from mig_labeler.demo.fake_sysfs import write_fake_sysfs
+    from mig_labeler.demo.predict import parse_gpu_spec, predicted_fixture
+    from mig_labeler.sources.mig_parted import load_mig_parted
+
+    model, count = parse_gpu_spec(gpu)
+    config = load_mig_parted(mig_parted_config) if mig_parted_config else None
+    if mig_config and config is None:
+        raise ConfigError("--mig-config needs --mig-parted-config (or MIG_LABELER_MIG_PARTED_CONFIG): the file "
+                          "that defines it")
+    fake = FakeNvml(predicted_fixture(model, count, mig_config, config))
+    return TopologySource(fake, None, fake, sysfs=str(write_fake_sysfs(fake.fixture)))

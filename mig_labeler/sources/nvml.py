@@ -62,6 +62,7 @@ class _StaticFacts:
     total_bytes: int
     compute_capability: tuple[int, int]
     pci_class: int | None
+    pci_device_id: int | None = None
 
 
 @dataclass
@@ -138,6 +139,7 @@ class _Reader:
             mig_devices=devices,
             utilization_percent=self.utilization(handle, index, mig_mode),
             fabric=self.fabric(handle, index),
+            pci_device_id=facts.pci_device_id,
         )
 
     def fabric(self, handle: Any, index: int) -> GpuFabric | None:
@@ -184,6 +186,7 @@ class _Reader:
             total_bytes=int(memory.total) if memory is not None else 0,
             compute_capability=(int(major), int(minor)),
             pci_class=self.pci_class(handle, index),
+            pci_device_id=self.pci_device_id(handle, index),
         )
         if memory is not None:  # an unanswered memory query is asked again next pass
             self.cache.facts[uuid] = facts
@@ -196,6 +199,12 @@ class _Reader:
         rates = self.call("nvmlDeviceGetUtilizationRates", handle, gpu=index,
                           absent=frozenset({NOT_SUPPORTED, NO_PERMISSION}))
         return None if rates is None else int(rates.gpu)
+
+    def pci_device_id(self, handle: Any, index: int) -> int | None:
+        """For mig-parted's device filters only; labels never depend on it. Not readable: None."""
+        info = self.call("nvmlDeviceGetPciInfo", handle, gpu=index,
+                         absent=frozenset({NOT_SUPPORTED, FUNCTION_NOT_FOUND, NO_PERMISSION}))
+        return int(info.pciDeviceId) or None if info is not None else None
 
     def pci_class(self, handle: Any, index: int) -> int | None:
         """From nvmlDeviceGetPciInfoExt (no sysfs or privileges needed). Drivers without it give

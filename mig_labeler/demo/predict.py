@@ -1,0 +1,54 @@
+"""A node that does not exist yet: N GPUs of a model, partitioned as a mig-parted config says.
+
+Owns: ``predicted_fixture``, which turns (model, count, config name, mig-parted config) into a
+node fixture: each GPU gets the layout of the first entry that selects it (device filter by the
+model's PCI device ID, then ``devices``), as mig-manager picks it. The fixture then takes the
+same path as any node: the placement rules refuse a layout the GPU cannot hold, the fake NVML
+answers, the production reader reads, the label rules label. Used by ``labels --gpu``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mig_labeler.demo.fixture import NodeFixture, parse_fixture
+from mig_labeler.errors import ConfigError, FixtureError
+from mig_labeler.gpu_models import gpu_models
+from mig_labeler.sources.mig_parted import MigPartedConfig
+
+MAX_GPUS = 64
+
+
+def parse_gpu_spec(text: str) -> tuple[str, int]:
+    """``A100-SXM4-80GB:8`` → (model, 8); the count defaults to 1."""
+    model, _, count = text.partition(":")
+    if model not in gpu_models():
+        raise ConfigError(f"--gpu {text}: unknown GPU model {model!r}; known: {', '.join(sorted(gpu_models()))}")
+    if not count:
+        return model, 1
+    if not count.isdigit() or not 1 <= int(count) <= MAX_GPUS:
+        raise ConfigError(f"--gpu {text}: the GPU count must be a number from 1 to {MAX_GPUS}, not {count!r}")
+    return model, int(count)
+
+
+def predicted_fixture(model_key: str, count: int, name: str | None, config: MigPartedConfig | None) -> NodeFixture:
+    model = gpu_models()[model_key]
+    gpus: list[dict[str, Any]] = []
+    if name is None or config is None:  # no MIG config: whole GPUs, MIG off where it can be
+        gpus = [{"model": model_key} for _ in range(count)]
+    else:
+        if name not in config.configs:
+            raise ConfigError(f"the mig-parted config has no config {name!r} (it has: "
+                              f"{', '.join(sorted(config.configs))})")
+        for index in range(count):
+            entry = config.entry_for(name, index, model.pci_device_id)
+            if entry is None:
+                device = f"PCI device {model.pci_device_id:#010X}" if model.pci_device_id else "no known PCI device ID"
+                raise ConfigError(f"{name}: no entry selects GPU {index} ({model_key}, {device}); mig-manager "
+                                  "would refuse the config for this node")
+            gpus.append({"model": model_key, "mig": entry.layout()} if entry.mig_enabled else {"model": model_key})
+    try:
+        return parse_fixture({"driver_version": "550.54.15", "cuda_driver_version": 12040, "gpus": gpus})
+    except FixtureError as e:
+        raise ConfigError(f"{name}: cannot be applied to {model_key} ({str(e).removeprefix('gpus[0]: ')}), "
+                          "as mig-parted would refuse it") from None
