@@ -182,6 +182,7 @@ def build_config(ctx: click.Context) -> Config:
         log_format=p.get("log_format") or "text",
         oneshot_timeout=30.0 if oneshot_timeout is None else parse_duration(oneshot_timeout, "--oneshot-timeout", 0.0),
         warnings=file.warnings,
+        mig_parted=_mig_parted(ctx),
         **_sink_settings(ctx, file),
     )
 
@@ -193,3 +194,14 @@ def _sink_settings(ctx: click.Context, file: FileSettings) -> dict[str, Any]:
     return {"sinks": _sinks(ctx, file),
             "output_file": _output_file(ctx, file),
             "namespace": namespace, "namespace_known": known, "pod_name": ctx.params.get("pod_name") or None}
+
+
+def _mig_parted(ctx: click.Context) -> Any:
+    """``run --mig-parted-config``: parsed at start-up (a bad file is exit 2) and on every reload
+    (a bad file keeps the running configuration)."""
+    path = ctx.params.get("mig_parted_config")
+    if not path or ctx.info_name != "run":
+        return None
+    from mig_labeler.mig_parted import load_mig_parted  # noqa: PLC0415 - only when the feature is on
+
+    return load_mig_parted(str(path))

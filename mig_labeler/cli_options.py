@@ -91,6 +91,10 @@ RUN_OPTIONS: list[Decorator] = [
            envvar="MIG_LABELER_METRICS_PORT", help="Port for /healthz, /readyz and /metrics; 0 disables."),
     option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
            envvar="MIG_LABELER_LOG_FORMAT", help="Log line format on stderr."),
+    option("--mig-parted-config", envvar="MIG_LABELER_MIG_PARTED_CONFIG", metavar="PATH",
+           help="The GPU Operator's mig-parted config (its default-mig-parted-config ConfigMap, key config.yaml): "
+           "verify each GPU's layout against the config the Node's nvidia.com/mig.config names, and label "
+           "nvidia.com/mig.config.applied=<name> while it matches.  [default: off]"),
     option("--oneshot-timeout", envvar="MIG_LABELER_ONESHOT_TIMEOUT", metavar="DURATION",
            help="--oneshot gives up (exit 1) when publishing takes longer than this, retries included.  "
            "[default: 30s]"),

@@ -112,6 +112,7 @@ class Config:
     driver_root: str = "/driver-root"  # --driver-root-ctr-path: where libnvidia-ml.so.1 is looked for
     kube_api_qps: float = 5.0  # client-side rate limit, as client-go applies it
     kube_api_burst: int = 10
+    mig_parted: Any = None  # sources.mig_parted.MigPartedConfig from --mig-parted-config; None: not verified
 
     def summary(self) -> dict[str, Any]:
         """The effective config as one JSON-able dict, logged once at start-up."""

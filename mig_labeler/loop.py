@@ -93,6 +93,7 @@ class Daemon:
         self.events = EventReporter(self._post_event, clock)
         self.reporting = PassReporter(metrics, self.events, config.node_name)
         self.layout: str | None = None  # the GPU layout the last pass read
+        self.mig_mismatch: str | None = None  # how the layout differs from the Node's MIG config, last pass
         self.node: NodeState | None = None  # the freshest Node we know: from the watch, a GET or our apply
         self.node_lock = threading.Lock()
         self.stopping = threading.Event()
@@ -163,7 +164,10 @@ class Daemon:
             return PassResult(ok=False, error=f"{e}; keeping the published labels", kind="nvml_error")
         self.metrics.observe_topology(topology)
         self.layout = topology.layout()
-        desired = labels_for_topology(topology, self.config, self.started_at, source_warnings=self.source.warnings)
+        node_labels = self._fresh.labels if self._fresh is not None else (self.node.labels if self.node else None)
+        desired = labels_for_topology(topology, self.config, self.started_at, source_warnings=self.source.warnings,
+                                      node_labels=node_labels if self.kube is not None else None)
+        self._report_mig_mismatch(desired.mig_mismatch)
         for rejected in desired.rejected:
             self.metrics.labels_rejected.labels(key=rejected.key).inc()
         for warning in desired.warnings:  # rejected labels, MIG-INVALID reason, several models: once each
@@ -186,6 +190,15 @@ class Daemon:
             return PassResult(ok=False, results=tuple(results), error="; ".join(said), kind=kind, held=held)
         self.metrics.last_success.set(self.clock())
         return PassResult(ok=True, results=tuple(results), held=held)
+
+    def _report_mig_mismatch(self, mismatch: str | None) -> None:
+        """A Warning Event and one log line when the layout stops matching the Node's MIG config
+        (and again only when the difference changes); the metric follows every pass."""
+        self.metrics.mig_config_match.set(0 if mismatch else 1)
+        if mismatch and mismatch != self.mig_mismatch:
+            log.warning("MIG layout mismatch: %s", mismatch)
+            self.events.report("MIGLayoutMismatch", f"mig-labeler: {mismatch}", "Warning")
+        self.mig_mismatch = mismatch
 
     def _publish_all(self, desired: dict[str, str]) -> tuple[list[SinkResult], list[tuple[str, MigLabelerError]]]:
         """Each sink on its own, with the retry policy: a failing sink never blocks the others,

@@ -65,6 +65,9 @@ class Metrics:
         self.config_stale = Gauge("mig_labeler_config_stale", "1 while the configuration file differs from the one "
                                   "running because its last reload failed: the next restart will fail on it.",
                                   registry=registry)
+        self.mig_config_match = Gauge("mig_labeler_mig_config_match", "0 while the GPUs' MIG layout differs from "
+                                      "the config the Node's nvidia.com/mig.config names (after mig-manager reported "
+                                      "success); 1 otherwise.", registry=registry)
         self._initialise()
 
     def _initialise(self) -> None:
@@ -78,6 +81,7 @@ class Metrics:
         self.paused.labels(reason="").set(0)
         for result in RELOAD_RESULTS:
             self.config_reloads.labels(result=result)
+        self.mig_config_match.set(1)
 
     def initialise_sinks(self, sinks: list[str]) -> None:
         for sink in sinks:

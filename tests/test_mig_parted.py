@@ -9,7 +9,7 @@ import pytest
 
 from mig_labeler.errors import ConfigError
 from mig_labeler.gpu_models import gpu_models
-from mig_labeler.sources.mig_parted import load_mig_parted, parse_mig_parted
+from mig_labeler.mig_parted import load_mig_parted, parse_mig_parted
 
 from .test_cli import run_main
 
@@ -88,3 +88,58 @@ def test_a_predicted_node_gets_the_labels_of_the_same_layout_read_as_a_fixture(c
 def test_a_prediction_that_cannot_be_is_one_line_and_exit_2(capsys, args, message):
     code, _, err = run_main(capsys, "labels", *args, "--mig-parted-config", str(CONFIG))
     assert code == 2 and message in err and "Traceback" not in err, err
+
+
+# -- verifying a node's layout against the config it was given ----------------------------------
+NODE = "gpu-node-1"
+A100_BALANCED = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": BALANCED["A100-SXM4-40GB"]}]}
+A100_7X1G = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": ["1g.5gb"] * 7}]}
+
+
+def verifying_daemon(kube_api, tmp_path, layout: dict, state: str = "success"):
+    from .conftest import make_daemon, write_fixture
+
+    node_file = write_fixture(tmp_path / "node.yaml", layout)
+    kube_api.edit_labels(NODE, {"nvidia.com/mig.config": "all-balanced", "nvidia.com/mig.config.state": state},
+                         manager="nvidia-mig-manager")
+    return make_daemon(kube_api, node_file, mig_parted=load_mig_parted(str(CONFIG))), node_file
+
+
+def test_a_node_whose_layout_matches_is_labelled_in_its_first_pass(kube_api, tmp_path):
+    daemon, _ = verifying_daemon(kube_api, tmp_path, A100_BALANCED)
+    daemon.run_pass()
+    labels = kube_api.labels(NODE)
+    assert labels["nvidia.com/mig.config.applied"] == "all-balanced"
+    assert labels["nvidia.com/mig.config.state"] == "success"  # mig-manager's, untouched
+    assert daemon.metrics.mig_config_match._value.get() == 1
+    assert not [e for e in kube_api.events if e["reason"] == "MIGLayoutMismatch"]
+
+
+def test_a_layout_that_drifts_loses_the_label_with_one_warning_event(kube_api, tmp_path):
+    from .conftest import write_fixture
+
+    daemon, node_file = verifying_daemon(kube_api, tmp_path, A100_BALANCED)
+    daemon.run_pass()
+    write_fixture(node_file, A100_7X1G)  # repartitioned by hand; mig.config and its state still say success
+    daemon.run_pass()
+    daemon.run_pass()
+    assert "nvidia.com/mig.config.applied" not in kube_api.labels(NODE)
+    mismatches = [e for e in kube_api.events if e["reason"] == "MIGLayoutMismatch"]
+    assert [(e["type"], e["message"]) for e in mismatches] == [
+        ("Warning", "mig-labeler: GPU 0: has 7×1g.5gb, all-balanced wants 2×1g.5gb + 1×2g.10gb + 1×3g.20gb")]
+    assert daemon.metrics.mig_config_match._value.get() == 0
+
+
+def test_nothing_is_verified_while_mig_manager_is_not_done(kube_api, tmp_path):
+    daemon, _ = verifying_daemon(kube_api, tmp_path, A100_7X1G, state="pending")
+    daemon.run_pass()
+    assert "nvidia.com/mig.config.applied" not in kube_api.labels(NODE)
+    assert not [e for e in kube_api.events if e["reason"] == "MIGLayoutMismatch"]
+
+
+def test_a_bad_mig_parted_config_stops_a_start_with_exit_2(capsys, tmp_path):
+    bad = tmp_path / "config.yaml"
+    bad.write_text("version: v1\nmig-configs: {}\n")
+    code, _, err = run_main(capsys, "run", "--oneshot", "--fixture", "a30-mig-off", "--output-file", "-",
+                            "--mig-parted-config", str(bad))
+    assert code == 2 and "at least one entry in 'mig-configs' is required" in err

@@ -83,7 +83,7 @@ def open_predicted_source(gpu: str, mig_config: str | None, mig_parted_config: s
     from mig_labeler.demo.fake_nvml import FakeNvml
     from mig_labeler.demo.fake_sysfs import write_fake_sysfs
     from mig_labeler.demo.predict import parse_gpu_spec, predicted_fixture
-    from mig_labeler.sources.mig_parted import load_mig_parted
+    from mig_labeler.mig_parted import load_mig_parted
 
     model, count = parse_gpu_spec(gpu)
     config = load_mig_parted(mig_parted_config) if mig_parted_config else None
