@@ -33,6 +33,7 @@ from mig_labeler.health import HealthState
 from mig_labeler.kube import KubeClient, NodeState
 from mig_labeler.labels.desired import labels_for_topology
 from mig_labeler.metrics import Metrics
+from mig_labeler.node_cache import NodeCache
 from mig_labeler.reporting import EventReporter, PassReporter
 from mig_labeler.retry import api_retry_policy
 from mig_labeler.signals import Signals
@@ -94,8 +95,7 @@ class Daemon:
         self.reporting = PassReporter(metrics, self.events, config.node_name)
         self.layout: str | None = None  # the GPU layout the last pass read
         self.mig_mismatch: str | None = None  # how the layout differs from the Node's MIG config, last pass
-        self.node: NodeState | None = None  # the freshest Node we know: from the watch, a GET or our apply
-        self.node_lock = threading.Lock()
+        self.cache = NodeCache()  # the freshest Node we know: from the watch, a GET or our apply
         self.stopping = threading.Event()
         self.watcher = (NodeWatcher(kube, config.node_name or "", self.on_node_state, self.stopping,
                                     base_backoff=watch_backoff, on_deleted=self.on_node_deleted)
@@ -108,8 +108,6 @@ class Daemon:
         self.warnings: tuple[str, ...] = ()
         self.once: set[str] = set()  # warnings already logged
         self.node_missing = False
-        self.node_deleted = False
-        self.deleted_version: int | None = None  # resourceVersion of the deletion the watch reported
         self.woken_at: float | None = None  # perf_counter() of the wake-up the next pass answers
         self._fresh: NodeState | None = None  # the Node read at the start of this pass
         self.paused: Pause | None = None
@@ -164,7 +162,8 @@ class Daemon:
             return PassResult(ok=False, error=f"{e}; keeping the published labels", kind="nvml_error")
         self.metrics.observe_topology(topology)
         self.layout = topology.layout()
-        node_labels = self._fresh.labels if self._fresh is not None else (self.node.labels if self.node else None)
+        known = self._fresh or self.cache.latest()
+        node_labels = known.labels if known is not None else None
         desired = labels_for_topology(topology, self.config, self.started_at, source_warnings=self.source.warnings,
                                       node_labels=node_labels if self.kube is not None else None)
         self._report_mig_mismatch(desired.mig_mismatch)
@@ -181,8 +180,7 @@ class Daemon:
         results, errors = self._publish_all(desired.labels)
         held = next((r.held for r in results if r.held), "")
         if held:
-            with self.node_lock:
-                latest = self.node
+            latest = self.cache.latest()
             self._set_paused(pause(latest.labels) if latest is not None else None)
         if errors:
             kind = "api_error" if any(isinstance(e, ApiError) for _, e in errors) else "sink_error"
@@ -221,8 +219,7 @@ class Daemon:
     def _handoff(self, desired: dict[str, str]) -> dict[str, str]:
         """For a sink that feeds nfd-master: our leftover Node labels ride along until nfd-master
         owns them (``sinks.handoff_labels``)."""
-        with self.node_lock:
-            node = self.node
+        node = self.cache.latest()
         if node is None:
             return desired
         labels = handoff_labels(desired, node.labels, node.owned, node.nfd_labels)
@@ -285,21 +282,15 @@ class Daemon:
         """The watched Node stands in for a GET while the watch is connected."""
         if self.watcher is None or not self.watcher.available or not self.watcher.connected.is_set():
             return None
-        with self.node_lock:
-            return self.node
+        return self.cache.latest()
 
     def remember(self, node: NodeState) -> NodeState | None:
-        """Keep the newer of the cached and the given state; returns the one it replaced. A state
-        read before the watch reported the Node deleted is older than the deletion and never
-        brings the Node back (a pass in flight still holds one); the Node's return is newer."""
-        with self.node_lock:
-            previous = self.node
-            if previous is not None and _version(node) < _version(previous):
-                return None
-            if previous is None and self.deleted_version is not None and _version(node) <= self.deleted_version:
-                return None
-            self.node = node
-            return previous
+        """For the node sink and the pass: the Node cache keeps the newer state (``NodeCache``)."""
+        return self.cache.remember(node)
+
+    @property
+    def node(self) -> NodeState | None:
+        return self.cache.latest()
 
     def _set_paused(self, paused: Pause | None) -> None:
         """The mig_labeler_paused{reason} gauge, and one log line when a pause begins or ends."""
@@ -317,10 +308,7 @@ class Daemon:
         """Watch callback: our Node is gone. Forget it, say so once, and let the next pass find
         out (a GET: NodeNotFound, not ready) instead of counting passes against a stale cache.
         The watch keeps running; the Node's return (ADDED) wakes a pass that labels it again."""
-        with self.node_lock:
-            self.node = None
-            self.deleted_version = _version(node) or None  # 0: not a number, no ordering to go by
-            self.node_deleted = True
+        self.cache.forget(node)
         self.health.end_pass(False, f"node {node.name} was deleted")
         self.metrics.ready.set(0)
         log.warning("node %s was deleted; labels are written again when it comes back", node.name)
@@ -330,13 +318,11 @@ class Daemon:
         """Watch callback (watch thread): cache the Node, and wake the loop when the change
         needs a pass: mig-manager finished or changed the config, or someone touched our labels."""
         previous = self.remember(node)
-        with self.node_lock:
-            latest = self.node
+        latest = self.cache.latest()
         if latest is not None:  # cached first, then the gauge: a pass that sees the gauge sees the pause
             self._set_paused(pause(latest.labels))
         if previous is None:
-            if self.node_deleted:  # it is back: label it now, not at the next interval
-                self.node_deleted = False
+            if self.cache.back():  # it is back: label it now, not at the next interval
                 self.signals.wake.set()
             return
         reason = watch_trigger(previous.labels, node.labels, node.owned, self.desired)
@@ -366,10 +352,11 @@ class Daemon:
         """For the EventReporter: False while no Node is known yet (the Event waits for one)."""
         if self.kube is None:
             return True  # no cluster, no Events
-        if self.node is None:
+        node = self.cache.latest()
+        if node is None:
             return False
         try:
-            self.kube.post_event(self.node, reason, message, event_type, self.clock())
+            self.kube.post_event(node, reason, message, event_type, self.clock())
         except ApiError as e:  # an Event is best effort: count it, never fail the pass for it
             self.count_api_error(e)
             if e.status == 403:
@@ -487,10 +474,3 @@ class Daemon:
                         "so the running sinks stay: %s", selection(config), selection(self.config))
         return replace(config, sinks=self.config.sinks, output_file=self.config.output_file,
                        namespace=self.config.namespace, pod_name=self.config.pod_name)
-
-
-def _version(node: NodeState) -> int:
-    try:
-        return int(node.resource_version)
-    except ValueError:
-        return 0
