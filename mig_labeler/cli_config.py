@@ -20,12 +20,12 @@ from mig_labeler.config import (
     Config,
     FileSettings,
     MigStrategy,
-    decode_text,
     parse_config_file,
     parse_duration,
     parse_go_bool,
     parse_mig_strategy,
     parse_sinks,
+    read_configmap_file,
 )
 from mig_labeler.errors import ConfigError
 from mig_labeler.gfd_flags import flag
@@ -127,20 +127,10 @@ def _output_file(ctx: click.Context, file: FileSettings) -> str:
     return path
 
 
-MAX_CONFIG_BYTES = 1 << 20  # a ConfigMap holds at most 1 MiB; a larger file is not a config file
-
-
 def load_file_settings(path: str | None) -> FileSettings:
     if not path:
         return FileSettings()
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from e
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {path} is larger than 1 MiB, the most a ConfigMap holds: not a config file?")
-    return parse_config_file(decode_text(data, f"config file {path}"), path)
+    return parse_config_file(read_configmap_file(path, "config file"), path)
 
 
 def _reject_empty_flags(ctx: click.Context) -> None:

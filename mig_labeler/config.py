@@ -253,6 +253,22 @@ def parse_sharing(raw: Any) -> Sharing:
     return time_slicing or NO_SHARING
 
 
+MAX_CONFIGMAP_BYTES = 1 << 20  # a ConfigMap holds at most 1 MiB
+
+
+def read_configmap_file(path: str, what: str) -> str:
+    """A file a ConfigMap may hold (our config, a mig-parted config), as text: unreadable, larger
+    than 1 MiB (read no further: a 68 MB file is not a config) or not UTF-8 is one ConfigError."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIGMAP_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror or e}") from e
+    if len(data) > MAX_CONFIGMAP_BYTES:
+        raise ConfigError(f"{what} {path} is larger than 1 MiB, the most a ConfigMap holds: not a {what}?")
+    return decode_text(data, f"{what} {path}")
+
+
 def decode_text(data: bytes, what: str, error: type[ConfigError] = ConfigError) -> str:
     """Files we read must be UTF-8, as YAML and JSON require; say where they are not. The one
     place for it: config files, fixtures (``error=FixtureError``), kubeconfigs, workload files."""

@@ -20,12 +20,11 @@ from typing import Any
 import yaml
 
 from mig_labeler import yaml_text
-from mig_labeler.config import decode_text
+from mig_labeler.config import read_configmap_file
 from mig_labeler.errors import ConfigError
 
 # go-nvlib's MIG profile grammar: [<C>c.]<G>g.<GB>gb[+me|+me.all|+gfx|-me]
 PROFILE = re.compile(r"^(?:[1-9][0-9]*c\.)?[1-9][0-9]*g\.[1-9][0-9]*gb(?:\+me|\+me\.all|\+gfx|-me)?$")
-MAX_BYTES = 1 << 20  # a ConfigMap holds at most 1 MiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +68,7 @@ class MigPartedConfig:
 
 
 def load_mig_parted(path: str) -> MigPartedConfig:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except OSError as e:
-        raise ConfigError(f"cannot read mig-parted config {path}: {e.strerror or e}") from e
-    if len(data) > MAX_BYTES:
-        raise ConfigError(f"mig-parted config {path} is larger than 1 MiB, the most a ConfigMap holds")
-    return parse_mig_parted(decode_text(data, f"mig-parted config {path}"), path)
+    return parse_mig_parted(read_configmap_file(path, "mig-parted config"), path)
 
 
 def parse_mig_parted(text: str, where: str = "mig-parted config") -> MigPartedConfig:
