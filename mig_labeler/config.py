@@ -8,13 +8,10 @@ builds ``Config`` (precedence flag > env > file > default) and hands it to every
 from __future__ import annotations
 
 import enum
-import json
 import math
 import re
 from dataclasses import dataclass, replace
 from typing import Any
-
-import yaml
 
 from mig_labeler import yaml_text
 from mig_labeler.errors import ConfigError
@@ -279,13 +276,7 @@ def decode_text(data: bytes, what: str, error: type[ConfigError] = ConfigError) 
 
 
 def _load_document(text: str, source: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(text) if text.lstrip().startswith("{") else yaml_text.load(text)
-    except RecursionError:
-        raise ConfigError(f"config file {source} is nested too deeply") from None
-    except (ValueError, yaml.YAMLError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ConfigError(f"config file {source} is not valid YAML or JSON: {first}") from e
+    doc = yaml_text.load_document(text, f"config file {source}")
     if doc is None:
         return {}
     if not isinstance(doc, dict):

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 PREFIX = "nvidia.com/"
+TIMESTAMP_KEY = PREFIX + "gfd.timestamp"  # set once per process start (labels.md); no Event for it alone
 GPU_RESOURCE = "nvidia.com/gpu"
 
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9._ -]")

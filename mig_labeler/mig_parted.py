@@ -12,12 +12,9 @@ Pure: reading the file is ``load_mig_parted``'s one line of I/O.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
-
-import yaml
 
 from mig_labeler import yaml_text
 from mig_labeler.config import read_configmap_file
@@ -72,11 +69,7 @@ def load_mig_parted(path: str) -> MigPartedConfig:
 
 
 def parse_mig_parted(text: str, where: str = "mig-parted config") -> MigPartedConfig:
-    try:
-        doc = json.loads(text) if text.lstrip().startswith("{") else yaml_text.load(text)
-    except (ValueError, yaml.YAMLError, RecursionError) as e:
-        first = (str(e).splitlines() or [type(e).__name__])[0]
-        raise ConfigError(f"{where} is not valid YAML: {first}") from None
+    doc = yaml_text.load_document(text, where)
     try:
         return _spec(doc)
     except ConfigError as e:

@@ -5,10 +5,13 @@ here (config files, kubeconfigs, fixtures, the files ``check`` reads)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import yaml
+
+from mig_labeler.errors import ConfigError
 
 Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -19,3 +22,18 @@ def load(text: str) -> Any:
 
 def load_all(text: str) -> Iterator[Any]:
     return yaml.load_all(text, Loader=Loader)  # noqa: S506 - a safe loader
+
+
+def load_document(text: str, what: str, error: type[ConfigError] = ConfigError, as_json: bool | None = None) -> Any:
+    """One YAML or JSON document (JSON when ``as_json``, or when None and it starts with ``{``);
+    a parse error is one ``error`` naming ``what`` (``config file /etc/x.yaml``) and the first
+    line of the reason."""
+    try:
+        if as_json if as_json is not None else text.lstrip().startswith("{"):
+            return json.loads(text)
+        return load(text)
+    except RecursionError:
+        raise error(f"{what} is nested too deeply") from None
+    except (ValueError, yaml.YAMLError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise error(f"{what} is not valid YAML or JSON: {first}") from None

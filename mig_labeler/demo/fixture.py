@@ -6,14 +6,11 @@ the file and the offending entry named. Does not import pynvml: NVML error names
 
 from __future__ import annotations
 
-import json
 import uuid as uuidlib
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from mig_labeler import yaml_text
 from mig_labeler.config import decode_text
@@ -119,12 +116,7 @@ def load_fixture(path: str | Path) -> NodeFixture:
     except OSError as e:
         raise FixtureError(f"cannot read fixture {path}: {e.strerror or e}") from e
     text = decode_text(data, f"fixture {path}", FixtureError)
-    try:
-        doc = json.loads(text) if path.suffix == ".json" else yaml_text.load(text)
-    except RecursionError:
-        raise FixtureError(f"fixture {path} is nested too deeply") from None
-    except (ValueError, yaml.YAMLError) as e:
-        raise FixtureError(f"fixture {path} is not valid YAML/JSON: {str(e).splitlines()[0]}") from e
+    doc = yaml_text.load_document(text, f"fixture {path}", FixtureError, as_json=path.suffix == ".json")
     try:
         return parse_fixture(doc)
     except FixtureError as e:

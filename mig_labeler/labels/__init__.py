@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from mig_labeler.config import Config
+from mig_labeler.label_names import TIMESTAMP_KEY
 from mig_labeler.labels import fabric, full_gpu, mig, system, vgpu
 from mig_labeler.topology import NodeTopology
 
@@ -26,7 +27,6 @@ LABELERS: tuple[Labeler, ...] = (
     fabric.clique_labels,
 )
 
-TIMESTAMP_KEY = "nvidia.com/gfd.timestamp"
 
 
 def compute_labels(topology: NodeTopology, config: Config, started_at: int) -> dict[str, str]:

@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 
+from mig_labeler.label_names import PREFIX, TIMESTAMP_KEY
+
 
 @dataclass(frozen=True, slots=True)
 class LabelPlan:
@@ -63,8 +65,6 @@ class LabelPlan:
         return [line for _, line in sorted(rows)]
 
 
-TIMESTAMP_KEY = "nvidia.com/gfd.timestamp"
-PREFIX = "nvidia.com/"
 
 
 def _short(key: str) -> str:
