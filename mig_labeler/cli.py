@@ -104,7 +104,7 @@ def cli() -> None:
 @click.option("--mig-parted-config", envvar="MIG_LABELER_MIG_PARTED_CONFIG", show_envvar=True, metavar="PATH",
               help="The mig-parted config file (the GPU Operator's default-mig-parted-config, key config.yaml).")
 @click.pass_context
-def labels(ctx: click.Context, output: str, gpu: str | None, mig_config: str | None, mig_parted_config: str | None,
+def labels(ctx: click.Context, output: str, gpu: str | None, mig_config: str | None,
            **_: Any) -> None:
     """Print the labels this node would get, or (--gpu) a node of that model partitioned by a
     mig-parted config would get. Writes nothing to Kubernetes."""
@@ -117,7 +117,7 @@ def labels(ctx: click.Context, output: str, gpu: str | None, mig_config: str | N
         raise ConfigError("give --gpu or --fixture, not both")
     if mig_config and not gpu:
         raise ConfigError("--mig-config goes with --gpu MODEL[:COUNT] (a node's real layout comes from NVML)")
-    source = (open_predicted_source(gpu, mig_config, mig_parted_config) if gpu else
+    source = (open_predicted_source(gpu, mig_config, config.mig_parted) if gpu else
               open_source(config.fixture, config.machine_type_file, config.driver_root))
     result = desired_labels(source, config, int(time.time()))
     _warn(config.warnings + result.warnings)

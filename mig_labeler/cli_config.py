@@ -187,10 +187,10 @@ def _sink_settings(ctx: click.Context, file: FileSettings) -> dict[str, Any]:
 
 
 def _mig_parted(ctx: click.Context) -> Any:
-    """``run --mig-parted-config``: parsed at start-up (a bad file is exit 2) and on every reload
-    (a bad file keeps the running configuration)."""
+    """``--mig-parted-config`` (run: verify; labels: predict), parsed once here: a bad file is
+    exit 2 at start-up and keeps the running configuration on a reload."""
     path = ctx.params.get("mig_parted_config")
-    if not path or ctx.info_name != "run":
+    if not path:
         return None
     from mig_labeler.mig_parted import load_mig_parted  # noqa: PLC0415 - only when the feature is on
 

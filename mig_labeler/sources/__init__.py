@@ -21,6 +21,7 @@ from mig_labeler.topology import NodeTopology, Vgpu
 
 if TYPE_CHECKING:
     from mig_labeler.demo.fake_nvml import FakeNvml
+    from mig_labeler.mig_parted import MigPartedConfig
 
 SYSFS = "/sys"
 
@@ -77,18 +78,16 @@ def open_source(fixture: str | None, machine_type_file: str | None, driver_root:
     return TopologySource(pynvml, machine_type_file, driver_root=driver_root)
 
 
-def open_predicted_source(gpu: str, mig_config: str | None, mig_parted_config: str | None) -> TopologySource:
+def open_predicted_source(gpu: str, mig_config: str | None, mig_parted: MigPartedConfig | None) -> TopologySource:
     """A node that does not exist yet (``labels --gpu MODEL:N --mig-config NAME``): the layout the
     mig-parted config describes, through the fake NVML, as any fixture."""
     from mig_labeler.demo.fake_nvml import FakeNvml
     from mig_labeler.demo.fake_sysfs import write_fake_sysfs
     from mig_labeler.demo.predict import parse_gpu_spec, predicted_fixture
-    from mig_labeler.mig_parted import load_mig_parted
 
     model, count = parse_gpu_spec(gpu)
-    config = load_mig_parted(mig_parted_config) if mig_parted_config else None
-    if mig_config and config is None:
+    if mig_config and mig_parted is None:
         raise ConfigError("--mig-config needs --mig-parted-config (or MIG_LABELER_MIG_PARTED_CONFIG): the file "
                           "that defines it")
-    fake = FakeNvml(predicted_fixture(model, count, mig_config, config))
+    fake = FakeNvml(predicted_fixture(model, count, mig_config, mig_parted))
     return TopologySource(fake, None, fake, sysfs=str(write_fake_sysfs(fake.fixture)))
