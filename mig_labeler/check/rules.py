@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mig_labeler.check.index import NodeIndex
+from mig_labeler.check.index import NodeGroup, NodeIndex
 from mig_labeler.check.model import ERROR, WARNING, Node, Problem, Result, Workload
 from mig_labeler.check.resources import GPU_TAINT, gpu_demand, gpu_resource_problems, tolerates_gpu_taint
 from mig_labeler.check.selection import (
@@ -34,9 +34,11 @@ def check(workload: Workload, nodes: Sequence[Node] | NodeIndex) -> Result:
     result.problems += affinity_problems(terms, required, index)
     wanted, found = gpu_demand(spec, at)
     result.problems += found
-    placed = [g for g in index.groups
-              if selector_matches(selector, g.node.labels) and terms_match(terms, g.node.labels)]
-    left_out = [g for g in index.groups if g not in placed]
+    placed: list[NodeGroup] = []
+    left_out: list[NodeGroup] = []
+    for group in index.groups:  # one pass: membership tests on groups would compare their node lists
+        chosen = selector_matches(selector, group.node.labels) and terms_match(terms, group.node.labels)
+        (placed if chosen else left_out).append(group)
     if not placed and index.nodes and not any(p.severity == ERROR for p in result.problems):
         result.problems.append(Problem("selector-excludes-all-nodes", ERROR, f"{at}.nodeSelector",
                                        f"each part of the node selection matches some of the {len(index.nodes)} "
