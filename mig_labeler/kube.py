@@ -19,16 +19,12 @@ import shutil
 import socket
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
 import yaml
-
-if TYPE_CHECKING:
-    pass
 
 from mig_labeler import __version__, yaml_text
 from mig_labeler.api_errors import (
@@ -40,12 +36,12 @@ from mig_labeler.api_errors import (
 )
 from mig_labeler.config import decode_text
 from mig_labeler.errors import ApiError, ApiTransient, ConfigError
+from mig_labeler.node_state import FIELD_MANAGER, NodeState, node_state
 from mig_labeler.rate_limit import TokenBucket
 from mig_labeler.signals import Signals
 
 log = logging.getLogger("mig_labeler")
 
-FIELD_MANAGER = "mig-labeler"
 APPLY_PATCH = "application/apply-patch+yaml"
 EVENT_NAMESPACE = "default"  # where Node events live, as the kubelet posts them
 LIST_PAGE = 500  # nodes per LIST page (kubectl's --chunk-size default)
@@ -54,61 +50,6 @@ TIMEOUT = (5.0, 15.0)  # connect, read (seconds): a pass must never hang on the 
 
 
 JSON_PATCH = "application/json-patch+json"
-
-
-@dataclass(frozen=True, slots=True)
-class LabelClaim:
-    """Another field manager's claim on label keys: one ``metadata.managedFields`` entry."""
-
-    index: int  # position in metadata.managedFields, as the JSON patch addresses it
-    manager: str
-    operation: str
-    keys: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True)
-class NodeState:
-    name: str
-    uid: str
-    resource_version: str
-    labels: dict[str, str]
-    owned: frozenset[str]  # label keys our field manager applied
-    claims: tuple[LabelClaim, ...] = ()  # every other manager's label keys
-    nfd_labels: frozenset[str] = frozenset()  # labels nfd-master set (its feature-labels annotation)
-
-    @property
-    def shared(self) -> frozenset[str]:
-        """Keys we own that another manager owns too: dropping them would not remove them."""
-        return frozenset().union(*(c.keys for c in self.claims)) & self.owned
-
-    def owners(self, key: str) -> list[str]:
-        """The other managers that own ``key``."""
-        return sorted({c.manager for c in self.claims if key in c.keys})
-
-
-NFD_FEATURE_LABELS = "nfd.node.kubernetes.io/feature-labels"  # nfd-master: the labels it manages, comma-separated
-
-
-def _nfd_label_name(name: str) -> str:
-    """nfd-master drops the prefix of labels in its default namespace from the annotation."""
-    return name if "/" in name else f"feature.node.kubernetes.io/{name}"
-
-
-def node_state(obj: Mapping[str, Any], field_manager: str = FIELD_MANAGER) -> NodeState:
-    meta = obj.get("metadata") or {}
-    owned: set[str] = set()
-    claims: list[LabelClaim] = []
-    for index, entry in enumerate(meta.get("managedFields") or []):
-        labels = ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:labels") or {}
-        keys = frozenset(k.removeprefix("f:") for k in labels if k.startswith("f:"))
-        if entry.get("manager") == field_manager and entry.get("operation") == "Apply":
-            owned |= keys
-        elif keys:
-            claims.append(LabelClaim(index, str(entry.get("manager")), str(entry.get("operation")), keys))
-    nfd = str((meta.get("annotations") or {}).get(NFD_FEATURE_LABELS) or "")
-    return NodeState(meta.get("name", ""), meta.get("uid", ""), str(meta.get("resourceVersion", "")),
-                     dict(meta.get("labels") or {}), frozenset(owned), tuple(claims),
-                     frozenset(_nfd_label_name(n) for n in nfd.split(",") if n))
 
 
 USER_AGENT = f"mig-labeler/{__version__}"

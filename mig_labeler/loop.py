@@ -30,10 +30,11 @@ from mig_labeler.errors import (
 )
 from mig_labeler.gate import Pause, handoff_trigger, pause, watch_trigger
 from mig_labeler.health import HealthState
-from mig_labeler.kube import KubeClient, NodeState
+from mig_labeler.kube import KubeClient
 from mig_labeler.labels.desired import labels_for_topology
 from mig_labeler.metrics import Metrics
 from mig_labeler.node_cache import NodeCache
+from mig_labeler.node_state import NodeState
 from mig_labeler.reporting import EventReporter, PassReporter
 from mig_labeler.retry import api_retry_policy
 from mig_labeler.signals import Signals

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from mig_labeler.kube import NodeState
+from mig_labeler.node_state import NodeState
 
 
 class NodeCache:

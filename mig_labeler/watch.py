@@ -16,7 +16,8 @@ from typing import Any
 
 from mig_labeler.api_errors import WatchExpired
 from mig_labeler.errors import ApiError, MigLabelerError
-from mig_labeler.kube import KubeClient, NodeState
+from mig_labeler.kube import KubeClient
+from mig_labeler.node_state import NodeState
 
 log = logging.getLogger("mig_labeler")
 

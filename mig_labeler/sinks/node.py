@@ -15,8 +15,9 @@ from collections.abc import Callable, Mapping
 
 from mig_labeler.errors import ApiConflict, ApiError
 from mig_labeler.gate import pause
-from mig_labeler.kube import KubeClient, NodeState
+from mig_labeler.kube import KubeClient
 from mig_labeler.label_names import ownable
+from mig_labeler.node_state import NodeState
 from mig_labeler.sinks import SinkResult
 from mig_labeler.sinks.plan import LabelPlan, observed_changes, plan_update
 
