@@ -215,6 +215,13 @@ def diff(ctx: click.Context, timeout: str, **_: Any) -> None:
 @click.option("--fixture", "fixtures", multiple=True, metavar="NAME|PATH[:STRATEGY]",
               help="A node from a fixture (bundled name or file), with its strategy after ':' (none, single, "
               "mixed; default --mig-strategy). Repeatable: one node each.")
+@click.option("--gpu", "gpus", multiple=True, metavar="MODEL[:COUNT]",
+              help="A node that does not exist yet: COUNT GPUs of MODEL (a key of the model table), partitioned by "
+              "--mig-config, labelled as labels --gpu labels it. Repeatable: one node each.")
+@click.option("--mig-config", metavar="NAME", help="With --gpu: the mig-parted config its nodes get (e.g. "
+              "all-balanced; needs --mig-parted-config). Without it, their GPUs are whole.")
+@click.option("--mig-parted-config", envvar="MIG_LABELER_MIG_PARTED_CONFIG", show_envvar=True, metavar="PATH",
+              help="The mig-parted config file that defines --mig-config.")
 @click.option("--labels", "label_files", multiple=True, metavar="FILE",
               help="Nodes from saved labels: one node's map (labels -o json) or an object from node names to "
               "maps. Repeatable.")
@@ -228,9 +235,10 @@ def diff(ctx: click.Context, timeout: str, **_: Any) -> None:
               help="kubeconfig for --node/--nodes.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @TIMEOUT_OPTION
-def check(files: tuple[str, ...], fixtures: tuple[str, ...], label_files: tuple[str, ...],
-          node_names: tuple[str, ...], all_nodes: bool, selector: str | None, mig_strategy: str | None,
-          config_file: str | None, kubeconfig: str | None, output: str, timeout: str) -> None:
+def check(files: tuple[str, ...], fixtures: tuple[str, ...], gpus: tuple[str, ...], mig_config: str | None,
+          mig_parted_config: str | None, label_files: tuple[str, ...], node_names: tuple[str, ...], all_nodes: bool,
+          selector: str | None, mig_strategy: str | None, config_file: str | None, kubeconfig: str | None,
+          output: str, timeout: str) -> None:
     """Tell whether GPU workloads can land on these nodes, and why not: labels in nodeSelector and
     node affinity, GPU requests, the MIG strategy's resources. Exit 0 when every workload fits
     somewhere, 1 when one does not, 2 when input cannot be read."""
@@ -238,15 +246,21 @@ def check(files: tuple[str, ...], fixtures: tuple[str, ...], label_files: tuple[
     from mig_labeler.check import report  # noqa: PLC0415
 
     setup_logging("text")
-    sources = sum(bool(x) for x in (fixtures, label_files, node_names or all_nodes))
+    sources = sum(bool(x) for x in (fixtures or gpus, label_files, node_names or all_nodes))
     if sources != 1:
-        raise ConfigError("give the nodes one way: --fixture, --labels, or --node/--nodes")
+        raise ConfigError("give the nodes one way: --fixture and --gpu, --labels, or --node/--nodes")
     if selector and not all_nodes:
         raise ConfigError("-l/--selector goes with --nodes")
+    if mig_config and not gpus:
+        raise ConfigError("--mig-config goes with --gpu MODEL[:COUNT]")
     found, skipped, autoscalers = check_input.read_workloads(files)
-    if fixtures:
-        nodes = check_input.fixture_nodes(fixtures, parse_mig_strategy(mig_strategy or "none"),
-                                          load_file_settings(config_file).sharing)
+    if fixtures or gpus:
+        strategy, sharing = parse_mig_strategy(mig_strategy or "none"), load_file_settings(config_file).sharing
+        from mig_labeler.mig_parted import load_mig_parted  # noqa: PLC0415
+
+        mig_parted = load_mig_parted(mig_parted_config) if mig_parted_config else None
+        nodes = check_input.fixture_nodes(fixtures, strategy, sharing)
+        nodes += check_input.predicted_nodes(gpus, mig_config, mig_parted, strategy, sharing)
     elif label_files:
         nodes = check_input.label_nodes(label_files)
     else:

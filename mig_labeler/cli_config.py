@@ -9,6 +9,7 @@ came from; the environment only to name the variable a bad value came from. Ever
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from mig_labeler.config import (
 )
 from mig_labeler.errors import ConfigError
 from mig_labeler.gfd_flags import flag
+from mig_labeler.label_names import dns_label_error, dns_subdomain_error
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
@@ -173,6 +175,8 @@ def build_config(ctx: click.Context) -> Config:
         oneshot_timeout=30.0 if oneshot_timeout is None else parse_duration(oneshot_timeout, "--oneshot-timeout", 0.0),
         warnings=file.warnings,
         mig_parted=_mig_parted(ctx),
+        mig_parted_configmap=_mig_parted_configmap(ctx),
+        mig_config_stuck_after=_stuck_after(ctx),
         **_sink_settings(ctx, file),
     )
 
@@ -184,6 +188,32 @@ def _sink_settings(ctx: click.Context, file: FileSettings) -> dict[str, Any]:
     return {"sinks": _sinks(ctx, file),
             "output_file": _output_file(ctx, file),
             "namespace": namespace, "namespace_known": known, "pod_name": ctx.params.get("pod_name") or None}
+
+
+def _mig_parted_configmap(ctx: click.Context) -> tuple[str, str, str] | None:
+    """``--mig-parted-configmap NAMESPACE/NAME`` with its key; one source of the config only."""
+    value = str(ctx.params.get("mig_parted_configmap") or "").strip()
+    if not value:
+        return None
+    if ctx.params.get("mig_parted_config"):
+        raise ConfigError("--mig-parted-config and --mig-parted-configmap name two sources of the same config: "
+                          "give one (the file for a ConfigMap mounted from our namespace, the ConfigMap for "
+                          "one in the GPU Operator's)")
+    namespace, _, name = value.partition("/")
+    key = str(ctx.params.get("mig_parted_configmap_key") or "config.yaml")
+    if not re.fullmatch(r"[-._a-zA-Z0-9]{1,253}", key):
+        raise ConfigError(f"--mig-parted-configmap-key {key!r} is not a ConfigMap key (alphanumerics, '-', '_', '.')")
+    problem = next((why for why in (dns_label_error(namespace, "namespace"), dns_subdomain_error(name, "name"))
+                    if why), None)
+    if problem or "/" in name:
+        raise ConfigError(f"--mig-parted-configmap {value!r}: {problem or 'one slash only'}; use NAMESPACE/NAME, "
+                          "e.g. gpu-operator/default-mig-parted-config")
+    return namespace, name, key
+
+
+def _stuck_after(ctx: click.Context) -> float:
+    text = str(ctx.params.get("mig_config_stuck_after") or "15m").strip()
+    return 0.0 if text in ("0", "+0") else parse_duration(text, "--mig-config-stuck-after", 1.0)
 
 
 def _mig_parted(ctx: click.Context) -> Any:

@@ -92,9 +92,18 @@ RUN_OPTIONS: list[Decorator] = [
     option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
            envvar="MIG_LABELER_LOG_FORMAT", help="Log line format on stderr."),
     option("--mig-parted-config", envvar="MIG_LABELER_MIG_PARTED_CONFIG", metavar="PATH",
-           help="The GPU Operator's mig-parted config (its default-mig-parted-config ConfigMap, key config.yaml): "
-           "verify each GPU's layout against the config the Node's nvidia.com/mig.config names, and label "
-           "nvidia.com/mig.config.applied=<name> while it matches.  [default: off]"),
+           help="The GPU Operator's mig-parted config as a file (its default-mig-parted-config ConfigMap, key "
+           "config.yaml, mounted): verify each GPU's layout against the config the Node's nvidia.com/mig.config "
+           "names, and label nvidia.com/mig.config.applied=<name> while it matches.  [default: off]"),
+    option("--mig-parted-configmap", envvar="MIG_LABELER_MIG_PARTED_CONFIGMAP", metavar="NAMESPACE/NAME",
+           help="The same config read through the API from a ConfigMap in another namespace (e.g. "
+           "gpu-operator/default-mig-parted-config), watched: a change applies without a restart. Needs get and "
+           "watch on that ConfigMap alone.  [default: off]"),
+    option("--mig-parted-configmap-key", envvar="MIG_LABELER_MIG_PARTED_CONFIGMAP_KEY", metavar="KEY",
+           default="config.yaml", show_default=True, help="The ConfigMap key that holds the config."),
+    option("--mig-config-stuck-after", envvar="MIG_LABELER_MIG_CONFIG_STUCK_AFTER", metavar="DURATION",
+           help="A MIG config request still pending, rebooting or unanswered by mig-manager after this long is "
+           "stuck: a Warning Event and mig_labeler_mig_config_stuck 1 (0: never).  [default: 15m]"),
     option("--oneshot-timeout", envvar="MIG_LABELER_ONESHOT_TIMEOUT", metavar="DURATION",
            help="--oneshot gives up (exit 1) when publishing takes longer than this, retries included.  "
            "[default: 30s]"),

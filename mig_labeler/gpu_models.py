@@ -45,6 +45,7 @@ class GpuModel:
     profiles: tuple[GiProfile, ...]
     compute_instance_profiles: tuple[CiProfile, ...]
     pci_device_id: int | None = None  # device << 16 | vendor, e.g. 0x20B010DE (NVML's pciDeviceId)
+    unmeasured_profiles: tuple[str, ...] = ()  # the GPU has them; the spec has no numbers for them
 
     def profile(self, name: str) -> GiProfile | None:
         return next((p for p in self.profiles if p.name == name), None)
@@ -81,6 +82,7 @@ def _model(key: str, raw: dict) -> GpuModel:
         profiles=tuple(_profile(p) for p in raw["profiles"]),
         compute_instance_profiles=tuple(CiProfile(**c) for c in raw["compute_instance_profiles"]),
         pci_device_id=int(raw["pci_device_id"], 16) if raw.get("pci_device_id") else None,
+        unmeasured_profiles=tuple(raw.get("unmeasured_profiles") or ()),
     )
 
 

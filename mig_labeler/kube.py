@@ -262,6 +262,23 @@ class KubeClient:
     def watch_node(self, name: str, resource_version: str, timeout_seconds: int) -> Iterator[tuple[str, NodeState]]:
         """Stream our own Node's changes from ``resource_version`` until the server ends the watch
         (``timeoutSeconds``). Bookmarks only advance the resourceVersion. Raises WatchExpired on 410."""
+        for kind, obj in self._watch("/api/v1/nodes", "nodes", name, resource_version, timeout_seconds):
+            yield kind, node_state(obj, self.field_manager)
+
+    def read_configmap(self, namespace: str, name: str) -> dict[str, Any]:
+        """One ConfigMap (the GPU Operator's mig-parted config); ObjectNotFound when it is missing."""
+        return dict(self._call("GET", "configmaps", name, f"/api/v1/namespaces/{namespace}/configmaps/{name}"))
+
+    def watch_configmap(self, namespace: str, name: str, resource_version: str,
+                        timeout_seconds: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        """That one ConfigMap's changes. The field selector on its name is what lets a Role that
+        grants watch by ``resourceNames`` authorize the request: without it, a watch is a watch
+        of every ConfigMap in the namespace."""
+        path = f"/api/v1/namespaces/{namespace}/configmaps"
+        yield from self._watch(path, "configmaps", name, resource_version, timeout_seconds)
+
+    def _watch(self, path: str, resource: str, name: str, resource_version: str,
+               timeout_seconds: int) -> Iterator[tuple[str, dict[str, Any]]]:
         query: list[tuple[str, Any]] = [("fieldSelector", f"metadata.name={name}"), ("watch", True),
                                         ("allowWatchBookmarks", True), ("timeoutSeconds", timeout_seconds)]
         if resource_version:
@@ -271,18 +288,18 @@ class KubeClient:
 
         self._wait_for_rate_limit()
         try:
-            request = self.client.param_serialize(method="GET", resource_path="/api/v1/nodes", query_params=query,
+            request = self.client.param_serialize(method="GET", resource_path=path, query_params=query,
                                                   header_params=headers, auth_settings=["BearerToken"])
             response = self.client.call_api(*request, _request_timeout=(TIMEOUT[0], timeout_seconds + 30))
             if response.status != 200:
                 response.read()
                 raise ApiException.from_response(http_resp=response, body=response.data.decode(errors="replace"),
                                                  data=None)
-            yield from _watch_events(response.response, name, self.field_manager)
+            yield from _watch_events(response.response, resource, name)
         except ApiException as e:
-            raise translate_api_exception(e, "WATCH", "nodes", name) from e
+            raise translate_api_exception(e, "WATCH", resource, name) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise connection_error(e, "WATCH", "nodes", name, self.client.configuration.host) from e
+            raise connection_error(e, "WATCH", resource, name, self.client.configuration.host) from e
 
     def post_event(self, node: NodeState, reason: str, message: str, event_type: str, now: float) -> None:
         stamp = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -336,7 +353,7 @@ def _json_pointer(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
-def _watch_events(raw: Any, name: str, field_manager: str) -> Iterator[tuple[str, NodeState]]:
+def _watch_events(raw: Any, resource: str, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
     buffer = b""
     try:
         for chunk in raw.stream(65536, decode_content=True):
@@ -344,18 +361,18 @@ def _watch_events(raw: Any, name: str, field_manager: str) -> Iterator[tuple[str
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 if line.strip():
-                    yield _watch_event(json.loads(line), name, field_manager)
+                    yield _watch_event(json.loads(line), resource, name)
     finally:
         raw.release_conn()
 
 
-def _watch_event(event: Mapping[str, Any], name: str, field_manager: str) -> tuple[str, NodeState]:
-    """(type, state): ADDED/MODIFIED/DELETED carry the whole Node; BOOKMARK only a resourceVersion."""
+def _watch_event(event: Mapping[str, Any], resource: str, name: str) -> tuple[str, dict[str, Any]]:
+    """(type, object): ADDED/MODIFIED/DELETED carry the whole object; BOOKMARK only a resourceVersion."""
     obj = event.get("object") or {}
     kind = str(event.get("type"))
     if kind == "ERROR":
         code = obj.get("code")
         if code == 410:
-            raise WatchExpired(f"WATCH nodes/{name}: resourceVersion too old", 410)
-        raise ApiTransient(f"WATCH nodes/{name}: error event: {obj.get('message')}", code)
-    return kind, node_state(obj, field_manager)
+            raise WatchExpired(f"WATCH {resource}/{name}: resourceVersion too old", 410)
+        raise ApiTransient(f"WATCH {resource}/{name}: error event: {obj.get('message')}", code)
+    return kind, dict(obj)

@@ -65,6 +65,20 @@ def key_error(key: str) -> str | None:
     return None
 
 
+def dns_label_error(value: str, what: str) -> str | None:
+    """Why ``value`` is not a DNS-1123 label (a namespace's name), or None."""
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        return f"{what} {value!r} is not a DNS label (lower-case alphanumerics and '-', at most 63)"
+    return None
+
+
+def dns_subdomain_error(value: str, what: str) -> str | None:
+    """Why ``value`` is not a DNS-1123 subdomain (a ConfigMap's name), or None."""
+    if not value or len(value) > 253 or not all(_DNS_LABEL.match(p) for p in value.split(".")):
+        return f"{what} {value!r} is not a DNS subdomain (lower-case alphanumerics, '-' and '.', at most 253)"
+    return None
+
+
 def value_error(value: str) -> str | None:
     """Why ``value`` is not a valid label value, or None."""
     if len(value) > 63:

@@ -1,12 +1,12 @@
-"""The daemon: one pass (gate → read → compute → validate → publish to each sink) and the loop around it.
+"""The daemon: one pass (gate → read → compute → validate → publish to each sink); the loop around it
+is ``daemon_loop.RunLoop``'s.
 
-Owns: ``Daemon.run_pass`` (returns a ``PassResult`` that tests and metrics read), the wait between
-passes (interval, SIGHUP, SIGTERM/SIGINT), keeping the last good labels when NVML fails
-(labels.md #4: a failed pass never writes), the Node cache fed by the watch (for the GPU
-Operator's pause and for the node sink), readiness, Events and their rate limit. It knows sinks
-only through ``sinks.Sink``: each publishes on its own, and one failing never stops the others.
-With no Kubernetes client (the file sink alone) there is no Node, no pause, no watch, no Events.
-Time (``clock``, ``sleep``) is injected so loop tests run in milliseconds.
+Owns: ``Daemon.run_pass`` (returns a ``PassResult`` that tests and metrics read), keeping the last
+good labels when NVML fails (labels.md #4: a failed pass never writes), the Node cache fed by the
+watch (for the GPU Operator's pause and for the node sink), readiness, Events and their rate limit.
+It knows sinks only through ``sinks.Sink``: each publishes on its own, and one failing never stops
+the others. With no Kubernetes client (the file sink alone) there is no Node, no pause, no watch,
+no Events. Time (``clock``, ``sleep``) is injected so loop tests run in milliseconds.
 """
 
 from __future__ import annotations
@@ -15,38 +15,35 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from mig_labeler.config import Config
+from mig_labeler.daemon_loop import RunLoop
 from mig_labeler.errors import (
     ApiError,
     FixtureError,
     MigLabelerError,
-    NodeNotFound,
     NvmlQueryFailed,
     NvmlUnavailable,
     SinkError,
-    Stopped,
 )
 from mig_labeler.gate import Pause, handoff_trigger, pause, watch_trigger
 from mig_labeler.health import HealthState
 from mig_labeler.kube import KubeClient
 from mig_labeler.labels.desired import labels_for_topology
+from mig_labeler.labels.mig_config import REQUESTED, STATE, MigRequest, mig_request
 from mig_labeler.metrics import Metrics
 from mig_labeler.node_cache import NodeCache
 from mig_labeler.node_state import NodeState
-from mig_labeler.reporting import EventReporter, PassReporter
+from mig_labeler.reporting import EventReporter, MigConfigReporter, PassReporter
 from mig_labeler.retry import api_retry_policy
 from mig_labeler.signals import Signals
 from mig_labeler.sinks import Retirable, Sink, SinkResult, handoff_labels
 from mig_labeler.sinks.plan import LabelPlan
 from mig_labeler.sources import TopologySource
-from mig_labeler.watch import ConfigFileWatcher, NodeWatcher
+from mig_labeler.watch import NodeWatcher
 
 log = logging.getLogger("mig_labeler")
-
-SETTLE_INTERVAL = 5.0  # rescan this often while a GPU's pending MIG mode differs from its current one
-
 
 @dataclass(frozen=True, slots=True)
 class PassResult:
@@ -72,7 +69,7 @@ class PassResult:
         return any(r.wrote for r in self.results)
 
 
-class Daemon:
+class Daemon(RunLoop):
     def __init__(self, config: Config, source: TopologySource, kube: KubeClient | None, metrics: Metrics, *,
                  health: HealthState | None = None, clock: Callable[[], float] = time.time,
                  retry_sleep: Callable[[float], None] | None = None, started_at: int | None = None,
@@ -94,9 +91,11 @@ class Daemon:
         self.started_at = int(clock()) if started_at is None else started_at
         self.events = EventReporter(self._post_event, clock)
         self.reporting = PassReporter(metrics, self.events, config.node_name)
+        self.mig_config = MigConfigReporter(metrics, self.events, clock, config.mig_config_stuck_after)
         self.layout: str | None = None  # the GPU layout the last pass read
-        self.mig_mismatch: str | None = None  # how the layout differs from the Node's MIG config, last pass
-        self.cache = NodeCache()  # the freshest Node we know: from the watch, a GET or our apply
+        # the freshest Node we know (from the watch, a GET or our apply), and since when its MIG
+        # config request and mig-manager's answer have held
+        self.cache = NodeCache(tracked=(REQUESTED, STATE), clock=clock)
         self.stopping = threading.Event()
         self.watcher = (NodeWatcher(kube, config.node_name or "", self.on_node_state, self.stopping,
                                     base_backoff=watch_backoff, on_deleted=self.on_node_deleted)
@@ -148,6 +147,7 @@ class Daemon:
                 self._fresh = self.retry(self._current_node)
             except ApiError as e:  # NodeNotFound is not an ApiError: it ends the command
                 return PassResult(ok=False, error=str(e), kind="api_error")
+            self.mig_config.progress(self.mig_request())  # the Node alone says it: paused or not
             paused = pause(self._fresh.labels)
             self._set_paused(paused)
             if paused is not None:
@@ -163,11 +163,9 @@ class Daemon:
             return PassResult(ok=False, error=f"{e}; keeping the published labels", kind="nvml_error")
         self.metrics.observe_topology(topology)
         self.layout = topology.layout()
-        known = self._fresh or self.cache.latest()
-        node_labels = known.labels if known is not None else None
         desired = labels_for_topology(topology, self.config, self.started_at, source_warnings=self.source.warnings,
-                                      node_labels=node_labels if self.kube is not None else None)
-        self._report_mig_mismatch(desired.mig_mismatch)
+                                      mig_request=self.mig_request())
+        self.mig_config.verified(desired.verification)
         for rejected in desired.rejected:
             self.metrics.labels_rejected.labels(key=rejected.key).inc()
         for warning in desired.warnings:  # rejected labels, MIG-INVALID reason, several models: once each
@@ -190,14 +188,10 @@ class Daemon:
         self.metrics.last_success.set(self.clock())
         return PassResult(ok=True, results=tuple(results), held=held)
 
-    def _report_mig_mismatch(self, mismatch: str | None) -> None:
-        """A Warning Event and one log line when the layout stops matching the Node's MIG config
-        (and again only when the difference changes); the metric follows every pass."""
-        self.metrics.mig_config_match.set(0 if mismatch else 1)
-        if mismatch and mismatch != self.mig_mismatch:
-            log.warning("MIG layout mismatch: %s", mismatch)
-            self.events.report("MIGLayoutMismatch", f"mig-labeler: {mismatch}", "Warning")
-        self.mig_mismatch = mismatch
+    def mig_request(self) -> MigRequest | None:
+        """The MIG config the Node asks mig-manager for, as of the freshest Node (None: no Node)."""
+        node = self._fresh or self.cache.latest()
+        return mig_request(node.labels, self.cache.held()) if node is not None else None
 
     def _publish_all(self, desired: dict[str, str]) -> tuple[list[SinkResult], list[tuple[str, MigLabelerError]]]:
         """Each sink on its own, with the retry policy: a failing sink never blocks the others,
@@ -365,113 +359,3 @@ class Daemon:
             else:
                 log.debug("could not post event %s: %s", reason, e)
         return True
-
-    # -- the loop -------------------------------------------------------------------------------
-    def run_forever(self, reload_config: Callable[[], Config] | None = None) -> None:
-        """Pass, then wait for the interval or a wake-up: the Node watch, SIGHUP or a config-file
-        change (re-read the config, rescan now), SIGTERM/SIGINT (finish the pass, return). The
-        interval stays as a safety net."""
-        signals = self.signals
-        if self.watcher is not None:
-            self.watcher.start()
-        if self.config.config_file:
-            ConfigFileWatcher(self.config.config_file, signals.request_reload, self.stopping).start()
-        try:
-            while not signals.stop:
-                if signals.reload:
-                    signals.reload = False
-                    self.woken_at = self.woken_at or time.perf_counter()
-                    self._reload(reload_config)
-                self._guarded_pass()
-                self._wait()
-                # Cleared only after the wait: a wake-up that comes during a pass or a reload
-                # (a SIGHUP while the file is read) ends the wait at once instead of being lost.
-                signals.wake.clear()
-        finally:
-            self.stopping.set()
-
-    def _guarded_pass(self) -> None:
-        """The daemon outlives any one pass: even a node that vanished or a bug in a pass is
-        logged, counted and retried at the next wake-up, never the end of the process."""
-        try:
-            self._contained_pass()
-        finally:
-            with self.progress:
-                self.passes_done += 1
-                self.progress.notify_all()
-
-    def _contained_pass(self) -> None:
-        try:
-            self.run_pass()
-        except Stopped:
-            return  # a stop abandoned the pass (signals logged it); the loop ends
-        except MigLabelerError as e:
-            self.health.end_pass(False, str(e))
-            self.metrics.passes.labels(result="error").inc()
-            if isinstance(e, NodeNotFound) and self.node_missing:
-                log.debug("pass failed: %s", e)  # said once already; the watch wakes us when it is back
-            else:
-                log.error("pass failed: %s", e)
-            self.node_missing = isinstance(e, NodeNotFound)
-            return
-        except Exception:  # noqa: BLE001 - last line of defence for the daemon, logged with traceback
-            self.health.end_pass(False, "internal error")
-            self.metrics.passes.labels(result="error").inc()
-            log.exception("pass failed with an internal error")
-            return
-        self.node_missing = False
-
-    def _wait(self) -> None:
-        """Until the next pass is due or something wakes the loop; Events held back by the rate
-        window are posted when their window ends, in between."""
-        wait = self._next_wait()
-        deadline = None if wait is None else time.monotonic() + wait
-        while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            due = self.events.due_in()
-            timeout = left if due is None else (due if left is None else min(left, due))
-            if self.signals.wake.wait(timeout) or self.signals.stop:
-                return
-            self.events.flush()
-            if deadline is not None and time.monotonic() >= deadline:
-                return
-
-    def _next_wait(self) -> float | None:
-        interval = self.config.sleep_interval
-        if self.settling:
-            return min(interval, SETTLE_INTERVAL)
-        # threading refuses timeouts above TIMEOUT_MAX (OverflowError); the config caps durations
-        # below it already, and this keeps any other path from killing the loop.
-        return None if interval >= threading.TIMEOUT_MAX else interval
-
-    def _reload(self, reload_config: Callable[[], Config] | None) -> None:
-        if reload_config is None:
-            return
-        try:
-            config = reload_config()
-        except MigLabelerError as e:
-            self.reporting.reload_failed(str(e))
-            return
-        except Exception as e:  # noqa: BLE001 - nothing a file holds may stop the daemon
-            log.exception("configuration reload failed with an internal error, keeping the previous one")
-            self.reporting.reload_failed(f"internal error: {type(e).__name__}")
-            return
-        self.reporting.reloaded()
-        config = self._keep_sinks(config)
-        self.config = config
-        self.started_at = int(self.clock())  # gfd.timestamp: process start or the last reload, as GFD
-        log.info("configuration reloaded", extra={"fields": {"settings": config.summary()}})
-        for warning in config.warnings:
-            log.warning("%s", warning)
-
-    def _keep_sinks(self, config: Config) -> Config:
-        """The sinks were built at start-up, with their RBAC, mounts and start-up checks: a reload
-        cannot switch output modes. Say so, and keep the running ones."""
-        def selection(c: Config) -> str:
-            return ",".join(c.sinks) + (f" (file {c.output_file})" if "file" in c.sinks else "")
-
-        if selection(config) != selection(self.config):
-            log.warning("the reloaded configuration selects the sinks %s; output modes change only on a restart, "
-                        "so the running sinks stay: %s", selection(config), selection(self.config))
-        return replace(config, sinks=self.config.sinks, output_file=self.config.output_file,
-                       namespace=self.config.namespace, pod_name=self.config.pod_name)

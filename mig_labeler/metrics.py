@@ -65,9 +65,17 @@ class Metrics:
         self.config_stale = Gauge("mig_labeler_config_stale", "1 while the configuration file differs from the one "
                                   "running because its last reload failed: the next restart will fail on it.",
                                   registry=registry)
-        self.mig_config_match = Gauge("mig_labeler_mig_config_match", "0 while the GPUs' MIG layout differs from "
-                                      "the config the Node's nvidia.com/mig.config names (after mig-manager reported "
-                                      "success); 1 otherwise.", registry=registry)
+        self.mig_config_match = Gauge("mig_labeler_mig_config_match", "1 while the GPUs' MIG layout is the one the "
+                                      "config the Node's nvidia.com/mig.config names asks for (mig-manager reported "
+                                      "success), 0 while it differs; absent when nothing was compared (no "
+                                      "--mig-parted-config, no mig.config, or mig-manager not done).", ["config"],
+                                      registry=registry)
+        self.mig_config_state_seconds = Gauge("mig_labeler_mig_config_state_seconds", "How long mig-manager has "
+                                              "been at the Node's MIG config request: state is pending, rebooting or "
+                                              "unanswered (mig.config changed, mig.config.state not yet); absent "
+                                              "otherwise.", ["state"], registry=registry)
+        self.mig_config_stuck = Gauge("mig_labeler_mig_config_stuck", "1 while mig_labeler_mig_config_state_seconds "
+                                      "is past --mig-config-stuck-after.", registry=registry)
         self._initialise()
 
     def _initialise(self) -> None:
@@ -81,7 +89,7 @@ class Metrics:
         self.paused.labels(reason="").set(0)
         for result in RELOAD_RESULTS:
             self.config_reloads.labels(result=result)
-        self.mig_config_match.set(1)
+        self.mig_config_stuck.set(0)
 
     def initialise_sinks(self, sinks: list[str]) -> None:
         for sink in sinks:

@@ -68,6 +68,21 @@ def load_mig_parted(path: str) -> MigPartedConfig:
     return parse_mig_parted(read_configmap_file(path, "mig-parted config"), path)
 
 
+def mig_parted_from_configmap(obj: Any, namespace: str, name: str, key: str) -> MigPartedConfig:
+    """The config in a ConfigMap as the API serves it (``data[key]``; ``binaryData`` is not read,
+    as mig-manager reads a mounted file of text)."""
+    where = f"ConfigMap {namespace}/{name}"
+    data = obj.get("data") if isinstance(obj, dict) else None
+    data = data if isinstance(data, dict) else {}
+    if key not in data:
+        has = ", ".join(sorted(str(k) for k in data)[:8]) or "no data keys"
+        raise ConfigError(f"{where} has no key {key!r} (it has {has}): set --mig-parted-configmap-key")
+    text = data[key]
+    if not isinstance(text, str):
+        raise ConfigError(f"{where} key {key!r} is not text")
+    return parse_mig_parted(text, f"{where} key {key}")
+
+
 def parse_mig_parted(text: str, where: str = "mig-parted config") -> MigPartedConfig:
     doc = yaml_text.load_document(text, where)
     try:

@@ -1,23 +1,51 @@
-"""The freshest state of our Node, fed by the watch, a GET and our own apply.
+"""The freshest state of our Node, fed by the watch, a GET and our own apply, and since when the
+labels it is told to follow have held their values.
 
 Owns: keeping the newer of two states (by resourceVersion), the deletion the watch reported (a
-state read before it never brings the Node back; its return is newer), and the lock that guards
-them across the watch thread and the loop. Knows nothing about passes, pauses or labels.
+state read before it never brings the Node back; its return is newer), since-when for the
+``tracked`` label keys, and the lock that guards them across the watch thread and the loop.
+Knows nothing about passes, pauses or what the labels mean.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable, Collection
 
 from mig_labeler.node_state import NodeState
 
 
 class NodeCache:
-    def __init__(self) -> None:
+    def __init__(self, tracked: Collection[str] = (), clock: Callable[[], float] = time.time) -> None:
         self.lock = threading.Lock()
         self.node: NodeState | None = None
         self.deleted_version: int | None = None  # resourceVersion of the deletion the watch reported
         self.deleted = False  # the watch reported the Node deleted and it has not come back yet
+        self.tracked = tuple(tracked)
+        self.clock = clock
+        self._held: dict[str, tuple[str, float]] = {}  # tracked key → (value, held since)
+
+    def held(self) -> dict[str, tuple[str, float]]:
+        """For each tracked label on the Node: (value, since when it has had that value). Since is
+        the earlier of when we first saw the value and its owner's managedFields time, so it never
+        claims more than is known: after a restart, the API server's record still counts."""
+        with self.lock:
+            return dict(self._held)
+
+    def _track(self, node: NodeState) -> None:
+        now = self.clock()
+        for key in self.tracked:
+            value = node.labels.get(key)
+            if value is None:
+                self._held.pop(key, None)
+                continue
+            owner_time = node.changed_by_owner_at(key)
+            seen = min(now, owner_time) if owner_time is not None else now
+            before = self._held.get(key)
+            if before is not None and before[0] == value:
+                seen = min(before[1], seen)
+            self._held[key] = (value, seen)
 
     def latest(self) -> NodeState | None:
         with self.lock:
@@ -33,6 +61,7 @@ class NodeCache:
             if previous is None and self.deleted_version is not None and version(node) <= self.deleted_version:
                 return None
             self.node = node
+            self._track(node)
             return previous
 
     def forget(self, deleted: NodeState) -> None:

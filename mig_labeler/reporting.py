@@ -4,8 +4,10 @@ Owns: ``EventReporter`` (at most one Event per reason per window; a later one in
 kept, the latest wins, and posted when the window ends: delayed, never dropped) and
 ``PassReporter`` (turns a pass's result into the log line, the label counters and the Event that
 say what changed: ``MIG layout 4×3g.20gb → 7×1g.5gb; removed mig-3g.20gb.*; added mig-1g.5gb.*;
-gpu.product → …``). The text is built from pure pieces owned by the data (``NodeTopology.layout``,
-``LabelPlan.describe``). The Daemon hands results over; ``kube`` only POSTs.
+gpu.product → …``) and ``MigConfigReporter`` (the Node's MIG config request: does the layout match
+it, how long has mig-manager been at it, is it stuck). The text is built from pure pieces owned by
+the data (``NodeTopology.layout``, ``LabelPlan.describe``). The Daemon hands results over; ``kube``
+only POSTs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mig_labeler.labels.mig_config import REQUESTED, STATE, UNANSWERED, MigRequest, Verification
 from mig_labeler.metrics import Metrics
 from mig_labeler.sinks.plan import LabelPlan
 
@@ -130,8 +133,71 @@ class PassReporter:
         self.metrics.config_stale.set(1)
         log.error("configuration reload failed, keeping the previous one: %s", error)
         self.events.report("ConfigReloadFailed", f"mig-labeler keeps its running configuration: {error}; a restart "
-                           "would fail on this file", "Warning")
+                           "would fail on it too", "Warning")
 
     def reloaded(self) -> None:
         self.metrics.config_reloads.labels(result="success").inc()
         self.metrics.config_stale.set(0)
+
+
+IN_PROGRESS = ("pending", "rebooting", UNANSWERED)  # mig-manager is (or should be) at work on the request
+
+
+class MigConfigReporter:
+    """What an operator sees of the Node's MIG config request. The layout check (each pass that
+    reads NVML): the ``mig_config_match{config}`` gauge and one Warning Event per new mismatch.
+    The request's progress (every pass, paused or not: it needs only the Node): how long it has
+    been pending, rebooting or unanswered, and one Warning Event when that passes ``stuck_after``
+    (0: never), with the ``mig_config_stuck`` gauge the alert reads."""
+
+    def __init__(self, metrics: Metrics, events: EventReporter, clock: Callable[[], float],
+                 stuck_after: float) -> None:
+        self.metrics = metrics
+        self.events = events
+        self.clock = clock
+        self.stuck_after = stuck_after
+        self.mismatch: str | None = None  # the difference last reported
+        self.stuck: MigRequest | None = None  # the request reported stuck
+
+    def verified(self, verification: Verification) -> None:
+        self.metrics.mig_config_match.clear()
+        if verification.config is not None:
+            self.metrics.mig_config_match.labels(config=verification.config).set(0 if verification.mismatch else 1)
+        mismatch = verification.mismatch
+        if mismatch and mismatch != self.mismatch:
+            log.warning("MIG layout mismatch: %s", mismatch)
+            self.events.report("MIGLayoutMismatch", f"mig-labeler: {mismatch}", "Warning")
+        self.mismatch = mismatch
+
+    def progress(self, request: MigRequest | None) -> None:
+        self.metrics.mig_config_state_seconds.clear()
+        busy = request is not None and request.state in IN_PROGRESS
+        took = max(0.0, self.clock() - request.since) if request is not None else 0.0
+        if request is not None and busy:
+            self.metrics.mig_config_state_seconds.labels(state=request.state).set(took)
+        stuck = busy and 0 < self.stuck_after <= took
+        self.metrics.mig_config_stuck.set(1 if stuck else 0)
+        if stuck and request is not None and not same_request(request, self.stuck):
+            message = stuck_message(request, took)
+            log.warning("%s", message)
+            self.events.report("MIGConfigStuck", f"mig-labeler: {message}", "Warning")
+            self.stuck = request
+        elif not stuck and self.stuck is not None:
+            now = request.state if request is not None else "gone"
+            log.info("the MIG config request %s is no longer stuck: %s is %s", self.stuck.config, STATE, now)
+            self.stuck = None
+
+
+def same_request(a: MigRequest, b: MigRequest | None) -> bool:
+    """The same request at the same stage (its since may still move earlier as the record fills in)."""
+    return b is not None and (a.config, a.state) == (b.config, b.state)
+
+
+def stuck_message(request: MigRequest, took: float) -> str:
+    minutes = f"{took / 60:.0f} min"
+    if request.state == UNANSWERED:
+        return (f"{REQUESTED}={request.config} was set {minutes} ago and mig-manager has not answered ({STATE} "
+                "is unchanged): is nvidia-mig-manager running on this node?")
+    return (f"{STATE} has been {request.state} for {minutes} ({REQUESTED}={request.config}): mig-manager has not "
+            "finished; its log says why (usually GPU clients it could not stop, or a reboot in the middle of the "
+            "change)")

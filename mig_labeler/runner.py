@@ -9,17 +9,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from mig_labeler.api_errors import ObjectNotFound
 from mig_labeler.config import Config
-from mig_labeler.errors import ApiError, MigLabelerError, Stopped
+from mig_labeler.errors import ApiError, ConfigError, MigLabelerError, Stopped
 from mig_labeler.health import HealthServer, HealthState
 from mig_labeler.kube import KubeClient, api_client
 from mig_labeler.labels.desired import labels_for_topology
 from mig_labeler.loop import Daemon
 from mig_labeler.metrics import Metrics
+from mig_labeler.mig_parted import mig_parted_from_configmap
 from mig_labeler.rate_limit import client_go_limiter
 from mig_labeler.retry import api_retry_policy
 from mig_labeler.signals import Signals
@@ -43,6 +46,30 @@ def build_daemon(config: Config, host: str | None = None, registry: CollectorReg
     source = open_source(config.fixture, config.machine_type_file, config.driver_root)
     daemon = Daemon(config, source, kube, Metrics(registry or CollectorRegistry()), **kwargs)
     return daemon.use(*build_sinks(config, kube, daemon))
+
+
+def read_mig_parted_configmap(daemon: Daemon) -> None:
+    """``--mig-parted-configmap``: the config, read once before the first pass (a pass without it
+    would drop ``mig.config.applied``). A missing or forbidden ConfigMap, a missing key or a bad
+    config is a wrong setup: one line, exit 2. The watch started by the loop takes it from here."""
+    if daemon.config.mig_parted_configmap is None or daemon.kube is None:
+        return
+    namespace, name, key = daemon.config.mig_parted_configmap
+    kube = daemon.kube
+    try:
+        obj = daemon.retry(kube.read_configmap, namespace, name)
+    except ObjectNotFound:
+        raise ConfigError(f"ConfigMap {namespace}/{name} (--mig-parted-configmap) does not exist") from None
+    except ApiError as e:
+        if e.status != 403:
+            raise
+        raise ConfigError(f"cannot read ConfigMap {namespace}/{name} (--mig-parted-configmap): {e}. Grant get and "
+                          f"watch on it alone: a Role in {namespace} with resourceNames: [{name}] and a RoleBinding "
+                          "to mig-labeler's service account (manifests/overlays/mig-parted-api)") from None
+    daemon.config = replace(daemon.config, mig_parted=mig_parted_from_configmap(obj, namespace, name, key))
+    daemon.mig_parted_version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    log.info("mig-parted config read from ConfigMap %s/%s key %s (%d configs)", namespace, name, key,
+             len(daemon.config.mig_parted.configs))
 
 
 def kube_client(config: Config, host: str | None = None) -> KubeClient:
@@ -94,6 +121,7 @@ def run_daemon(config: Config, reload_config: Callable[[], Config], host: str | 
         if signals.stop:
             return
         check_sinks(daemon)
+        read_mig_parted_configmap(daemon)
         if daemon.kube is not None:
             check_node_exists(daemon)
     except Stopped:
@@ -117,6 +145,7 @@ def _oneshot(config: Config, host: str | None, registry: CollectorRegistry, sign
         if signals.stop:
             return
         check_sinks(daemon)
+        read_mig_parted_configmap(daemon)
         result = daemon.run_pass()
     except Stopped as e:
         raise PublishFailed(f"labels were not published: {e}") from None

@@ -1,9 +1,10 @@
-"""Background watchers that wake the loop: our own Node (one watch with a field selector) and the
-config file (a ConfigMap mount is swapped through a symlink, so we poll a fingerprint).
+"""Background watchers that wake the loop: our own Node and the GPU Operator's mig-parted
+ConfigMap (one watch each, with a field selector on the name), and the config file (a ConfigMap
+mount is swapped through a symlink, so we poll a fingerprint).
 
-Owns: re-establishing the Node watch with backoff, resuming from the last resourceVersion,
-relisting on 410 Gone, falling back to polling (logged once) without watch permission. It hands
-every Node state to a callback and never decides anything about labels itself.
+Owns: re-establishing a watch with backoff, resuming from the last resourceVersion, relisting on
+410 Gone, falling back to polling (logged once) without watch permission. It hands every state
+to a callback and never decides anything about labels or configs itself.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mig_labeler.api_errors import WatchExpired
@@ -25,38 +26,52 @@ WATCH_TIMEOUT = 300  # seconds; the server ends each watch, we resume from the l
 MAX_BACKOFF = 30.0
 
 
-class NodeWatcher:
-    def __init__(self, kube: KubeClient, node_name: str, on_state: Callable[[NodeState], None],
-                 stop: threading.Event, timeout_seconds: int = WATCH_TIMEOUT, base_backoff: float = 0.5,
-                 on_deleted: Callable[[NodeState], None] | None = None) -> None:
-        self.kube = kube
-        self.node_name = node_name
+class ObjectWatcher:
+    """One named object's changes, for as long as ``stop`` is not set. A watch without a
+    resourceVersion starts with a synthetic ADDED of the current object ("get state and start at
+    most recent"), which is our list: no extra GET, no list verb. Subclasses say how to stream
+    (``stream``), what a state's resourceVersion is, and what to do without watch permission."""
+
+    what = "object"
+
+    def __init__(self, on_state: Callable[[Any], None], stop: threading.Event, timeout_seconds: int = WATCH_TIMEOUT,
+                 base_backoff: float = 0.5, on_deleted: Callable[[Any], None] | None = None,
+                 name: str = "watch") -> None:
         self.on_state = on_state
         self.on_deleted = on_deleted
         self.stop = stop
         self.timeout_seconds = timeout_seconds
         self.base_backoff = base_backoff
-        self.available = True  # False after a 403: the loop polls instead
+        self.available = True  # False after a 403 (see ``forbidden``)
         self.connected = threading.Event()
         self.relists = 0
-        self.thread = threading.Thread(target=self.run, name="node-watch", daemon=True)
+        self.version = ""
+        self.thread = threading.Thread(target=self.run, name=name, daemon=True)
 
-    def start(self) -> NodeWatcher:
+    def start(self) -> ObjectWatcher:
         self.thread.start()
         return self
 
+    def stream(self, version: str) -> Iterator[tuple[str, Any]]:
+        raise NotImplementedError
+
+    def resource_version(self, state: Any) -> str:
+        raise NotImplementedError
+
+    def forbidden(self, error: ApiError) -> None:
+        """No permission to watch: say so; the watch ends."""
+        log.warning("no permission to watch %s (%s)", self.what, error)
+        self.available = False
+
     def run(self) -> None:
-        """A watch without a resourceVersion starts with a synthetic ADDED of the current Node
-        ("get state and start at most recent"), which is our list: no extra GET, no list verb."""
-        version = ""
         failures = 0
         while not self.stop.is_set():
             try:
-                if not version:
+                if not self.version:
                     self.relists += 1
                 self.connected.set()
-                for kind, state in self.kube.watch_node(self.node_name, version, self.timeout_seconds):
-                    version = state.resource_version or version
+                for kind, state in self.stream(self.version):
+                    self.version = self.resource_version(state) or self.version
                     if kind in ("ADDED", "MODIFIED"):
                         self.on_state(state)
                     elif kind == "DELETED" and self.on_deleted is not None:
@@ -65,23 +80,82 @@ class NodeWatcher:
                     if self.stop.is_set():
                         return
             except WatchExpired:
-                log.info("node watch expired (410); starting again from the current state")
-                version = ""
+                log.info("watch of %s expired (410); starting again from the current state", self.what)
+                self.version = ""
                 self.stop.wait(self.base_backoff)
             except ApiError as e:
                 if e.status == 403:
-                    log.warning("no permission to watch node %s (%s); polling every pass instead", self.node_name, e)
-                    self.available = False
+                    self.connected.clear()
+                    self.forbidden(e)
                     return
                 failures += 1
                 self.connected.clear()
                 delay = min(MAX_BACKOFF, self.base_backoff * 2 ** min(failures, 10))
-                log.debug("node watch dropped (%s); reconnecting in %.1fs", e, delay)
+                log.debug("watch of %s dropped (%s); reconnecting in %.1fs", self.what, e, delay)
                 self.stop.wait(delay)
             except MigLabelerError as e:  # NodeNotFound: the pass reports it; keep trying quietly
                 self.connected.clear()
                 self.stop.wait(MAX_BACKOFF)
-                log.debug("node watch: %s", e)
+                log.debug("watch of %s: %s", self.what, e)
+
+
+class NodeWatcher(ObjectWatcher):
+    """Our own Node (one watch with a field selector); without watch permission the loop polls."""
+
+    def __init__(self, kube: KubeClient, node_name: str, on_state: Callable[[NodeState], None],
+                 stop: threading.Event, timeout_seconds: int = WATCH_TIMEOUT, base_backoff: float = 0.5,
+                 on_deleted: Callable[[NodeState], None] | None = None) -> None:
+        super().__init__(on_state, stop, timeout_seconds, base_backoff, on_deleted, name="node-watch")
+        self.kube = kube
+        self.node_name = node_name
+        self.what = f"node {node_name}"
+
+    def stream(self, version: str) -> Iterator[tuple[str, NodeState]]:
+        return self.kube.watch_node(self.node_name, version, self.timeout_seconds)
+
+    def resource_version(self, state: NodeState) -> str:
+        return state.resource_version
+
+    def forbidden(self, error: ApiError) -> None:
+        log.warning("no permission to watch node %s (%s); polling every pass instead", self.node_name, error)
+        self.available = False
+
+
+class ConfigMapWatcher(ObjectWatcher):
+    """One ConfigMap in any namespace (the GPU Operator's mig-parted config), from the version
+    read at start-up. Without watch permission (a Role granting get only) it reads the ConfigMap
+    every ``poll`` seconds instead."""
+
+    def __init__(self, kube: KubeClient, namespace: str, name: str, version: str,
+                 on_state: Callable[[dict[str, Any]], None], on_deleted: Callable[[dict[str, Any]], None],
+                 stop: threading.Event, poll: float = 60.0, base_backoff: float = 0.5,
+                 timeout_seconds: int = WATCH_TIMEOUT) -> None:
+        super().__init__(on_state, stop, timeout_seconds, base_backoff, on_deleted, name="configmap-watch")
+        self.kube = kube
+        self.namespace, self.name = namespace, name
+        self.what = f"ConfigMap {namespace}/{name}"
+        self.version = version
+        self.poll = poll
+
+    def stream(self, version: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        return self.kube.watch_configmap(self.namespace, self.name, version, self.timeout_seconds)
+
+    def resource_version(self, state: dict[str, Any]) -> str:
+        return str((state.get("metadata") or {}).get("resourceVersion") or "")
+
+    def forbidden(self, error: ApiError) -> None:
+        log.warning("no permission to watch %s (%s); reading it every %.0fs instead (grant watch on it to pick up "
+                    "a change at once)", self.what, error, self.poll)
+        self.available = False
+        while not self.stop.wait(self.poll):
+            try:
+                state = self.kube.read_configmap(self.namespace, self.name)
+            except MigLabelerError as e:  # ObjectNotFound is an ApiError too: the config stays as it was
+                log.debug("reading %s: %s", self.what, e)
+                continue
+            if self.resource_version(state) != self.version:
+                self.version = self.resource_version(state)
+                self.on_state(state)
 
 
 class ConfigFileWatcher:

@@ -50,6 +50,9 @@ def test_helm_lint_strict_passes_with_everything_on():
 @pytest.mark.parametrize(("overlay", "value"), [
     ("base", "migStrategy=none"), ("mig-single", "migStrategy=single"), ("mig-mixed", "migStrategy=mixed"),
     ("nodefeature", "sink=nodefeature"), ("file", "sink=file"),
+    ("mig-parted-api", "migStrategy=mixed,migPartedConfig.configMap.namespace=gpu-operator,"
+                       "migPartedConfig.configMap.name=default-mig-parted-config"),
+    ("mig-parted-file", "migStrategy=mixed,migPartedConfig.localConfigMap.name=mig-parted-config"),
 ])
 def test_the_chart_and_the_kustomize_overlay_describe_the_same_deployment(overlay, value):
     """Field by field; only Helm's own labels differ, and the Namespace, which Helm does not own
@@ -79,6 +82,11 @@ def test_a_newcomers_install_command_renders():
     ("sink=nfd", "at '/sink': value must be one of 'node', 'nodefeature', 'file'"),
     ("outputFile=features.d/gfd", "at '/outputFile'"),
     ("outputFile=/etc/kubernetes/node-feature-discovery/features.d/", "at '/outputFile'"),
+    ("migPartedConfig.configMap.name=a,migPartedConfig.configMap.namespace=g,migPartedConfig.localConfigMap.name=b",
+     "migPartedConfig: set configMap (the GPU Operator's, read through the API) or localConfigMap"),
+    ("migPartedConfig.configMap.name=default-mig-parted-config", "migPartedConfig.configMap.namespace is empty"),
+    ("migPartedConfig.configMap.namespace=GPU", "at '/migPartedConfig/configMap/namespace'"),
+    ("migPartedConfig.stuckAfter=15", "at '/migPartedConfig/stuckAfter'"),
 ])
 def test_bad_values_fail_before_anything_reaches_the_cluster(value, message):
     result = helm("template", "x", str(CHART), "--set", value, check=False)

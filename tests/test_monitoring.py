@@ -80,17 +80,24 @@ def test_every_metric_the_alerts_and_the_dashboard_use_exists(scraped):
     assert used_metrics() and missing == []
 
 
+# Series that are absent by design until there is something to say: the layout was compared with a
+# requested MIG config; mig-manager is at work on one. The alert on the first reads its value.
+ABSENT_UNTIL_MEANINGFUL = {"mig_labeler_mig_config_match", "mig_labeler_mig_config_state_seconds"}
+
+
 def test_every_series_the_alerts_and_the_dashboard_query_is_there_from_the_first_scrape(scraped):
     """Not only the family: a sample, so panels never say "No data" and rate() sees the first
     increment. Labelled series start with their known label values at 0."""
     samples = set(re.findall(r"^(mig_labeler_[a-z_]+)", scraped, re.M))
-    assert sorted(n for n in used_metrics() if n not in samples) == []
+    assert sorted(n for n in used_metrics() - ABSENT_UNTIL_MEANINGFUL if n not in samples) == []
+    assert not samples & ABSENT_UNTIL_MEANINGFUL  # nothing compared (no --mig-parted-config), nothing pending
     for series in ('mig_labeler_paused{reason=""} 0.0', 'mig_labeler_passes_total{result="sink_error"} 0.0',
                    'mig_labeler_passes_total{result="api_error"} 0.0', 'mig_labeler_api_errors_total{code="403"} 0.0',
                    'mig_labeler_nvml_errors_total{call="nvmlInit"} 0.0',
                    'mig_labeler_labels_rejected_total{key=""} 0.0',
                    'mig_labeler_publish_total{result="error",sink="node"} 0.0',
-                   'mig_labeler_config_reloads_total{result="failure"} 0.0', "mig_labeler_config_stale 0.0"):
+                   'mig_labeler_config_reloads_total{result="failure"} 0.0', "mig_labeler_config_stale 0.0",
+                   "mig_labeler_mig_config_stuck 0.0"):
         assert series in scraped.splitlines(), series
 
 

@@ -117,6 +117,9 @@ def build_models(spec: dict) -> dict:
             continue
         major, minor = (int(x) for x in full["compute_capability"].split("."))
         profiles = [p for p in (build_profile(r) for r in gpu.get("profiles", [])) if p]
+        # Profiles the GPU has but the spec has no numbers for: a prediction that needs one is
+        # refused as "not measured", not as a layout the GPU cannot hold.
+        unmeasured = [r["name"] for r in gpu.get("profiles", []) if build_profile(r) is None]
         for name in names:
             models[model_key(name)] = {
                 "nvml_name": name,
@@ -127,6 +130,7 @@ def build_models(spec: dict) -> dict:
                 "pci_class": "0x030200",
                 "pci_device_id": PCI_DEVICE_IDS.get(name, (full.get("pci_device_id") or "").split(" ")[0]),
                 "profiles": profiles,
+                "unmeasured_profiles": unmeasured,
                 "compute_instance_profiles": build_ci_profiles(gpu),
             }
     return dict(sorted(models.items()))

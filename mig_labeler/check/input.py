@@ -90,8 +90,7 @@ def _documents(name: str) -> list[Any]:
 
 
 def fixture_nodes(specs: Sequence[str], strategy: MigStrategy, sharing: Sharing) -> list[Node]:
-    from mig_labeler.labels.desired import labels_for_topology  # noqa: PLC0415 - fake NVML only for fixtures
-    from mig_labeler.sources import open_source  # noqa: PLC0415
+    from mig_labeler.sources import open_source  # noqa: PLC0415 - fake NVML only for fixtures
 
     nodes: list[Node] = []
     taken: set[str] = set()
@@ -103,15 +102,36 @@ def fixture_nodes(specs: Sequence[str], strategy: MigStrategy, sharing: Sharing)
         if not path or suffix not in STRATEGY_SUFFIXES:
             path, suffix = spec, ""
         node_strategy = parse_mig_strategy(suffix) if suffix else strategy
-        config = Config(mig_strategy=node_strategy, sharing=sharing, no_timestamp=True)
-        topology = open_source(path, None).read()
         name = Path(path).name.removesuffix(".yaml").removesuffix(".json")
         if suffix:
             name = f"{name}:{suffix}"
-        # The labels the daemon would publish: validated, as labels_for_topology gives them.
-        labels = labels_for_topology(topology, config, 0).labels
-        nodes.append(Node(_unique(name, taken), labels, advertised_resources(topology, config)))
+        config = Config(mig_strategy=node_strategy, sharing=sharing, no_timestamp=True)
+        nodes.append(_simulated_node(_unique(name, taken), open_source(path, None), config))
     return nodes
+
+
+def predicted_nodes(gpus: Sequence[str], mig_config: str | None, mig_parted: Any, strategy: MigStrategy,
+                    sharing: Sharing) -> list[Node]:
+    """``--gpu MODEL[:COUNT]`` nodes that do not exist yet, partitioned by ``--mig-config``: the
+    same path as ``labels --gpu`` (the layout placed on the model's GPUs, read through the fake NVML)."""
+    from mig_labeler.sources import open_predicted_source  # noqa: PLC0415 - fake NVML only for predictions
+
+    nodes: list[Node] = []
+    taken: set[str] = set()
+    config = Config(mig_strategy=strategy, sharing=sharing, no_timestamp=True, mig_parted=mig_parted)
+    for gpu in gpus:
+        name = gpu + (f"+{mig_config}" if mig_config else "")
+        nodes.append(_simulated_node(_unique(name, taken), open_predicted_source(gpu, mig_config, mig_parted), config))
+    return nodes
+
+
+def _simulated_node(name: str, source: Any, config: Config) -> Node:
+    """The labels the daemon would publish for this source (validated, as labels_for_topology
+    gives them) and the resources its device plugin would advertise."""
+    from mig_labeler.labels.desired import labels_for_topology  # noqa: PLC0415
+
+    topology = source.read()
+    return Node(name, labels_for_topology(topology, config, 0).labels, advertised_resources(topology, config))
 
 
 def label_nodes(files: Sequence[str]) -> list[Node]:

@@ -46,6 +46,11 @@ def predicted_fixture(model_key: str, count: int, name: str | None, config: MigP
                 device = f"PCI device {model.pci_device_id:#010X}" if model.pci_device_id else "no known PCI device ID"
                 raise ConfigError(f"{name}: no entry selects GPU {index} ({model_key}, {device}); mig-manager "
                                   "would refuse the config for this node")
+            unmeasured = sorted(set(entry.layout()) & set(model.unmeasured_profiles))
+            if unmeasured:
+                raise ConfigError(f"{name}: {model_key} has the {', '.join(unmeasured)} profile, but the model table "
+                                  "has no measured numbers for it (memory, multiprocessors, profile ID), so the "
+                                  "labels of this layout cannot be predicted; mig-manager can still apply it")
             gpus.append({"model": model_key, "mig": entry.layout()} if entry.mig_enabled else {"model": model_key})
     try:
         return parse_fixture({"driver_version": "550.54.15", "cuda_driver_version": 12040, "gpus": gpus})

@@ -7,7 +7,7 @@ command and every daemon pass, so both print/publish exactly the same map. Pure:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from mig_labeler.config import NO_SHARING, Config, MigStrategy
@@ -18,7 +18,7 @@ from mig_labeler.labels.advertised import advertised_resources
 from mig_labeler.labels.fabric import clique_problem
 from mig_labeler.labels.full_gpu import labelled_model
 from mig_labeler.labels.mig import single_strategy_problem
-from mig_labeler.labels.mig_config import verify_mig_config
+from mig_labeler.labels.mig_config import MigRequest, Verification, verify_mig_config
 from mig_labeler.topology import NodeTopology
 
 
@@ -27,15 +27,15 @@ class DesiredLabels:
     labels: dict[str, str]
     rejected: tuple[Rejected, ...]
     warnings: tuple[str, ...]
-    mig_mismatch: str | None = None  # the Node's MIG config is not what NVML shows (labels.mig_config)
+    verification: Verification = Verification({})  # the Node's MIG config against NVML (labels.mig_config)
 
 
 def labels_for_topology(topology: NodeTopology, config: Config, started_at: int,
                         warnings: list[str] | None = None, source_warnings: Sequence[str] = (),
-                        node_labels: Mapping[str, str] | None = None) -> DesiredLabels:
+                        mig_request: MigRequest | None = None) -> DesiredLabels:
     """``warnings``: NVML's init failure, when the node is labelled as GPU-less for it;
-    ``source_warnings``: inputs the source could not use (a machine-type file); ``node_labels``:
-    the Node's labels, for verifying its MIG config (none: not verified)."""
+    ``source_warnings``: inputs the source could not use (a machine-type file); ``mig_request``:
+    the MIG config the Node asks for, verified against the topology (none: not verified)."""
     warnings = list(warnings or [])
     if not topology.gpus and not warnings and not config.fixture:
         warnings.append(f"NVML found no GPUs on this node; {FIXTURE_HINT}")
@@ -53,10 +53,10 @@ def labels_for_topology(topology: NodeTopology, config: Config, started_at: int,
     clique = clique_problem(topology)
     if clique:
         warnings.append(clique)
-    verified = verify_mig_config(topology, config.mig_parted, node_labels)
+    verified = verify_mig_config(topology, config.mig_parted, mig_request)
     labels, rejected = validate_labels(compute_labels(topology, config, started_at) | verified.labels)
     warnings.extend(f"not publishing {r.key}={_shortened(r.value)}: {r.reason}" for r in rejected)
-    return DesiredLabels(labels, rejected, tuple(warnings), verified.mismatch)
+    return DesiredLabels(labels, rejected, tuple(warnings), verified)
 
 
 def _shortened(value: str, limit: int = 60) -> str:

@@ -34,6 +34,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -42,6 +43,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 import yaml
 
 from mig_labeler.label_names import key_error, value_error
+
+NAMESPACED = ("events", "nodefeatures", "pods", "configmaps")
 
 
 @dataclass
@@ -73,12 +76,13 @@ class LoggedRequest:
     def verb(self) -> str:
         """The Kubernetes RBAC verb this request needs."""
         if self.method == "GET":
-            return "watch" if self.query.get("watch") == ["true"] else ("get" if self.path.count("/") > 3 else "list")
+            collection = self.path.rstrip("/").rsplit("/", 1)[-1] in ("nodes", *NAMESPACED)
+            return "watch" if self.query.get("watch") == ["true"] else ("list" if collection else "get")
         return {"PATCH": "patch", "PUT": "update", "POST": "create", "DELETE": "delete"}[self.method]
 
     @property
     def resource(self) -> str:
-        for resource in ("events", "nodefeatures", "pods"):
+        for resource in NAMESPACED:
             if f"/{resource}" in self.path:
                 return resource
         return "discovery" if self.path.startswith("/apis/") else "nodes"
@@ -93,6 +97,7 @@ class StoredNode:
     annotations: dict[str, str] = field(default_factory=dict)
     owners: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (manager, operation) → label keys
     allocatable: dict[str, str] = field(default_factory=dict)  # status.allocatable, as the kubelet reports it
+    times: dict[tuple[str, str], float] = field(default_factory=dict)  # managedFields time per entry
 
     def managed_entries(self) -> list[tuple[tuple[str, str], set[str]]]:
         """managedFields in the order served: entries that own no label are left out."""
@@ -103,8 +108,8 @@ class StoredNode:
 
     def to_json(self) -> dict[str, Any]:
         managed = [
-            {"manager": m, "operation": op, "apiVersion": "v1", "fieldsType": "FieldsV1",
-             "fieldsV1": {"f:metadata": {"f:labels": {f"f:{k}": {} for k in sorted(keys)}}}}
+            {"manager": m, "operation": op, "apiVersion": "v1", "time": _rfc3339(self.times.get((m, op), 0.0)),
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {f"f:{k}": {} for k in sorted(keys)}}}}
             for (m, op), keys in self.managed_entries()
         ]
         return {"apiVersion": "v1", "kind": "Node",
@@ -151,6 +156,11 @@ class StoredObject:
         return {"apiVersion": NFD_GROUP_VERSION, "kind": "NodeFeature", "metadata": metadata, "spec": spec}
 
 
+def _rfc3339(when: float) -> str:
+    """metav1.Time as the API server serves it: whole seconds, UTC, ``Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
 def _fields_v1(keys: set[str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for key in sorted(keys):
@@ -190,6 +200,7 @@ class FakeKubeApi:
         self.faults: list[Fault] = []
         self.forbidden: set[tuple[str, str]] = set()  # (verb, resource) answered with 403
         self.revision = 100
+        self.clock = time.time  # managedFields times; a test may set it to its own clock
         self.watch_generation = 0  # bumped by break_watches(): open watch streams drop mid-stream
         self.open_watches = 0
         self.hung = 0  # requests held without an answer (hang_next)
@@ -204,6 +215,11 @@ class FakeKubeApi:
         self.owner_reference_enforcement = True
         self.nodefeatures: dict[tuple[str, str], StoredObject] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
+        self.configmaps: dict[tuple[str, str], dict[str, Any]] = {}
+        self.configmap_history: list[tuple[int, str, dict[str, Any]]] = []
+        # A Role's resourceNames per resource: a request for another name, or a list or watch
+        # without a metadata.name field selector naming a granted one, is a 403 (RBAC's rule).
+        self.granted_names: dict[str, set[str]] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -228,6 +244,7 @@ class FakeKubeApi:
         with self.lock:
             node = StoredNode(name, dict(labels or {}), f"uid-{name}", self._next_revision())
             node.owners[(manager, "Update")] = set(node.labels)
+            node.times[(manager, "Update")] = self.clock()
             self.nodes[name] = node
             self._record("ADDED", node)
 
@@ -307,6 +324,12 @@ class FakeKubeApi:
             keys.intersection_update(labels)
         if labels == node.labels and _nonempty(node.owners) == _nonempty(before):
             return
+        # managedFields time: set when an entry's manager adds a field or changes one it owns;
+        # losing a field to another manager leaves it as it was (structured-merge-diff's rule).
+        changed = {k for k in set(labels) | set(node.labels) if labels.get(k) != node.labels.get(k)}
+        for who, keys in node.owners.items():
+            if keys - before.get(who, set()) or keys & changed:
+                node.times[who] = self.clock()
         node.labels = labels
         node.resource_version = self._next_revision()
         self._record("MODIFIED", node)
@@ -455,6 +478,43 @@ class FakeKubeApi:
             raise ApiFailure(404, "NotFound", f'nodes "{name}" not found', name=name, kind="nodes")
         return self.nodes[name]
 
+    # -- ConfigMaps ----------------------------------------------------------------------------
+    def put_configmap(self, namespace: str, name: str, data: dict[str, str]) -> dict[str, Any]:
+        """Create or replace a ConfigMap's data, as ``kubectl apply`` would; watchers see it."""
+        with self.lock:
+            kind = "MODIFIED" if (namespace, name) in self.configmaps else "ADDED"
+            obj = {"apiVersion": "v1", "kind": "ConfigMap", "data": dict(data),
+                   "metadata": {"name": name, "namespace": namespace, "uid": f"uid-cm-{name}",
+                                "resourceVersion": str(self._next_revision())}}
+            self.configmaps[(namespace, name)] = obj
+            self.configmap_history.append((self.revision, kind, copy.deepcopy(obj)))
+            self.lock.notify_all()
+            return obj
+
+    def delete_configmap(self, namespace: str, name: str) -> None:
+        with self.lock:
+            obj = self.configmaps.pop((namespace, name))
+            obj["metadata"]["resourceVersion"] = str(self._next_revision())
+            self.configmap_history.append((self.revision, "DELETED", copy.deepcopy(obj)))
+            self.lock.notify_all()
+
+    def authorize_names(self, entry: LoggedRequest) -> None:
+        granted = self.granted_names.get(entry.resource)
+        if granted is None:
+            return
+        if entry.verb in ("list", "watch"):
+            selector = entry.query.get("fieldSelector", [""])[0]
+            name = selector.removeprefix("metadata.name=") if selector.startswith("metadata.name=") else ""
+        else:
+            name = unquote(entry.path.rsplit("/", 1)[-1])
+        if name in granted:
+            return
+        namespace = entry.path.split("/namespaces/", 1)[1].split("/", 1)[0] if "/namespaces/" in entry.path else ""
+        subject = f'{entry.resource} "{name}"' if entry.verb not in ("list", "watch") else entry.resource
+        raise ApiFailure(403, "Forbidden", f'{subject} is forbidden: User "system:serviceaccount:mig-labeler:'
+                         f'mig-labeler" cannot {entry.verb} resource "{entry.resource}" in API group "" in the '
+                         f'namespace "{namespace}"', name=name or None, kind=entry.resource)
+
     # -- NodeFeature objects and pods ----------------------------------------------------------
     def add_pod(self, namespace: str, name: str, daemonset: str | None = "mig-labeler") -> dict[str, Any]:
         owners = [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": daemonset, "uid": f"uid-ds-{daemonset}",
@@ -593,6 +653,7 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                     raise ApiFailure(403, "Forbidden", f'{entry.resource} is forbidden: '
                                      'User "system:serviceaccount:x:y" '
                                      f'cannot {entry.verb} resource "{entry.resource}"')
+                api.authorize_names(entry)
                 status, body = self._route(method, url.path, query, content_type, raw, entry)
             except ApiFailure as failure:
                 status, body = failure.status, status_body(failure.status, failure.reason, failure.message,
@@ -653,7 +714,7 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                         return 200, api.put(name, json.loads(raw), query)
                     return 200, api.patch(name, content_type, raw, query)
             if path == "/api/v1/nodes" and method == "GET" and query.get("watch") == ["true"]:
-                self._watch(query, entry)
+                self._watch_nodes(query, entry)
                 return 200, None
             if path == "/api/v1/nodes" and method == "GET":
                 return 200, self._list_nodes(query)
@@ -672,6 +733,14 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                     return self._not_served()
                 return self._nodefeature(method, unquote(feature.group(1)), unquote(feature.group(2)), content_type,
                                          raw, query, entry)
+            namespaced = self._namespaced(method, path, query, raw, entry)
+            if namespaced is not None:
+                return namespaced
+            raise ApiFailure(404, "NotFound", f"the server could not find the requested resource {path}")
+
+        def _namespaced(self, method: str, path: str, query: dict[str, list[str]], raw: bytes,
+                        entry: LoggedRequest) -> tuple[int, dict[str, Any] | None] | None:
+            """Pods, ConfigMaps and Events: None when the path is none of them."""
             pod = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)", path)
             if pod and method == "GET":
                 with api.lock:
@@ -680,13 +749,35 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                     raise ApiFailure(404, "NotFound", f'pods "{pod.group(2)}" not found', name=pod.group(2),
                                      kind="pods")
                 return 200, found
+            configmap = re.fullmatch(r"/api/v1/namespaces/([^/]+)/configmaps(?:/([^/]+))?", path)
+            if configmap and method == "GET":
+                return self._configmap(unquote(configmap.group(1)), configmap.group(2), query, entry)
             events = re.fullmatch(r"/api/v1/namespaces/([^/]+)/events", path)
             if events and method == "POST":
                 body = json.loads(raw)
                 with api.lock:
                     api.events.append(body)
                 return 201, body
-            raise ApiFailure(404, "NotFound", f"the server could not find the requested resource {path}")
+            return None
+
+        def _configmap(self, namespace: str, name: str | None, query: dict[str, list[str]],
+                       entry: LoggedRequest) -> tuple[int, dict[str, Any] | None]:
+            if name is None and query.get("watch") == ["true"]:
+                def current(wanted: str | None) -> list[dict[str, Any]]:
+                    return [copy.deepcopy(o) for (ns, n), o in api.configmaps.items()
+                            if ns == namespace and wanted in (None, n)]
+
+                self._watch(query, entry, current, api.configmap_history,
+                            lambda o: o["metadata"]["namespace"] == namespace)
+                return 200, None
+            if name is None:
+                raise ApiFailure(405, "MethodNotAllowed", "this fake lists no ConfigMaps")
+            with api.lock:
+                found = api.configmaps.get((namespace, unquote(name)))
+            if found is None:
+                raise ApiFailure(404, "NotFound", f'configmaps "{unquote(name)}" not found', name=unquote(name),
+                                 kind="configmaps")
+            return 200, copy.deepcopy(found)
 
         def _not_served(self) -> tuple[int, None]:
             """What kube-apiserver answers for a group nobody serves: plain text, no Status."""
@@ -749,7 +840,15 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                                              "uid": stored.uid}}
             raise ApiFailure(405, "MethodNotAllowed", f"{method} is not supported here")
 
-        def _watch(self, query: dict[str, list[str]], entry: LoggedRequest) -> None:
+        def _watch_nodes(self, query: dict[str, list[str]], entry: LoggedRequest) -> None:
+            def current(wanted: str | None) -> list[dict[str, Any]]:
+                return [n.to_json() for n in api.nodes.values() if wanted in (None, n.name)]
+
+            self._watch(query, entry, current, api.history, lambda o: True)
+
+        def _watch(self, query: dict[str, list[str]], entry: LoggedRequest,
+                   current_objects: Callable[[str | None], list[dict[str, Any]]],
+                   history: list[tuple[int, str, dict[str, Any]]], matches: Callable[[dict[str, Any]], bool]) -> None:
             selector = query.get("fieldSelector", [""])[0]
             wanted = selector.removeprefix("metadata.name=") if selector.startswith("metadata.name=") else None
             since = int(query.get("resourceVersion", ["0"])[0] or 0)
@@ -766,10 +865,10 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 return
             if not since:  # no resourceVersion: ADDED for the current state, like a list+watch
                 with api.lock:
-                    current = [n for n in api.nodes.values() if wanted in (None, n.name)]
+                    current = current_objects(wanted)
                     since = api.revision
-                for n in current:
-                    self._chunk({"type": "ADDED", "object": n.to_json()})
+                for obj in current:
+                    self._chunk({"type": "ADDED", "object": obj})
             with api.lock:
                 generation = api.watch_generation
                 api.open_watches += 1
@@ -780,8 +879,8 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                         self.connection.shutdown(2)
                         return
                     with api.lock:
-                        fresh = [(rv, k, o) for rv, k, o in api.history
-                                 if rv > since and wanted in (None, o["metadata"]["name"])]
+                        fresh = [(rv, k, o) for rv, k, o in history
+                                 if rv > since and wanted in (None, o["metadata"]["name"]) and matches(o)]
                         if not fresh:
                             api.lock.wait(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
                             continue

@@ -1,0 +1,375 @@
+"""Verifying a node's MIG layout against the config mig-manager was asked to apply, and watching
+mig-manager's progress: the label, the Events, the gauges, from a file or a ConfigMap in another
+namespace read through the API (with no more RBAC than get and watch on that one object)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from mig_labeler.loop import Daemon
+from mig_labeler.mig_parted import load_mig_parted
+from mig_labeler.runner import read_mig_parted_configmap
+
+from .conftest import (
+    WAIT_LIMIT,
+    FakeClock,
+    make_daemon,
+    settle,
+    wait_for_passes,
+    wait_until,
+    watching_daemon,
+    write_fixture,
+    write_kubeconfig,
+)
+from .test_cli import run_main
+
+CONFIG = Path(__file__).parent / "fixtures" / "mig-parted" / "config.yaml"
+NODE = "gpu-node-1"
+APPLIED = "nvidia.com/mig.config.applied"
+REQUESTED, STATE = "nvidia.com/mig.config", "nvidia.com/mig.config.state"
+MIG_MANAGER = "nvidia-mig-manager"
+A100_BALANCED = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": ["1g.5gb", "1g.5gb", "2g.10gb", "3g.20gb"]}]}
+A100_7X1G = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": ["1g.5gb"] * 7}]}
+CM_NAMESPACE, CM_NAME = "gpu-operator", "default-mig-parted-config"
+
+
+def sample(daemon: Daemon, name: str, **labels: str) -> float | None:
+    return daemon.metrics.registry.get_sample_value(name, labels)
+
+
+def events(kube_api, reason: str) -> list[tuple[str, str]]:
+    return [(e["type"], e["message"]) for e in kube_api.events if e["reason"] == reason]
+
+
+def ask(kube_api, config: str = "all-balanced", state: str = "success") -> None:
+    """What mig-manager leaves on the Node once it is done: the config and its state."""
+    kube_api.edit_labels(NODE, {REQUESTED: config, STATE: state}, manager=MIG_MANAGER)
+
+
+def verifying_daemon(kube_api, tmp_path, layout: dict, state: str = "success", clock: FakeClock | None = None,
+                     **overrides):
+    node_file = write_fixture(tmp_path / "node.yaml", layout)
+    ask(kube_api, state=state)
+    overrides.setdefault("mig_parted", load_mig_parted(str(CONFIG)))
+    return make_daemon(kube_api, node_file, clock=clock, **overrides), node_file
+
+
+# -- the layout against the config -------------------------------------------------------------
+def test_a_node_whose_layout_matches_is_labelled_in_its_first_pass(kube_api, tmp_path):
+    daemon, _ = verifying_daemon(kube_api, tmp_path, A100_BALANCED)
+    daemon.run_pass()
+    labels = kube_api.labels(NODE)
+    assert labels[APPLIED] == "all-balanced"
+    assert labels[STATE] == "success"  # mig-manager's, untouched
+    assert sample(daemon, "mig_labeler_mig_config_match", config="all-balanced") == 1
+    assert not events(kube_api, "MIGLayoutMismatch")
+
+
+def test_a_layout_that_drifts_loses_the_label_with_one_warning_event(kube_api, tmp_path):
+    daemon, node_file = verifying_daemon(kube_api, tmp_path, A100_BALANCED)
+    daemon.run_pass()
+    write_fixture(node_file, A100_7X1G)  # repartitioned by hand; mig.config and its state still say success
+    daemon.run_pass()
+    daemon.run_pass()
+    assert APPLIED not in kube_api.labels(NODE)
+    assert events(kube_api, "MIGLayoutMismatch") == [
+        ("Warning", "mig-labeler: GPU 0: has 7×1g.5gb, all-balanced wants 2×1g.5gb + 1×2g.10gb + 1×3g.20gb")]
+    assert sample(daemon, "mig_labeler_mig_config_match", config="all-balanced") == 0
+
+
+def test_the_match_gauge_is_absent_when_nothing_is_compared(kube_api, tmp_path):
+    daemon, _ = verifying_daemon(kube_api, tmp_path, A100_BALANCED)
+    daemon.run_pass()
+    kube_api.edit_labels(NODE, {REQUESTED: None, STATE: None}, manager=MIG_MANAGER)
+    daemon.run_pass()
+    assert sample(daemon, "mig_labeler_mig_config_match", config="all-balanced") is None
+    assert APPLIED not in kube_api.labels(NODE)
+    off, _ = verifying_daemon(kube_api, tmp_path, A100_BALANCED, mig_parted=None)
+    off.run_pass()
+    assert "mig_labeler_mig_config_match" not in scrape(off)
+    assert APPLIED not in kube_api.labels(NODE)
+
+
+def scrape(daemon: Daemon) -> str:
+    from prometheus_client import generate_latest
+
+    return "\n".join(line for line in generate_latest(daemon.metrics.registry).decode().splitlines()
+                     if not line.startswith("#"))
+
+
+def test_nothing_is_verified_while_mig_manager_is_not_done(kube_api, tmp_path):
+    daemon, _ = verifying_daemon(kube_api, tmp_path, A100_7X1G, state="pending")
+    daemon.run_pass()
+    assert APPLIED not in kube_api.labels(NODE)
+    assert not events(kube_api, "MIGLayoutMismatch")
+
+
+def test_a_new_config_that_mig_manager_has_not_answered_is_not_a_mismatch(kube_api, tmp_path):
+    """The admin relabels mig.config; until mig-manager sets pending, the old 'success' is about
+    the old config: no Event, and the applied label goes (the layout is not verified for it)."""
+    clock = FakeClock()
+    kube_api.clock = clock
+    daemon, _ = verifying_daemon(kube_api, tmp_path, A100_BALANCED, clock=clock)
+    daemon.run_pass()
+    assert kube_api.labels(NODE)[APPLIED] == "all-balanced"
+    clock.now += 30
+    kube_api.edit_labels(NODE, {REQUESTED: "all-1g.5gb"}, manager="kubectl-label")
+    daemon.run_pass()
+    assert APPLIED not in kube_api.labels(NODE)
+    assert not events(kube_api, "MIGLayoutMismatch")
+    assert sample(daemon, "mig_labeler_mig_config_match", config="all-1g.5gb") is None
+    assert sample(daemon, "mig_labeler_mig_config_state_seconds", state="unanswered") == 0
+
+
+def test_the_config_file_names_no_such_config_is_a_mismatch(kube_api, tmp_path):
+    daemon, _ = verifying_daemon(kube_api, tmp_path, A100_BALANCED)
+    ask(kube_api, config="all-3g.40gb")
+    daemon.run_pass()
+    assert events(kube_api, "MIGLayoutMismatch")[0][1].startswith(
+        "mig-labeler: nvidia.com/mig.config=all-3g.40gb names no config in the mig-parted config (it has all-1g.5gb")
+    assert sample(daemon, "mig_labeler_mig_config_match", config="all-3g.40gb") == 0
+
+
+# -- mig-manager's progress ---------------------------------------------------------------------
+def test_a_pending_state_that_lasts_is_stuck_once_with_one_event(kube_api, tmp_path):
+    clock = FakeClock()
+    kube_api.clock = clock
+    daemon, _ = verifying_daemon(kube_api, tmp_path, A100_BALANCED, state="pending", clock=clock)
+    daemon.run_pass()
+    assert sample(daemon, "mig_labeler_mig_config_state_seconds", state="pending") == 0
+    assert sample(daemon, "mig_labeler_mig_config_stuck") == 0
+    clock.now += 14 * 60
+    daemon.run_pass()
+    assert sample(daemon, "mig_labeler_mig_config_state_seconds", state="pending") == 14 * 60
+    assert sample(daemon, "mig_labeler_mig_config_stuck") == 0 and not events(kube_api, "MIGConfigStuck")
+    clock.now += 2 * 60
+    daemon.run_pass()
+    daemon.run_pass()
+    assert sample(daemon, "mig_labeler_mig_config_stuck") == 1
+    assert events(kube_api, "MIGConfigStuck") == [
+        ("Warning", "mig-labeler: nvidia.com/mig.config.state has been pending for 16 min "
+                    "(nvidia.com/mig.config=all-balanced): mig-manager has not finished; its log says why (usually "
+                    "GPU clients it could not stop, or a reboot in the middle of the change)")]
+    ask(kube_api)  # mig-manager got there in the end
+    daemon.run_pass()
+    assert sample(daemon, "mig_labeler_mig_config_stuck") == 0
+    assert sample(daemon, "mig_labeler_mig_config_state_seconds", state="pending") is None
+    assert kube_api.labels(NODE)[APPLIED] == "all-balanced"
+
+
+def test_a_restarted_labeler_counts_from_when_the_api_server_recorded_the_state(kube_api, tmp_path):
+    """The managedFields time of mig-manager's entry says since when the state has held, so a
+    labeler that restarts in the middle of a stuck change does not start counting from zero."""
+    clock = FakeClock()
+    kube_api.clock = lambda: clock.now - 20 * 60  # mig-manager set pending 20 minutes before we started
+    daemon, _ = verifying_daemon(kube_api, tmp_path, A100_BALANCED, state="pending", clock=clock)
+    daemon.run_pass()
+    assert sample(daemon, "mig_labeler_mig_config_state_seconds", state="pending") == 20 * 60
+    assert sample(daemon, "mig_labeler_mig_config_stuck") == 1
+
+
+def test_a_config_mig_manager_never_answers_is_stuck(kube_api, tmp_path):
+    clock = FakeClock()
+    kube_api.clock = clock
+    daemon, _ = verifying_daemon(kube_api, tmp_path, A100_BALANCED, clock=clock)
+    daemon.run_pass()
+    clock.now += 1
+    kube_api.edit_labels(NODE, {REQUESTED: "all-1g.5gb"}, manager="kubectl-label")
+    clock.now += 15 * 60
+    daemon.run_pass()
+    assert sample(daemon, "mig_labeler_mig_config_state_seconds", state="unanswered") == 15 * 60
+    assert events(kube_api, "MIGConfigStuck") == [
+        ("Warning", "mig-labeler: nvidia.com/mig.config=all-1g.5gb was set 15 min ago and mig-manager has not "
+                    "answered (nvidia.com/mig.config.state is unchanged): is nvidia-mig-manager running on this "
+                    "node?")]
+
+
+def test_stuck_after_zero_never_calls_a_request_stuck(kube_api, tmp_path):
+    clock = FakeClock()
+    kube_api.clock = lambda: clock.now - 3600
+    daemon, _ = verifying_daemon(kube_api, tmp_path, A100_BALANCED, state="rebooting", clock=clock,
+                                 mig_config_stuck_after=0.0)
+    daemon.run_pass()
+    assert sample(daemon, "mig_labeler_mig_config_state_seconds", state="rebooting") == 3600
+    assert sample(daemon, "mig_labeler_mig_config_stuck") == 0 and not events(kube_api, "MIGConfigStuck")
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("soon", "--mig-config-stuck-after: invalid duration 'soon'"),
+    ("500ms", "--mig-config-stuck-after '500ms' is too short: it must be at least 1s"),
+])
+def test_a_bad_stuck_after_is_exit_2(capsys, value, message):
+    code, _, err = run_main(capsys, "run", "--oneshot", "--fixture", "a30-mig-off", "--output-file", "-",
+                            "--mig-config-stuck-after", value)
+    assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_success_after_a_change_is_verified_within_one_pass_through_the_watch(kube_api, tmp_path):
+    node_file = write_fixture(tmp_path / "node.yaml", A100_7X1G)
+    ask(kube_api, state="pending")
+    with watching_daemon(kube_api, node_file, mig_parted=load_mig_parted(str(CONFIG))) as daemon:
+        assert APPLIED not in kube_api.labels(NODE)
+        write_fixture(node_file, A100_BALANCED)  # mig-manager applied the layout
+        done = daemon.passes_done
+        ask(kube_api)  # ... and says so; the watch wakes one pass (the interval is an hour)
+        wait_for_passes(daemon, done + 1)
+        assert kube_api.labels(NODE)[APPLIED] == "all-balanced"
+
+
+def test_a_bad_mig_parted_config_stops_a_start_with_exit_2(capsys, tmp_path):
+    bad = tmp_path / "config.yaml"
+    bad.write_text("version: v1\nmig-configs: {}\n")
+    code, _, err = run_main(capsys, "run", "--oneshot", "--fixture", "a30-mig-off", "--output-file", "-",
+                            "--mig-parted-config", str(bad))
+    assert code == 2 and "at least one entry in 'mig-configs' is required" in err
+
+
+# -- the config from a ConfigMap in the GPU Operator's namespace --------------------------------
+def grant_only_the_configmap(kube_api) -> None:
+    """The Role the overlay ships: get and watch on that one ConfigMap by resourceNames."""
+    kube_api.granted_names["configmaps"] = {CM_NAME}
+    kube_api.put_configmap(CM_NAMESPACE, CM_NAME, {"config.yaml": CONFIG.read_text()})
+
+
+def configmap_daemon(kube_api, tmp_path, layout: dict, **overrides) -> Daemon:
+    node_file = write_fixture(tmp_path / "node.yaml", layout)
+    ask(kube_api)
+    return make_daemon(kube_api, node_file, mig_parted_configmap=(CM_NAMESPACE, CM_NAME, "config.yaml"), **overrides)
+
+
+def test_the_config_is_read_from_the_configmap_with_get_on_that_name_alone(kube_api, tmp_path):
+    grant_only_the_configmap(kube_api)
+    daemon = configmap_daemon(kube_api, tmp_path, A100_BALANCED)
+    read_mig_parted_configmap(daemon)
+    daemon.run_pass()
+    assert kube_api.labels(NODE)[APPLIED] == "all-balanced"
+    reads = [r for r in kube_api.log if r.resource == "configmaps"]
+    assert [(r.verb, r.path, r.status) for r in reads] == [
+        ("get", f"/api/v1/namespaces/{CM_NAMESPACE}/configmaps/{CM_NAME}", 200)]
+
+
+def test_a_changed_configmap_applies_without_a_restart_and_a_bad_one_is_kept_out(kube_api, tmp_path):
+    grant_only_the_configmap(kube_api)
+    node_file = write_fixture(tmp_path / "node.yaml", A100_BALANCED)
+    ask(kube_api)
+    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0, watch=True,
+                         mig_parted_configmap=(CM_NAMESPACE, CM_NAME, "config.yaml"))
+    read_mig_parted_configmap(daemon)
+    thread = threading.Thread(target=daemon.run_forever, daemon=True)
+    thread.start()
+    try:
+        wait_for_passes(daemon, 1)
+        wait_until(lambda: kube_api.open_watches == 2)  # the Node and the ConfigMap
+        settle(daemon)
+        assert kube_api.labels(NODE)[APPLIED] == "all-balanced"
+        watch = next(r for r in kube_api.watches() if r.resource == "configmaps")
+        assert watch.query["fieldSelector"] == [f"metadata.name={CM_NAME}"] and watch.status == 200
+        # all-balanced now asks for 7×1g.5gb: the running daemon compares against the new config
+        changed = ("version: v1\nmig-configs:\n"
+                   "  all-balanced: [{devices: all, mig-enabled: true, mig-devices: {1g.5gb: 7}}]\n"
+                   "  all-balanced-was: [{devices: all, mig-enabled: true, mig-devices: {3g.20gb: 2}}]\n")
+        kube_api.put_configmap(CM_NAMESPACE, CM_NAME, {"config.yaml": changed})
+        wait_until(lambda: APPLIED not in kube_api.labels(NODE))
+        assert sample(daemon, "mig_labeler_config_reloads_total", result="success") == 1
+        assert events(kube_api, "MIGLayoutMismatch")
+        kube_api.put_configmap(CM_NAMESPACE, CM_NAME, {"config.yaml": "version: v1\nmig-configs: {}\n"})
+        wait_until(lambda: sample(daemon, "mig_labeler_config_reloads_total", result="failure") == 1)
+        assert sample(daemon, "mig_labeler_config_stale") == 1
+        assert "all-balanced-was" in daemon.config.mig_parted.configs  # the last good one stays
+        wait_until(lambda: events(kube_api, "ConfigReloadFailed"))
+        assert "at least one entry in 'mig-configs' is required" in events(kube_api, "ConfigReloadFailed")[0][1]
+    finally:
+        daemon.signals.request_stop()
+        thread.join(timeout=WAIT_LIMIT)
+    assert not thread.is_alive()
+
+
+def test_without_watch_permission_the_configmap_is_read_again_every_poll(kube_api):
+    from mig_labeler.kube import KubeClient, api_client
+    from mig_labeler.watch import ConfigMapWatcher
+
+    grant_only_the_configmap(kube_api)
+    kube_api.forbidden.add(("watch", "configmaps"))
+    seen: list[dict] = []
+    stop = threading.Event()
+    kube = KubeClient(api_client(host=kube_api.url))
+    first = kube.read_configmap(CM_NAMESPACE, CM_NAME)
+    watcher = ConfigMapWatcher(kube, CM_NAMESPACE, CM_NAME, first["metadata"]["resourceVersion"], seen.append,
+                               seen.append, stop, poll=0.01).start()
+    try:
+        wait_until(lambda: not watcher.available)
+        kube_api.put_configmap(CM_NAMESPACE, CM_NAME, {"config.yaml": "changed"})
+        wait_until(lambda: seen)
+        assert seen[0]["data"] == {"config.yaml": "changed"}
+    finally:
+        stop.set()
+        watcher.thread.join(WAIT_LIMIT)
+        kube.close()
+
+
+@pytest.fixture
+def kubeconfig(kube_api, tmp_path):
+    return str(write_kubeconfig(tmp_path / "kubeconfig", kube_api.url))
+
+
+@pytest.mark.parametrize(("setup", "args", "message"), [
+    ("missing", [], f"ConfigMap {CM_NAMESPACE}/{CM_NAME} (--mig-parted-configmap) does not exist"),
+    ("other-name", [], f"cannot read ConfigMap {CM_NAMESPACE}/{CM_NAME} (--mig-parted-configmap): "),
+    ("present", ["--mig-parted-configmap-key", "config.yml"],
+     f"ConfigMap {CM_NAMESPACE}/{CM_NAME} has no key 'config.yml' (it has config.yaml)"),
+    ("bad", [], f"ConfigMap {CM_NAMESPACE}/{CM_NAME} key config.yaml: at least one entry in 'mig-configs'"),
+    ("present", ["--mig-parted-config", str(CONFIG)], "name two sources of the same config: give one"),
+])
+def test_a_configmap_that_cannot_be_used_is_one_line_and_exit_2(capsys, kube_api, kubeconfig, setup, args, message):
+    if setup == "other-name":
+        kube_api.granted_names["configmaps"] = {"some-other-config"}
+        kube_api.put_configmap(CM_NAMESPACE, CM_NAME, {"config.yaml": CONFIG.read_text()})
+    elif setup in ("present", "bad"):
+        text = CONFIG.read_text() if setup == "present" else "version: v1\nmig-configs: {}\n"
+        kube_api.put_configmap(CM_NAMESPACE, CM_NAME, {"config.yaml": text})
+    writes = len(kube_api.writes())
+    code, _, err = run_main(capsys, "run", "--oneshot", "--node-name", NODE, "--kubeconfig", kubeconfig,
+                            "--fixture", "a30-mig-off", "--mig-parted-configmap", f"{CM_NAMESPACE}/{CM_NAME}", *args)
+    assert code == 2 and message in err and "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if "INFO" not in line]
+    assert len(errors) == 1 and errors[0].startswith("mig-labeler: error: "), err
+    assert len(kube_api.writes()) == writes  # nothing published without the config
+    if setup == "other-name":
+        assert "a Role in gpu-operator with resourceNames: [default-mig-parted-config]" in err
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("default-mig-parted-config", "name '' is not a DNS subdomain"),  # no slash: a namespace alone
+    ("GPU-Operator/cfg", "namespace 'GPU-Operator' is not a DNS label"),
+    ("gpu-operator/", "name '' is not a DNS subdomain"),
+    ("a/b/c", "name 'b/c' is not a DNS subdomain"),
+])
+def test_a_malformed_configmap_reference_is_exit_2(capsys, value, message):
+    code, _, err = run_main(capsys, "run", "--oneshot", "--fixture", "a30-mig-off", "--output-file", "-",
+                            "--mig-parted-configmap", value)
+    assert code == 2 and message in err, err
+
+
+def test_a_stop_while_a_reload_posts_its_event_ends_the_loop_cleanly(kube_api, tmp_path):
+    """The bad ConfigMap's ConfigReloadFailed Event hangs (an unanswering API server); SIGTERM
+    abandons it and the loop returns: no exception out of the loop thread."""
+    grant_only_the_configmap(kube_api)
+    node_file = write_fixture(tmp_path / "node.yaml", A100_BALANCED)
+    ask(kube_api)
+    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0, watch=True,
+                         mig_parted_configmap=(CM_NAMESPACE, CM_NAME, "config.yaml"))
+    read_mig_parted_configmap(daemon)
+    thread = threading.Thread(target=daemon.run_forever, daemon=True)
+    thread.start()
+    wait_for_passes(daemon, 1)
+    wait_until(lambda: kube_api.open_watches == 2)
+    settle(daemon)
+    kube_api.hang_next(1, method="POST")
+    kube_api.put_configmap(CM_NAMESPACE, CM_NAME, {"config.yaml": "version: v1\nmig-configs: {}\n"})
+    assert kube_api.wait_hung(1)
+    daemon.signals.request_stop()
+    thread.join(timeout=WAIT_LIMIT)
+    assert not thread.is_alive()
