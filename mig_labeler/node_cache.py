@@ -27,9 +27,10 @@ class NodeCache:
         self._held: dict[str, tuple[str, float]] = {}  # tracked key → (value, held since)
 
     def held(self) -> dict[str, tuple[str, float]]:
-        """For each tracked label on the Node: (value, since when it has had that value). Since is
-        the earlier of when we first saw the value and its owner's managedFields time, so it never
-        claims more than is known: after a restart, the API server's record still counts."""
+        """For each tracked label on the Node: (value, since when we have seen it hold that value).
+        After a restart that is the restart: the API server keeps no time of a label's last change
+        (an Update manager's managedFields time moves only when the set of fields it owns changes,
+        not when one of their values does), so this never claims more than we saw."""
         with self.lock:
             return dict(self._held)
 
@@ -39,13 +40,8 @@ class NodeCache:
             value = node.labels.get(key)
             if value is None:
                 self._held.pop(key, None)
-                continue
-            owner_time = node.changed_by_owner_at(key)
-            seen = min(now, owner_time) if owner_time is not None else now
-            before = self._held.get(key)
-            if before is not None and before[0] == value:
-                seen = min(before[1], seen)
-            self._held[key] = (value, seen)
+            elif self._held.get(key, ("", 0.0))[0] != value or key not in self._held:
+                self._held[key] = (value, now)
 
     def latest(self) -> NodeState | None:
         with self.lock:

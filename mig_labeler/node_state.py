@@ -1,5 +1,5 @@
 """What a Node object says, as plain values: its labels, which label keys each field manager
-owns (``metadata.managedFields``) and since when, and the labels nfd-master manages.
+owns (``metadata.managedFields``), and the labels nfd-master manages.
 
 Owns: ``node_state`` (a Node as the API serves it in, a frozen ``NodeState`` out). Pure: it never
 talks to the API server (that is ``kube``'s job) and knows nothing about GPUs.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 FIELD_MANAGER = "mig-labeler"
@@ -23,7 +22,6 @@ class LabelClaim:
     manager: str
     operation: str
     keys: frozenset[str]
-    time: float | None = None  # the entry's ``time``: when this manager last added or changed a field it owns
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +43,6 @@ class NodeState:
         """The other managers that own ``key``."""
         return sorted({c.manager for c in self.claims if key in c.keys})
 
-    def changed_by_owner_at(self, key: str) -> float | None:
-        """The latest ``managedFields`` time of the other managers that own ``key``: the key's
-        value has held at least since then (the API server moves an entry's time whenever its
-        manager adds or changes a field, so it is never earlier than the key's last change)."""
-        times = [c.time for c in self.claims if key in c.keys and c.time is not None]
-        return max(times) if times else None
-
 
 NFD_FEATURE_LABELS = "nfd.node.kubernetes.io/feature-labels"  # nfd-master: the labels it manages, comma-separated
 
@@ -71,20 +62,9 @@ def node_state(obj: Mapping[str, Any], field_manager: str = FIELD_MANAGER) -> No
         if entry.get("manager") == field_manager and entry.get("operation") == "Apply":
             owned |= keys
         elif keys:
-            claims.append(LabelClaim(index, str(entry.get("manager")), str(entry.get("operation")), keys,
-                                     _timestamp(entry.get("time"))))
+            claims.append(LabelClaim(index, str(entry.get("manager")), str(entry.get("operation")), keys))
     nfd = str((meta.get("annotations") or {}).get(NFD_FEATURE_LABELS) or "")
     return NodeState(meta.get("name", ""), meta.get("uid", ""), str(meta.get("resourceVersion", "")),
                      dict(meta.get("labels") or {}), frozenset(owned), tuple(claims),
                      frozenset(_nfd_label_name(n) for n in nfd.split(",") if n))
 
-
-def _timestamp(value: Any) -> float | None:
-    """metav1.Time (RFC 3339, ``2026-12-02T01:02:03Z``) as epoch seconds; None when absent or malformed."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).timestamp()

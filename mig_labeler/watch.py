@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,7 +27,7 @@ WATCH_TIMEOUT = 300  # seconds; the server ends each watch, we resume from the l
 MAX_BACKOFF = 30.0
 
 
-class ObjectWatcher:
+class ObjectWatcher(ABC):
     """One named object's changes, for as long as ``stop`` is not set. A watch without a
     resourceVersion starts with a synthetic ADDED of the current object ("get state and start at
     most recent"), which is our list: no extra GET, no list verb. Subclasses say how to stream
@@ -52,11 +53,13 @@ class ObjectWatcher:
         self.thread.start()
         return self
 
+    @abstractmethod
     def stream(self, version: str) -> Iterator[tuple[str, Any]]:
-        raise NotImplementedError
+        """The watch from ``version`` ("": the current state first), as (type, state) pairs."""
 
+    @abstractmethod
     def resource_version(self, state: Any) -> str:
-        raise NotImplementedError
+        """A state's resourceVersion, to resume from."""
 
     def forbidden(self, error: ApiError) -> None:
         """No permission to watch: say so; the watch ends."""

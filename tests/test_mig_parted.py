@@ -156,3 +156,14 @@ def test_check_with_predicted_nodes_refuses_what_it_cannot_do_in_one_line(capsys
     pod.write_text(TRAINER)
     code, _, err = run_main(capsys, "check", "-f", str(pod), *args)
     assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_the_documented_prediction_prints_what_the_docs_show(capsys):
+    """docs/mig-configs.md shows these lines of the H100 prediction; they must stay true."""
+    doc = (Path(__file__).parents[1] / "docs" / "mig-configs.md").read_text()
+    block = doc.split("$ mig-labeler labels --gpu H100-SXM5-80GB:8", 1)[1].split("```", 1)[0]
+    shown = [line for line in block.splitlines()[2:] if line.startswith('"nvidia.com/')]
+    code, out, err = run_main(capsys, "labels", "--gpu", "H100-SXM5-80GB:8", "--mig-config", "all-balanced",
+                              "--mig-parted-config", str(CONFIG), "--mig-strategy", "mixed", "-o", "yaml")
+    assert code == 0, err
+    assert len(shown) == 5 and all(line in out.splitlines() for line in shown), shown

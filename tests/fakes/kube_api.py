@@ -312,7 +312,8 @@ class FakeKubeApi:
         self.history.append((node.resource_version, kind, node.to_json()))
         self.lock.notify_all()
 
-    def _commit(self, node: StoredNode, labels: dict[str, str], before: dict[tuple[str, str], set[str]]) -> None:
+    def _commit(self, node: StoredNode, labels: dict[str, str], before: dict[tuple[str, str], set[str]],
+                applier: tuple[str, str] | None = None) -> None:
         """Validate, store, and bump resourceVersion (with a watch event) if labels or ownership
         changed; ``before`` is the ownership as it was when the request came in."""
         bad = [(k, key_error(k) or value_error(v)) for k, v in labels.items() if key_error(k) or value_error(v)]
@@ -324,11 +325,12 @@ class FakeKubeApi:
             keys.intersection_update(labels)
         if labels == node.labels and _nonempty(node.owners) == _nonempty(before):
             return
-        # managedFields time: set when an entry's manager adds a field or changes one it owns;
-        # losing a field to another manager leaves it as it was (structured-merge-diff's rule).
-        changed = {k for k in set(labels) | set(node.labels) if labels.get(k) != node.labels.get(k)}
+        # managedFields time, as kube-apiserver's managedFieldsUpdater sets it (checked in its
+        # source): an Update entry's time moves only when the set of fields it owns changes (not
+        # when it changes the value of a field it already owns); an Apply entry's whenever the
+        # object or the ownership changed.
         for who, keys in node.owners.items():
-            if keys - before.get(who, set()) or keys & changed:
+            if keys and (keys != before.get(who, set()) or who == applier):
                 node.times[who] = self.clock()
         node.labels = labels
         node.resource_version = self._next_revision()
@@ -378,7 +380,7 @@ class FakeKubeApi:
             if w != who:
                 keys -= set(conflicts)  # force takes over only the keys whose value differs
         node.owners[who] = set(applied)  # same-value keys stay shared with their other owners
-        self._commit(node, labels, before)
+        self._commit(node, labels, before, applier=who)
 
     def patch(self, name: str, content_type: str, raw: bytes, query: dict[str, list[str]]) -> dict[str, Any]:
         node = self._node(name)
