@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from bench.check_scale import bench_check_scale  # noqa: E402
+from bench.mig_config import bench_mig_config  # noqa: E402
 from bench.shutdown import bench_shutdown  # noqa: E402
 from mig_labeler.config import Config, MigStrategy  # noqa: E402
 from mig_labeler.demo.fake_nvml import FakeNvml  # noqa: E402
@@ -447,6 +448,9 @@ def main() -> None:
             if os.environ.get("BENCH_ONLY") == "check":  # BENCH_ONLY=check: check at cluster scale
                 bench_check_scale(Path(tmp), pool_labels, row)
                 return
+            if os.environ.get("BENCH_ONLY") == "mig":  # BENCH_ONLY=mig: MIG config verification
+                bench_mig_config(api, Path(tmp), row)
+                return
             bench_pass()
             bench_cold(api, kubeconfig)
             bench_soak(api, int(os.environ.get("BENCH_SOAK_PASSES", "10000")))
@@ -458,6 +462,7 @@ def main() -> None:
             bench_sinks(api, kubeconfig)
             bench_shutdown(api, kubeconfig, row)
             bench_check_scale(Path(tmp), pool_labels, row)
+            bench_mig_config(api, Path(tmp), row)
     finally:
         api.stop()
     missed = [r for r in ROWS if r[3] == "MISSED"]

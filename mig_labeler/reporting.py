@@ -193,8 +193,16 @@ def same_request(a: MigRequest, b: MigRequest | None) -> bool:
     return b is not None and (a.config, a.state) == (b.config, b.state)
 
 
+def spell_duration(seconds: float) -> str:
+    """``45 s``, ``16 min``, ``2 h 5 min``: what a person reads in an Event."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = int(seconds // 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
+
+
 def stuck_message(request: MigRequest, took: float) -> str:
-    minutes = f"{took / 60:.0f} min"
+    minutes = spell_duration(took)
     if request.state == UNANSWERED:
         return (f"{REQUESTED}={request.config} was set {minutes} ago and mig-manager has not answered ({STATE} "
                 "is unchanged): is nvidia-mig-manager running on this node?")

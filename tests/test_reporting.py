@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from mig_labeler.errors import ConfigError
 from mig_labeler.reporting import EventReporter
 from mig_labeler.sinks.plan import plan_update
@@ -117,3 +119,11 @@ def test_a_plan_description_groups_a_profiles_keys_and_stays_short():
     plan = plan_update(live, set(live), {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb"})
     assert plan.describe() == ("removed mig-1g.10gb.*, mig-2g.20gb.*, mig-3g.30gb.*, mig-4g.40gb.*, mig-5g.50gb.*, "
                                "mig-6g.60gb.* and 2 more; added gpu.product")
+
+
+@pytest.mark.parametrize(("seconds", "spelled"), [(3, "3 s"), (119, "119 s"), (16 * 60, "16 min"),
+                                                  (125 * 60 + 30, "2 h 5 min")])
+def test_a_stuck_request_says_how_long_in_units_a_person_reads(seconds, spelled):
+    from mig_labeler.reporting import spell_duration
+
+    assert spell_duration(seconds) == spelled
