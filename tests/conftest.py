@@ -93,15 +93,19 @@ def settle(daemon: Daemon) -> None:
 
 
 @contextmanager
-def watching_daemon(api: FakeKubeApi, fixture: str | Path, **overrides: Any) -> Iterator[Daemon]:
+def watching_daemon(api: FakeKubeApi, fixture: str | Path, watches: int = 1, **overrides: Any) -> Iterator[Daemon]:
     """A watching daemon in a thread with a one-hour interval (anything faster is event-driven),
-    idle once yielded: its first pass done, its watch open, nothing in flight. Stopped after."""
+    idle once yielded: its first pass done, its ``watches`` open (the Node's; with a mig-parted
+    ConfigMap, read as run does before the loop, that one's too), nothing in flight. Stopped after."""
+    from mig_labeler.runner import read_mig_parted_configmap
+
     daemon = make_daemon(api, fixture, sleep_interval=3600.0, watch=True, **overrides)
+    read_mig_parted_configmap(daemon)
     thread = threading.Thread(target=daemon.run_forever, daemon=True)
     thread.start()
     try:
         wait_for_passes(daemon, 1)
-        wait_until(lambda: api.open_watches == 1)
+        wait_until(lambda: api.open_watches == watches)
         settle(daemon)
         yield daemon
     finally:

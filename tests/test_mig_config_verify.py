@@ -17,7 +17,6 @@ from .conftest import (
     WAIT_LIMIT,
     FakeClock,
     make_daemon,
-    settle,
     wait_for_passes,
     wait_until,
     watching_daemon,
@@ -250,6 +249,14 @@ def configmap_daemon(kube_api, tmp_path, layout: dict, **overrides) -> Daemon:
     return make_daemon(kube_api, node_file, mig_parted_configmap=(CM_NAMESPACE, CM_NAME, "config.yaml"), **overrides)
 
 
+def running_configmap_daemon(kube_api, tmp_path):
+    """A watching daemon that reads its config from the ConfigMap (both watches open)."""
+    grant_only_the_configmap(kube_api)
+    ask(kube_api)
+    return watching_daemon(kube_api, write_fixture(tmp_path / "node.yaml", A100_BALANCED), watches=2,
+                           mig_parted_configmap=(CM_NAMESPACE, CM_NAME, "config.yaml"))
+
+
 def test_the_config_is_read_from_the_configmap_with_get_on_that_name_alone(kube_api, tmp_path):
     grant_only_the_configmap(kube_api)
     daemon = configmap_daemon(kube_api, tmp_path, A100_BALANCED)
@@ -262,18 +269,7 @@ def test_the_config_is_read_from_the_configmap_with_get_on_that_name_alone(kube_
 
 
 def test_a_changed_configmap_applies_without_a_restart_and_a_bad_one_is_kept_out(kube_api, tmp_path):
-    grant_only_the_configmap(kube_api)
-    node_file = write_fixture(tmp_path / "node.yaml", A100_BALANCED)
-    ask(kube_api)
-    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0, watch=True,
-                         mig_parted_configmap=(CM_NAMESPACE, CM_NAME, "config.yaml"))
-    read_mig_parted_configmap(daemon)
-    thread = threading.Thread(target=daemon.run_forever, daemon=True)
-    thread.start()
-    try:
-        wait_for_passes(daemon, 1)
-        wait_until(lambda: kube_api.open_watches == 2)  # the Node and the ConfigMap
-        settle(daemon)
+    with running_configmap_daemon(kube_api, tmp_path) as daemon:
         assert kube_api.labels(NODE)[APPLIED] == "all-balanced"
         watch = next(r for r in kube_api.watches() if r.resource == "configmaps")
         assert watch.query["fieldSelector"] == [f"metadata.name={CM_NAME}"] and watch.status == 200
@@ -291,10 +287,6 @@ def test_a_changed_configmap_applies_without_a_restart_and_a_bad_one_is_kept_out
         assert "all-balanced-was" in daemon.config.mig_parted.configs  # the last good one stays
         wait_until(lambda: events(kube_api, "ConfigReloadFailed"))
         assert "at least one entry in 'mig-configs' is required" in events(kube_api, "ConfigReloadFailed")[0][1]
-    finally:
-        daemon.signals.request_stop()
-        thread.join(timeout=WAIT_LIMIT)
-    assert not thread.is_alive()
 
 
 def test_without_watch_permission_the_configmap_is_read_again_every_poll(kube_api):
@@ -366,20 +358,8 @@ def test_a_malformed_configmap_reference_is_exit_2(capsys, value, message):
 def test_a_stop_while_a_reload_posts_its_event_ends_the_loop_cleanly(kube_api, tmp_path):
     """The bad ConfigMap's ConfigReloadFailed Event hangs (an unanswering API server); SIGTERM
     abandons it and the loop returns: no exception out of the loop thread."""
-    grant_only_the_configmap(kube_api)
-    node_file = write_fixture(tmp_path / "node.yaml", A100_BALANCED)
-    ask(kube_api)
-    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0, watch=True,
-                         mig_parted_configmap=(CM_NAMESPACE, CM_NAME, "config.yaml"))
-    read_mig_parted_configmap(daemon)
-    thread = threading.Thread(target=daemon.run_forever, daemon=True)
-    thread.start()
-    wait_for_passes(daemon, 1)
-    wait_until(lambda: kube_api.open_watches == 2)
-    settle(daemon)
-    kube_api.hang_next(1, method="POST")
-    kube_api.put_configmap(CM_NAMESPACE, CM_NAME, {"config.yaml": "version: v1\nmig-configs: {}\n"})
-    assert kube_api.wait_hung(1)
-    daemon.signals.request_stop()
-    thread.join(timeout=WAIT_LIMIT)
-    assert not thread.is_alive()
+    with running_configmap_daemon(kube_api, tmp_path) as daemon:  # it checks that the loop thread ended
+        kube_api.hang_next(1, method="POST")
+        kube_api.put_configmap(CM_NAMESPACE, CM_NAME, {"config.yaml": "version: v1\nmig-configs: {}\n"})
+        assert kube_api.wait_hung(1)
+        daemon.signals.request_stop()
