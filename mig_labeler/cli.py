@@ -23,6 +23,7 @@ from mig_labeler.cli_options import (
     TIMEOUT_OPTION,
     kube_options,
     label_options,
+    mig_config_options,
     run_options,
     sink_options,
 )
@@ -173,6 +174,7 @@ def _require_node_name(config: Config) -> str:
 @kube_options
 @sink_options
 @run_options
+@mig_config_options
 @click.pass_context
 def run(ctx: click.Context, **_: Any) -> None:
     """Publish this node's labels, every --sleep-interval (or once with --oneshot): to the Node
@@ -193,6 +195,7 @@ def run(ctx: click.Context, **_: Any) -> None:
 @cli.command()
 @label_options
 @kube_options
+@mig_config_options
 @TIMEOUT_OPTION
 @click.pass_context
 def diff(ctx: click.Context, timeout: str, **_: Any) -> None:

@@ -91,6 +91,16 @@ RUN_OPTIONS: list[Decorator] = [
            envvar="MIG_LABELER_METRICS_PORT", help="Port for /healthz, /readyz and /metrics; 0 disables."),
     option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
            envvar="MIG_LABELER_LOG_FORMAT", help="Log line format on stderr."),
+    option("--mig-config-stuck-after", envvar="MIG_LABELER_MIG_CONFIG_STUCK_AFTER", metavar="DURATION",
+           help="A MIG config request still pending, rebooting or unanswered by mig-manager after this long is "
+           "stuck: a Warning Event and mig_labeler_mig_config_stuck 1 (0: never).  [default: 15m]"),
+    option("--oneshot-timeout", envvar="MIG_LABELER_ONESHOT_TIMEOUT", metavar="DURATION",
+           help="--oneshot gives up (exit 1) when publishing takes longer than this, retries included.  "
+           "[default: 30s]"),
+]
+
+# The MIG config a Node asks for, verified (run) or planned (diff) against the mig-parted config.
+MIG_CONFIG_OPTIONS: list[Decorator] = [
     option("--mig-parted-config", envvar="MIG_LABELER_MIG_PARTED_CONFIG", metavar="PATH",
            help="The GPU Operator's mig-parted config as a file (its default-mig-parted-config ConfigMap, key "
            "config.yaml, mounted): verify each GPU's layout against the config the Node's nvidia.com/mig.config "
@@ -101,12 +111,6 @@ RUN_OPTIONS: list[Decorator] = [
            "watch on that ConfigMap alone.  [default: off]"),
     option("--mig-parted-configmap-key", envvar="MIG_LABELER_MIG_PARTED_CONFIGMAP_KEY", metavar="KEY",
            default="config.yaml", show_default=True, help="The ConfigMap key that holds the config."),
-    option("--mig-config-stuck-after", envvar="MIG_LABELER_MIG_CONFIG_STUCK_AFTER", metavar="DURATION",
-           help="A MIG config request still pending, rebooting or unanswered by mig-manager after this long is "
-           "stuck: a Warning Event and mig_labeler_mig_config_stuck 1 (0: never).  [default: 15m]"),
-    option("--oneshot-timeout", envvar="MIG_LABELER_ONESHOT_TIMEOUT", metavar="DURATION",
-           help="--oneshot gives up (exit 1) when publishing takes longer than this, retries included.  "
-           "[default: 30s]"),
 ]
 
 TIMEOUT_OPTION = option("--timeout", envvar="MIG_LABELER_TIMEOUT", metavar="DURATION", default="30s",
@@ -126,4 +130,5 @@ def with_options(options: list[Decorator]) -> Callable[[Callable[..., Any]], Cal
 label_options = with_options(LABEL_OPTIONS)
 kube_options = with_options(KUBE_OPTIONS)
 run_options = with_options(RUN_OPTIONS)
+mig_config_options = with_options(MIG_CONFIG_OPTIONS)
 sink_options = with_options(SINK_OPTIONS)

@@ -20,9 +20,10 @@ from mig_labeler.errors import ApiError, ConfigError, MigLabelerError, Stopped
 from mig_labeler.health import HealthServer, HealthState
 from mig_labeler.kube import KubeClient, api_client
 from mig_labeler.labels.desired import labels_for_topology
+from mig_labeler.labels.mig_config import mig_request
 from mig_labeler.loop import Daemon
 from mig_labeler.metrics import Metrics
-from mig_labeler.mig_parted import mig_parted_from_configmap
+from mig_labeler.mig_parted import MigPartedConfig, mig_parted_from_configmap
 from mig_labeler.rate_limit import client_go_limiter
 from mig_labeler.retry import api_retry_policy
 from mig_labeler.signals import Signals
@@ -50,14 +51,21 @@ def build_daemon(config: Config, host: str | None = None, registry: CollectorReg
 
 def read_mig_parted_configmap(daemon: Daemon) -> None:
     """``--mig-parted-configmap``: the config, read once before the first pass (a pass without it
-    would drop ``mig.config.applied``). A missing or forbidden ConfigMap, a missing key or a bad
-    config is a wrong setup: one line, exit 2. The watch started by the loop takes it from here."""
+    would drop ``mig.config.applied``). The watch started by the loop takes it from here."""
     if daemon.config.mig_parted_configmap is None or daemon.kube is None:
         return
-    namespace, name, key = daemon.config.mig_parted_configmap
-    kube = daemon.kube
+    parsed, version = fetch_mig_parted_configmap(daemon.kube, daemon.retry, daemon.config.mig_parted_configmap)
+    daemon.config = replace(daemon.config, mig_parted=parsed)
+    daemon.mig_parted_version = version
+
+
+def fetch_mig_parted_configmap(kube: KubeClient, retry: Callable[..., Any],
+                               ref: tuple[str, str, str]) -> tuple[MigPartedConfig, str]:
+    """The parsed config and the ConfigMap's resourceVersion. A missing or forbidden ConfigMap, a
+    missing key or a bad config is a wrong setup: one line, exit 2 (ConfigError)."""
+    namespace, name, key = ref
     try:
-        obj = daemon.retry(kube.read_configmap, namespace, name)
+        obj = retry(kube.read_configmap, namespace, name)
     except ObjectNotFound:
         raise ConfigError(f"ConfigMap {namespace}/{name} (--mig-parted-configmap) does not exist") from None
     except ApiError as e:
@@ -66,10 +74,10 @@ def read_mig_parted_configmap(daemon: Daemon) -> None:
         raise ConfigError(f"cannot read ConfigMap {namespace}/{name} (--mig-parted-configmap): {e}. Grant get and "
                           f"watch on it alone: a Role in {namespace} with resourceNames: [{name}] and a RoleBinding "
                           "to mig-labeler's service account (manifests/overlays/mig-parted-api)") from None
-    daemon.config = replace(daemon.config, mig_parted=mig_parted_from_configmap(obj, namespace, name, key))
-    daemon.mig_parted_version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    parsed = mig_parted_from_configmap(obj, namespace, name, key)
     log.info("mig-parted config read from ConfigMap %s/%s key %s (%d configs)", namespace, name, key,
-             len(daemon.config.mig_parted.configs))
+             len(parsed.configs))
+    return parsed, str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def kube_client(config: Config, host: str | None = None) -> KubeClient:
@@ -179,19 +187,25 @@ def _health_server(port: int, health: HealthState, registry: CollectorRegistry) 
 def label_diff(config: Config, started_at: int, host: str | None = None,
                timeout: float = 30.0) -> tuple[list[str], list[str]]:
     """The plan ``run --oneshot`` would execute, as diff lines, plus warnings. Writes nothing.
-    The Node is read within ``timeout`` seconds, retries included (each logged)."""
+    The Node (and the mig-parted ConfigMap, if named) is read within ``timeout`` seconds, retries
+    included (each logged); the Node's MIG config request is verified as a pass would."""
     source = open_source(config.fixture, config.machine_type_file, config.driver_root)
-    desired = labels_for_topology(source.read(), config, started_at)
+    topology = source.read()
     kube = kube_client(config, host)
     kube.deadline = time.monotonic() + timeout
+    retry = api_retry_policy(deadline=timeout)
     try:
-        node = api_retry_policy(deadline=timeout)(kube.read_node, config.node_name or "")
+        node = retry(kube.read_node, config.node_name or "")
+        if config.mig_parted_configmap is not None:
+            config = replace(config, mig_parted=fetch_mig_parted_configmap(kube, retry, config.mig_parted_configmap)[0])
     finally:
         kube.close()
+    desired = labels_for_topology(topology, config, started_at, mig_request=mig_request(node.labels, {}))
     plan = plan_update(node.labels, node.owned, desired.labels, node.shared)
     unchanged = len(desired.labels) - len(plan.add) - len(plan.change) - len(plan.adopt)
     lines = plan.lines() or ["no changes"]
     lines.append(f"# {plan.summary()}, {unchanged} unchanged; labels owned by others are never touched")
-    return lines, list(desired.warnings)
-
-
+    warnings = list(desired.warnings)
+    if desired.verification.mismatch:
+        warnings.append(f"MIG layout mismatch: {desired.verification.mismatch}")
+    return lines, warnings

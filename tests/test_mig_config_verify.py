@@ -363,3 +363,20 @@ def test_a_stop_while_a_reload_posts_its_event_ends_the_loop_cleanly(kube_api, t
         kube_api.put_configmap(CM_NAMESPACE, CM_NAME, {"config.yaml": "version: v1\nmig-configs: {}\n"})
         assert kube_api.wait_hung(1)
         daemon.signals.request_stop()
+
+
+def test_diff_plans_the_applied_label_as_run_oneshot_would(capsys, kube_api, kubeconfig, tmp_path):
+    node_file = write_fixture(tmp_path / "node.yaml", A100_BALANCED)
+    ask(kube_api)
+    args = ["--node-name", NODE, "--kubeconfig", kubeconfig, "--fixture", str(node_file), "--mig-strategy", "mixed",
+            "--no-timestamp", "--mig-parted-config", str(CONFIG)]
+    code, out, _ = run_main(capsys, "diff", *args)
+    assert code == 0 and "+ nvidia.com/mig.config.applied=all-balanced" in out.splitlines()
+    assert run_main(capsys, "run", "--oneshot", *args)[0] == 0
+    assert kube_api.labels(NODE)[APPLIED] == "all-balanced"
+    code, out, _ = run_main(capsys, "diff", *args)
+    assert code == 0 and out.splitlines()[0] == "no changes"
+    write_fixture(node_file, A100_7X1G)  # the layout drifted: diff says what the next pass will do, and why
+    code, out, err = run_main(capsys, "diff", *args)
+    assert code == 0 and "- nvidia.com/mig.config.applied (was 'all-balanced')" in out.splitlines()
+    assert "MIG layout mismatch: GPU 0: has 7×1g.5gb, all-balanced wants" in err
