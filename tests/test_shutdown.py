@@ -20,9 +20,18 @@ from .conftest import WAIT_LIMIT, write_kubeconfig
 NODE = "gpu-node-1"
 
 
+# ``python -m mig_labeler`` with SIGINT as a terminal delivers it. A shell starts background jobs
+# with SIGINT ignored (``make test-stress &``) and Python keeps an inherited SIG_IGN, so Ctrl-C
+# would be a no-op in the very process meant to show what Ctrl-C does. (Not preexec_fn: it is
+# unsafe in a process with threads, and the fake API server runs in threads.)
+MIG_LABELER = [sys.executable, "-c", "import runpy, signal, sys; signal.signal(signal.SIGINT, "
+               "signal.default_int_handler); sys.argv[0] = 'mig-labeler'; "
+               "runpy.run_module('mig_labeler', run_name='__main__', alter_sys=True)"]
+
+
 def start(kube_api, tmp_path: Path, *args: str) -> subprocess.Popen:
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", kube_api.url)
-    return subprocess.Popen([sys.executable, "-m", "mig_labeler", *args, "--node-name", NODE, "--kubeconfig",
+    return subprocess.Popen([*MIG_LABELER, *args, "--node-name", NODE, "--kubeconfig",
                              str(kubeconfig), "--fixture", "a30-mig-off"], stderr=subprocess.PIPE, text=True)
 
 
@@ -104,7 +113,7 @@ def test_sighup_is_not_a_stop(kube_api, tmp_path):
 def test_ctrl_c_on_diff_exits_130(kube_api, tmp_path):
     kube_api.hang_next(method="GET")
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", kube_api.url)
-    proc = subprocess.Popen([sys.executable, "-m", "mig_labeler", "diff", "--node-name", NODE, "--kubeconfig",
+    proc = subprocess.Popen([*MIG_LABELER, "diff", "--node-name", NODE, "--kubeconfig",
                              str(kubeconfig), "--fixture", "a30-mig-off"], stderr=subprocess.PIPE, text=True)
     assert kube_api.wait_hung(1)
     code, err = stop(proc, signal.SIGINT)
