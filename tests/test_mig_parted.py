@@ -3,6 +3,7 @@ node's labels from a GPU model and a config name through the same path as a real
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,22 @@ def test_the_documented_prediction_prints_what_the_docs_show(capsys):
                               "--mig-parted-config", str(CONFIG), "--mig-strategy", "mixed", "-o", "yaml")
     assert code == 0, err
     assert len(shown) == 5 and all(line in out.splitlines() for line in shown), shown
+
+
+# -- the GPU Operator's own default config, when a copy is at hand -----------------------------
+OPERATOR_CONFIG = os.environ.get("MIG_LABELER_OPERATOR_MIG_PARTED_CONFIG", "")
+
+
+@pytest.mark.skipif(not OPERATOR_CONFIG, reason="set MIG_LABELER_OPERATOR_MIG_PARTED_CONFIG to a copy of the GPU "
+                    "Operator's default-mig-parted-config config.yaml (it may not be committed here)")
+def test_the_operators_default_config_parses_in_full_and_predicts_every_measured_model(capsys):
+    """kubectl -n gpu-operator get configmap default-mig-parted-config -o jsonpath='{.data.config\\.yaml}'"""
+    config = load_mig_parted(OPERATOR_CONFIG)
+    assert "all-balanced" in config.configs and "all-disabled" in config.configs
+    for model, gpu in gpu_models().items():
+        entry = config.entry_for("all-balanced", 0, gpu.pci_device_id)
+        if entry is None or set(entry.layout()) & set(gpu.unmeasured_profiles):
+            continue
+        code, _, err = run_main(capsys, "labels", "--gpu", f"{model}:2", "--mig-config", "all-balanced",
+                                "--mig-parted-config", OPERATOR_CONFIG, "--mig-strategy", "mixed")
+        assert code == 0, (model, err)
