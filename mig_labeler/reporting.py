@@ -5,7 +5,7 @@ kept, the latest wins, and posted when the window ends: delayed, never dropped) 
 ``PassReporter`` (turns a pass's result into the log line, the label counters and the Event that
 say what changed: ``MIG layout 4×3g.20gb → 7×1g.5gb; removed mig-3g.20gb.*; added mig-1g.5gb.*;
 gpu.product → …``) and ``MigConfigReporter`` (the Node's MIG config request: does the layout match
-it, how long has mig-manager been at it, is it stuck). The text is built from pure pieces owned by
+it, how long has mig-manager been at it, is it stuck, did it fail). The text is built from pure pieces owned by
 the data (``NodeTopology.layout``, ``LabelPlan.describe``). The Daemon hands results over; ``kube``
 only POSTs.
 """
@@ -158,6 +158,7 @@ class MigConfigReporter:
         self.stuck_after = stuck_after
         self.mismatch: str | None = None  # the difference last reported
         self.stuck: MigRequest | None = None  # the request reported stuck
+        self.failed: MigRequest | None = None  # the request reported failed
 
     def verified(self, verification: Verification) -> None:
         self.metrics.mig_config_match.clear()
@@ -170,6 +171,7 @@ class MigConfigReporter:
         self.mismatch = mismatch
 
     def progress(self, request: MigRequest | None) -> None:
+        self._failed(request)
         self.metrics.mig_config_state_seconds.clear()
         busy = request is not None and request.state in IN_PROGRESS
         took = max(0.0, self.clock() - request.since) if request is not None else 0.0
@@ -186,6 +188,17 @@ class MigConfigReporter:
             now = request.state if request is not None else "gone"
             log.info("the MIG config request %s is no longer stuck: %s is %s", self.stuck.config, STATE, now)
             self.stuck = None
+
+
+    def _failed(self, request: MigRequest | None) -> None:
+        """mig-manager gave up on the request: one Warning Event (it posts none of its own)."""
+        failed = request is not None and request.state == "failed"
+        if failed and request is not None and not same_request(request, self.failed):
+            message = (f"{STATE} is failed ({REQUESTED}={request.config}): mig-manager could not apply it; the "
+                       "labels describe what NVML shows, and its log says why")
+            log.warning("%s", message)
+            self.events.report("MIGConfigFailed", f"mig-labeler: {message}", "Warning")
+        self.failed = request if failed else None
 
 
 def same_request(a: MigRequest, b: MigRequest | None) -> bool:

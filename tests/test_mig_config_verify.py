@@ -380,3 +380,15 @@ def test_diff_plans_the_applied_label_as_run_oneshot_would(capsys, kube_api, kub
     code, out, err = run_main(capsys, "diff", *args)
     assert code == 0 and "- nvidia.com/mig.config.applied (was 'all-balanced')" in out.splitlines()
     assert "MIG layout mismatch: GPU 0: has 7×1g.5gb, all-balanced wants" in err
+
+
+def test_a_failed_change_is_one_warning_event_and_no_applied_label(kube_api, tmp_path):
+    daemon, _ = verifying_daemon(kube_api, tmp_path, A100_7X1G, state="failed")
+    daemon.run_pass()
+    daemon.run_pass()
+    assert APPLIED not in kube_api.labels(NODE)
+    assert events(kube_api, "MIGConfigFailed") == [
+        ("Warning", "mig-labeler: nvidia.com/mig.config.state is failed (nvidia.com/mig.config=all-balanced): "
+                    "mig-manager could not apply it; the labels describe what NVML shows, and its log says why")]
+    assert sample(daemon, "mig_labeler_mig_config_stuck") == 0
+    assert not events(kube_api, "MIGLayoutMismatch")
