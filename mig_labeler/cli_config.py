@@ -175,6 +175,7 @@ def build_config(ctx: click.Context) -> Config:
         oneshot_timeout=30.0 if oneshot_timeout is None else parse_duration(oneshot_timeout, "--oneshot-timeout", 0.0),
         warnings=file.warnings,
         mig_parted=_mig_parted(ctx),
+        mig_parted_file=str(ctx.params["mig_parted_config"]) if ctx.params.get("mig_parted_config") else None,
         mig_parted_configmap=_mig_parted_configmap(ctx),
         mig_config_stuck_after=_stuck_after(ctx),
         **_sink_settings(ctx, file),

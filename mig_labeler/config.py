@@ -109,7 +109,8 @@ class Config:
     driver_root: str = "/driver-root"  # --driver-root-ctr-path: where libnvidia-ml.so.1 is looked for
     kube_api_qps: float = 5.0  # client-side rate limit, as client-go applies it
     kube_api_burst: int = 10
-    mig_parted: Any = None  # sources.mig_parted.MigPartedConfig from --mig-parted-config; None: not verified
+    mig_parted: Any = None  # mig_parted.MigPartedConfig (the file or the ConfigMap); None: not verified
+    mig_parted_file: str | None = None  # --mig-parted-config: watched, a change reloads like the config file
     mig_parted_configmap: tuple[str, str, str] | None = None  # (namespace, name, key): read and watched via the API
     mig_config_stuck_after: float = 900.0  # --mig-config-stuck-after: a MIG config request this old is stuck
 
@@ -135,6 +136,7 @@ class Config:
             "deviceDiscoveryStrategy": self.device_discovery_strategy,
             "kubeAPIQPS": self.kube_api_qps,
             "kubeAPIBurst": self.kube_api_burst,
+            "migPartedConfig": self.mig_parted_file,
             "migPartedConfigMap": "/".join(self.mig_parted_configmap[:2]) + f" key {self.mig_parted_configmap[2]}"
             if self.mig_parted_configmap else None,
             "migConfigStuckAfter": self.mig_config_stuck_after,

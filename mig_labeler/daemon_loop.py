@@ -64,8 +64,9 @@ class RunLoop:
         signals = self.signals
         if self.watcher is not None:
             self.watcher.start()
-        if self.config.config_file:
-            ConfigFileWatcher(self.config.config_file, signals.request_reload, self.stopping).start()
+        for path in (self.config.config_file, self.config.mig_parted_file):  # a ConfigMap mount is swapped
+            if path:
+                ConfigFileWatcher(path, signals.request_reload, self.stopping).start()
         if self.config.mig_parted_configmap and self.kube is not None:
             namespace, name, _ = self.config.mig_parted_configmap
             ConfigMapWatcher(self.kube, namespace, name, self.mig_parted_version, self.on_mig_parted_configmap,

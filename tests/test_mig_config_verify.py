@@ -392,3 +392,51 @@ def test_a_failed_change_is_one_warning_event_and_no_applied_label(kube_api, tmp
                     "mig-manager could not apply it; the labels describe what NVML shows, and its log says why")]
     assert sample(daemon, "mig_labeler_mig_config_stuck") == 0
     assert not events(kube_api, "MIGLayoutMismatch")
+
+
+def test_a_layout_that_drifts_under_a_running_daemon_loses_the_label_with_one_event(kube_api, tmp_path):
+    node_file = write_fixture(tmp_path / "node.yaml", A100_BALANCED)
+    ask(kube_api)
+    with watching_daemon(kube_api, node_file, mig_parted=load_mig_parted(str(CONFIG))) as daemon:
+        assert kube_api.labels(NODE)[APPLIED] == "all-balanced"
+        write_fixture(node_file, A100_7X1G)  # repartitioned by hand; the Node's labels say nothing changed
+        for _ in range(3):  # the next interval, and two more
+            done = daemon.passes_done
+            daemon.signals.wake.set()
+            wait_for_passes(daemon, done + 1)
+        assert APPLIED not in kube_api.labels(NODE)
+        assert len(events(kube_api, "MIGLayoutMismatch")) == 1
+
+
+def test_an_edit_of_the_mounted_mig_parted_config_applies_without_a_restart(kube_api, tmp_path):
+    """The file source, as the kubelet updates a ConfigMap volume (..data swapped to a new
+    directory), through the real CLI: the daemon reloads it and compares against the new config."""
+    import os
+    import subprocess
+    import sys
+
+    mount = tmp_path / "mount"
+    (mount / "v1").mkdir(parents=True)
+    (mount / "v1" / "config.yaml").write_text(CONFIG.read_text())
+    os.symlink("v1", mount / "..data")
+    os.symlink("..data/config.yaml", mount / "config.yaml")
+    node_file = write_fixture(tmp_path / "node.yaml", A100_BALANCED)
+    ask(kube_api)
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", kube_api.url)
+    proc = subprocess.Popen([sys.executable, "-m", "mig_labeler", "run", "--node-name", NODE, "--kubeconfig",
+                             str(kubeconfig), "--fixture", str(node_file), "--mig-strategy", "mixed",
+                             "--sleep-interval", "1h", "--metrics-port", "0", "--mig-parted-config",
+                             str(mount / "config.yaml")], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: kube_api.labels(NODE).get(APPLIED) == "all-balanced")
+        (mount / "v2").mkdir()
+        (mount / "v2" / "config.yaml").write_text(
+            "version: v1\nmig-configs:\n"
+            "  all-balanced: [{devices: all, mig-enabled: true, mig-devices: {1g.5gb: 7}}]\n")
+        os.symlink("v2", mount / "..data_tmp")
+        os.replace(mount / "..data_tmp", mount / "..data")
+        wait_until(lambda: APPLIED not in kube_api.labels(NODE))
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=WAIT_LIMIT)
+    assert "configuration reloaded" in err and "MIG layout mismatch: GPU 0: has 2×1g.5gb" in err, err
