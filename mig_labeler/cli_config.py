@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,7 @@ def build_config(ctx: click.Context) -> Config:
     strategy = p["mig_strategy"] if _explicit(ctx, "mig_strategy") else None
     interval = p.get("sleep_interval") if _explicit(ctx, "sleep_interval") else None
     oneshot_timeout = p.get("oneshot_timeout") if _explicit(ctx, "oneshot_timeout") else None
-    return Config(
+    config = Config(
         mig_strategy=parse_mig_strategy(strategy) if strategy is not None else (file.mig_strategy or MigStrategy.NONE),
         sharing=file.sharing,
         no_timestamp=_bool(ctx, "no_timestamp", file.no_timestamp, False),
@@ -180,6 +181,7 @@ def build_config(ctx: click.Context) -> Config:
         mig_config_stuck_after=_stuck_after(ctx),
         **_sink_settings(ctx, file),
     )
+    return _unused_mig_parted(config, ctx.info_name)
 
 
 def _sink_settings(ctx: click.Context, file: FileSettings) -> dict[str, Any]:
@@ -189,6 +191,15 @@ def _sink_settings(ctx: click.Context, file: FileSettings) -> dict[str, Any]:
     return {"sinks": _sinks(ctx, file),
             "output_file": _output_file(ctx, file),
             "namespace": namespace, "namespace_known": known, "pod_name": ctx.params.get("pod_name") or None}
+
+
+def _unused_mig_parted(config: Config, command: str | None) -> Config:
+    """run with the file sink alone and no Node: there is no nvidia.com/mig.config to verify."""
+    if command != "run" or not (config.mig_parted or config.mig_parted_configmap) or config.needs_kubernetes:
+        return config
+    flag = "--mig-parted-config" if config.mig_parted else "--mig-parted-configmap"
+    return replace(config, warnings=(*config.warnings, f"{flag} is not used without --node-name: what it verifies "
+                                     "is the layout the Node's nvidia.com/mig.config asks for"))
 
 
 def _mig_parted_configmap(ctx: click.Context) -> tuple[str, str, str] | None:

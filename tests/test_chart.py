@@ -122,6 +122,38 @@ def test_the_file_sink_mounts_the_directory_of_its_output_file():
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
+@pytest.mark.parametrize("values", [
+    "migPartedConfig.configMap.namespace=gpu-operator,migPartedConfig.configMap.name=default-mig-parted-config,"
+    "migPartedConfig.configMap.key=cfg.yaml,migPartedConfig.stuckAfter=30m",
+    "migPartedConfig.localConfigMap.name=my-mig-config,migPartedConfig.localConfigMap.key=cfg.yaml",
+])
+def test_the_mig_parted_values_render_valid_objects_that_the_cli_accepts(values):
+    objects = template("--set", values)
+    for obj in objects:
+        assert list(schema_problems(obj)) == [], obj["kind"]
+    (ds,) = [o for o in objects if o["kind"] == "DaemonSet"]
+    container = ds["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    if "configMap.name" in values:
+        assert env["MIG_LABELER_MIG_PARTED_CONFIGMAP"] == "gpu-operator/default-mig-parted-config"
+        assert env["MIG_LABELER_MIG_PARTED_CONFIGMAP_KEY"] == "cfg.yaml"
+        assert env["MIG_LABELER_MIG_CONFIG_STUCK_AFTER"] == "30m"
+        (role,) = [o for o in objects if o["kind"] == "Role" and o["metadata"]["namespace"] == "gpu-operator"]
+        assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"],
+                                  "resourceNames": ["default-mig-parted-config"], "verbs": ["get", "watch"]}]
+    else:
+        assert env["MIG_LABELER_MIG_PARTED_CONFIG"] == "/etc/mig-parted/cfg.yaml"
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "mig-parted-config")
+        volume = next(v for v in ds["spec"]["template"]["spec"]["volumes"] if v["name"] == "mig-parted-config")
+        assert mount["mountPath"] == "/etc/mig-parted" and volume["configMap"]["name"] == "my-mig-config"
+    from mig_labeler.cli import cli
+
+    # every variable the chart sets is one that run reads
+    read = {v for p in cli.commands["run"].params for v in ([p.envvar] if isinstance(p.envvar, str) else
+                                                            list(p.envvar or []))}
+    assert {name for name in env if name.startswith("MIG_LABELER_")} <= read
+
+
 @pytest.mark.parametrize("sink", ["node", "nodefeature", "file"])
 def test_every_rendered_builtin_object_is_valid_kubernetes_for_each_sink(sink):
     for obj in template("--set", f"sink={sink}"):

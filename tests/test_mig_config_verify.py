@@ -440,3 +440,11 @@ def test_an_edit_of_the_mounted_mig_parted_config_applies_without_a_restart(kube
         proc.terminate()
         _, err = proc.communicate(timeout=WAIT_LIMIT)
     assert "configuration reloaded" in err and "MIG layout mismatch: GPU 0: has 2×1g.5gb" in err, err
+
+
+def test_a_mig_parted_config_without_a_node_is_said_to_do_nothing(capsys):
+    code, _, err = run_main(capsys, "run", "--oneshot", "--fixture", "a30-mig-off", "--output-file", "-",
+                            "--mig-parted-config", str(CONFIG))
+    assert code == 0
+    assert ("--mig-parted-config is not used without --node-name: what it verifies is the layout the Node's "
+            "nvidia.com/mig.config asks for") in err
