@@ -448,3 +448,20 @@ def test_a_mig_parted_config_without_a_node_is_said_to_do_nothing(capsys):
     assert code == 0
     assert ("--mig-parted-config is not used without --node-name: what it verifies is the layout the Node's "
             "nvidia.com/mig.config asks for") in err
+
+
+@pytest.mark.parametrize(("labels", "held", "expected"), [
+    ({}, {}, None),
+    ({REQUESTED: "a", STATE: "success"}, {}, ("a", "success", 0.0)),
+    ({REQUESTED: "a", STATE: "success"}, {REQUESTED: ("a", 10.0), STATE: ("success", 5.0)}, ("a", "unanswered", 10.0)),
+    ({REQUESTED: "a", STATE: "pending"}, {REQUESTED: ("a", 10.0), STATE: ("pending", 12.0)}, ("a", "pending", 12.0)),
+    ({REQUESTED: "a", STATE: "success"}, {REQUESTED: ("a", 10.0), STATE: ("success", 10.0)}, ("a", "success", 10.0)),
+    ({REQUESTED: "a"}, {REQUESTED: ("a", 10.0)}, ("a", "unanswered", 10.0)),
+    # a record of another value (two reads of the Node): it says nothing about this one
+    ({REQUESTED: "a", STATE: "pending"}, {REQUESTED: ("a", 10.0), STATE: ("success", 3.0)}, ("a", "pending", 10.0)),
+])
+def test_the_request_a_node_makes_and_since_when(labels, held, expected):
+    from mig_labeler.labels.mig_config import mig_request
+
+    request = mig_request(labels, held)
+    assert (None if request is None else (request.config, request.state, request.since)) == expected

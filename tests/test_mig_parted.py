@@ -3,6 +3,7 @@ node's labels from a GPU model and a config name through the same path as a real
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -187,3 +188,38 @@ def test_the_operators_default_config_parses_in_full_and_predicts_every_measured
         code, _, err = run_main(capsys, "labels", "--gpu", f"{model}:2", "--mig-config", "all-balanced",
                                 "--mig-parted-config", OPERATOR_CONFIG, "--mig-strategy", "mixed")
         assert code == 0, (model, err)
+
+
+def test_the_documented_templates_hold_the_predicted_values(capsys):
+    """Every nvidia.com/ label and MIG resource count in docs/mig-configs.md's Karpenter,
+    cluster-autoscaler and Kueue examples is what the H100 prediction gives."""
+    import re
+
+    import yaml
+
+    code, out, _ = run_main(capsys, "labels", "--gpu", "H100-SXM5-80GB:8", "--mig-config", "all-balanced",
+                            "--mig-parted-config", str(CONFIG), "--mig-strategy", "mixed", "-o", "json")
+    predicted = {**json.loads(out), "nvidia.com/mig.config": "all-balanced"}
+    doc = (Path(__file__).parents[1] / "docs" / "mig-configs.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    assert len(blocks) == 3
+    pairs: list[tuple[str, str]] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(key, str) and isinstance(value, str):
+                    pairs.append((key, value))
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for block in blocks:
+        for doc_ in yaml.safe_load_all(block):
+            walk(doc_)
+    labels = [(k.rsplit("/label/", 1)[-1], v) for k, v in pairs if k.rsplit("/label/", 1)[-1].startswith("nvidia.com/")
+              and "/resources/" not in k]
+    assert labels and all(predicted.get(k) == v for k, v in labels), labels
+    counts = [(k.rsplit("/resources/", 1)[1], v) for k, v in pairs if "/resources/" in k]
+    assert counts and all(predicted[f"{r}.count"] == v for r, v in counts), counts

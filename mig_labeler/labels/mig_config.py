@@ -47,11 +47,18 @@ def mig_request(labels: Mapping[str, str], held: Mapping[str, tuple[str, float]]
     if not name:
         return None
     state = labels.get(STATE, "")
-    config_since = held[REQUESTED][1] if REQUESTED in held else 0.0
-    state_since = held[STATE][1] if STATE in held else config_since
+    config_since = _since(held, REQUESTED, name, 0.0)
+    state_since = _since(held, STATE, state, config_since)
     if state_since < config_since:
         return MigRequest(name, UNANSWERED, config_since)
     return MigRequest(name, state or UNANSWERED, state_since)
+
+
+def _since(held: Mapping[str, tuple[str, float]], key: str, value: str, otherwise: float) -> float:
+    """Since when ``key`` has had ``value``; ``otherwise`` when the record is of another value
+    (the labels and the record come from two reads of the Node)."""
+    seen = held.get(key)
+    return seen[1] if seen is not None and seen[0] == value else otherwise
 
 
 @dataclass(frozen=True, slots=True)
