@@ -30,10 +30,14 @@ class DeviceId:
     vendor: int
     subsystem: tuple[int, int] | None = None  # (device, vendor) of the subsystem, when the filter names one
 
-    def matches(self, pci_device_id: int) -> bool:
-        """mig-parted's DeviceID.Matches against NVML's pciDeviceId (device << 16 | vendor). NVML's
-        pciSubSystemId is not read, so a filter naming a subsystem never matches here."""
-        return self.subsystem is None and (pci_device_id >> 16, pci_device_id & 0xFFFF) == (self.device, self.vendor)
+    def matches(self, pci_device_id: int, pci_subsystem_id: int | None = None) -> bool:
+        """mig-parted's DeviceID.Matches against NVML's pciDeviceId (device << 16 | vendor) and
+        pciSubSystemId (the same layout): a filter that names a subsystem needs all four to match."""
+        if (pci_device_id >> 16, pci_device_id & 0xFFFF) != (self.device, self.vendor):
+            return False
+        if self.subsystem is None:
+            return True
+        return pci_subsystem_id is not None and (pci_subsystem_id >> 16, pci_subsystem_id & 0xFFFF) == self.subsystem
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +47,13 @@ class MigPartedEntry:
     mig_enabled: bool
     mig_devices: tuple[tuple[str, int], ...]  # (profile, count), in the file's order
 
-    def selects(self, index: int, pci_device_id: int | None) -> bool:
+    def selects(self, index: int, pci_device_id: int | None, pci_subsystem_id: int | None = None) -> bool:
         if self.devices is not None and index not in self.devices:
             return False
         if not self.device_filter:
             return True
-        return pci_device_id is not None and any(f.matches(pci_device_id) for f in self.device_filter)
+        return pci_device_id is not None and any(f.matches(pci_device_id, pci_subsystem_id)
+                                                 for f in self.device_filter)
 
     def layout(self) -> list[str]:
         """The MIG devices the entry asks for, one name each, in the file's order."""
@@ -59,9 +64,10 @@ class MigPartedEntry:
 class MigPartedConfig:
     configs: dict[str, tuple[MigPartedEntry, ...]]
 
-    def entry_for(self, name: str, index: int, pci_device_id: int | None) -> MigPartedEntry | None:
+    def entry_for(self, name: str, index: int, pci_device_id: int | None,
+                  pci_subsystem_id: int | None = None) -> MigPartedEntry | None:
         """The first entry of config ``name`` that selects GPU ``index``, as mig-manager picks it."""
-        return next((e for e in self.configs[name] if e.selects(index, pci_device_id)), None)
+        return next((e for e in self.configs[name] if e.selects(index, pci_device_id, pci_subsystem_id)), None)
 
 
 def load_mig_parted(path: str) -> MigPartedConfig:

@@ -95,6 +95,7 @@ class Gpu:
     utilization_percent: int | None = None  # full GPUs only (NVML: not supported with MIG enabled)
     fabric: GpuFabric | None = None  # None: NVML has no fabric info for this GPU (NOT_SUPPORTED)
     pci_device_id: int | None = None  # NVML's pciDeviceId (0x20B010DE), what mig-parted's device-filter matches
+    pci_subsystem_id: int | None = None  # NVML's pciSubSystemId (the board), for a filter that names one
 
     @property
     def mig_capable(self) -> bool:

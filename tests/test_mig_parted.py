@@ -223,3 +223,35 @@ def test_the_documented_templates_hold_the_predicted_values(capsys):
     assert labels and all(predicted.get(k) == v for k, v in labels), labels
     counts = [(k.rsplit("/resources/", 1)[1], v) for k, v in pairs if "/resources/" in k]
     assert counts and all(predicted[f"{r}.count"] == v for r, v in counts), counts
+
+
+# -- device filters that name a board (a PCI subsystem), as mig-parted matches them -------------
+BOARDS = """version: v1
+mig-configs:
+  by-board:
+    - device-filter: "0x20B010DE:0x145F10DE"
+      devices: all
+      mig-enabled: true
+      mig-devices: {"3g.20gb": 2}
+    - device-filter: "0x20B010DE"
+      devices: all
+      mig-enabled: true
+      mig-devices: {"1g.5gb": 7}
+"""
+
+
+@pytest.mark.parametrize(("subsystem", "layout"), [("0x145F10DE", ["3g.20gb"] * 2), ("0x134F10DE", ["1g.5gb"] * 7),
+                                                   (None, ["1g.5gb"] * 7)])
+def test_a_filter_naming_a_board_selects_only_that_board_read_from_nvml(subsystem, layout):
+    """mig-parted's DeviceID.Matches: a subsystem in the filter must match too (NVML's
+    pciSubSystemId, read by the production reader from the fake); without one, the device alone."""
+    from mig_labeler.labels.mig_config import MigRequest, verify_mig_config
+
+    from .conftest import read
+
+    gpu = {"model": "A100-SXM4-40GB", "mig": layout, **({"pci_subsystem_id": subsystem} if subsystem else {})}
+    topology = read({"gpus": [gpu]})
+    assert topology.gpus[0].pci_subsystem_id == (int(subsystem, 16) if subsystem else None)
+    config = parse_mig_parted(BOARDS)
+    verified = verify_mig_config(topology, config, MigRequest("by-board", "success", 0.0))
+    assert verified.mismatch is None and verified.labels == {"nvidia.com/mig.config.applied": "by-board"}

@@ -203,6 +203,7 @@ class FakeNvml:
         gpu = self._gpu(handle)
         info = pynvml.nvmlPciInfo_t()
         info.pciDeviceId = gpu.pci_device_id
+        info.pciSubSystemId = gpu.pci_subsystem_id
         info.bus = handle.index + 1
         info.busId = f"00000000:{handle.index + 1:02X}:00.0".encode()
         return info

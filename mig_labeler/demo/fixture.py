@@ -56,6 +56,7 @@ class FixtureGpu:
     mig_devices: tuple[FixtureMigDevice, ...]
     fabric: FixtureFabric | None = None  # None: the fake answers NOT_SUPPORTED
     pci_device_id: int = 0  # device << 16 | vendor (0x20B010DE); 0: not known for this model
+    pci_subsystem_id: int = 0  # the board's subsystem device << 16 | vendor (0x145F10DE); 0: not given
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,19 +246,22 @@ def _gpu(entry: dict, index: int, where: str) -> FixtureGpu:
         ci_profiles=model.compute_instance_profiles if model else (),
         mig_devices=mig,
         fabric=None if entry.get("fabric") is None else _fabric(entry["fabric"], f"{where}.fabric"),
-        pci_device_id=_pci_device_id(entry.get("pci_device_id", model.pci_device_id if model else None), where),
+        pci_device_id=_pci_id(entry.get("pci_device_id", model.pci_device_id if model else None), where,
+                              "pci_device_id"),
+        pci_subsystem_id=_pci_id(entry.get("pci_subsystem_id"), where, "pci_subsystem_id"),
     )
 
 
-def _pci_device_id(raw: Any, where: str) -> int:
-    """``0x20B010DE`` (a string or an integer), as NVML's pciDeviceId and mig-parted spell it."""
+def _pci_id(raw: Any, where: str, key: str) -> int:
+    """``0x20B010DE`` (a string or an integer), as NVML's pciDeviceId/pciSubSystemId and mig-parted
+    spell them."""
     if raw is None:
         return 0
     try:
-        value = int(raw, 16) if isinstance(raw, str) else int_field(raw, f"{where}.pci_device_id")
+        value = int(raw, 16) if isinstance(raw, str) else int_field(raw, f"{where}.{key}")
     except ValueError:
-        raise FixtureError(f"{where}.pci_device_id must be hexadecimal such as '0x20B010DE', not {raw!r}") from None
-    return int_field(value, f"{where}.pci_device_id", 0, 0xFFFFFFFF)
+        raise FixtureError(f"{where}.{key} must be hexadecimal such as '0x20B010DE', not {raw!r}") from None
+    return int_field(value, f"{where}.{key}", 0, 0xFFFFFFFF)
 
 
 def _fabric(raw: Any, where: str) -> FixtureFabric:

@@ -42,7 +42,7 @@ def error_name(raw: Any, where: str) -> str:
 KNOWN_KEYS = {
     "": {"driver_version", "cuda_driver_version", "machine_type", "gpus", "init_error", "faults", "vgpu"},
     "gpu": {"model", "count", "mig", "mig_mode", "name", "memory_mib", "compute_capability", "mig_capable",
-            "pci_class", "pci_device_id", "uuid", "fabric"},
+            "pci_class", "pci_device_id", "pci_subsystem_id", "uuid", "fabric"},
     "mig": {"profile", "attributes", "gi"},
     "attributes": {"memory_mib", "multiprocessors", "engines"},
     "engines": {"copy", "decoder", "encoder", "jpeg", "ofa"},

@@ -86,7 +86,7 @@ def verify_mig_config(topology: NodeTopology, mig_parted: MigPartedConfig | None
 
 
 def _gpu_problem(gpu: Gpu, name: str, mig_parted: MigPartedConfig) -> str | None:
-    entry = mig_parted.entry_for(name, gpu.index, gpu.pci_device_id)
+    entry = mig_parted.entry_for(name, gpu.index, gpu.pci_device_id, gpu.pci_subsystem_id)
     if entry is None:
         return f"no entry of {name} selects it ({gpu.name})"
     if gpu.mig_enabled != entry.mig_enabled:

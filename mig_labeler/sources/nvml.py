@@ -63,6 +63,7 @@ class _StaticFacts:
     compute_capability: tuple[int, int]
     pci_class: int | None
     pci_device_id: int | None = None
+    pci_subsystem_id: int | None = None
 
 
 @dataclass
@@ -140,6 +141,7 @@ class _Reader:
             utilization_percent=self.utilization(handle, index, mig_mode),
             fabric=self.fabric(handle, index),
             pci_device_id=facts.pci_device_id,
+            pci_subsystem_id=facts.pci_subsystem_id,
         )
 
     def fabric(self, handle: Any, index: int) -> GpuFabric | None:
@@ -186,7 +188,7 @@ class _Reader:
             total_bytes=int(memory.total) if memory is not None else 0,
             compute_capability=(int(major), int(minor)),
             pci_class=self.pci_class(handle, index),
-            pci_device_id=self.pci_device_id(handle, index),
+            **self.pci_ids(handle, index),
         )
         if memory is not None:  # an unanswered memory query is asked again next pass
             self.cache.facts[uuid] = facts
@@ -200,11 +202,14 @@ class _Reader:
                           absent=frozenset({NOT_SUPPORTED, NO_PERMISSION}))
         return None if rates is None else int(rates.gpu)
 
-    def pci_device_id(self, handle: Any, index: int) -> int | None:
-        """For mig-parted's device filters only; labels never depend on it. Not readable: None."""
+    def pci_ids(self, handle: Any, index: int) -> dict[str, int | None]:
+        """pciDeviceId and pciSubSystemId, for mig-parted's device filters only; labels never
+        depend on them. Not readable (or 0): None."""
         info = self.call("nvmlDeviceGetPciInfo", handle, gpu=index,
                          absent=frozenset({NOT_SUPPORTED, FUNCTION_NOT_FOUND, NO_PERMISSION}))
-        return int(info.pciDeviceId) or None if info is not None else None
+        if info is None:
+            return {"pci_device_id": None, "pci_subsystem_id": None}
+        return {"pci_device_id": int(info.pciDeviceId) or None, "pci_subsystem_id": int(info.pciSubSystemId) or None}
 
     def pci_class(self, handle: Any, index: int) -> int | None:
         """From nvmlDeviceGetPciInfoExt (no sysfs or privileges needed). Drivers without it give
