@@ -49,3 +49,19 @@ def test_the_model_table_matches_the_profiles_the_real_driver_reported(machine):
                 (a.copy_engines, a.decoders, a.encoders, a.jpeg, a.ofa), ours.name
             assert abs(real["memory_mib"] - a.memory_mib) <= 256, ours.name
             assert mig_memory_gb(real["memory_mib"], total_bytes) == mig_memory_gb(a.memory_mib, total_bytes)
+
+
+def test_the_recorder_keeps_what_a_mig_parted_device_filter_needs():
+    """tools/record_fixture.py, over the production reader: a recording of a board with its own
+    subsystem ID (and a device ID the table does not list) reads back with the same IDs."""
+    from tools.record_fixture import fixture_of
+
+    from .conftest import read
+
+    node = {"gpus": [{"model": "A100-SXM4-40GB", "mig": ["3g.20gb"], "pci_subsystem_id": "0x145F10DE"},
+                     {"model": "A100-SXM4-40GB", "pci_device_id": "0x20B110DE"}]}
+    recorded = fixture_of(read(node))
+    assert [g.get("pci_subsystem_id") for g in recorded["gpus"]] == ["0x145F10DE", None]
+    assert [g.get("pci_device_id") for g in recorded["gpus"]] == [None, "0x20B110DE"]
+    again = read(recorded)
+    assert [(g.pci_device_id, g.pci_subsystem_id) for g in again.gpus] == [(0x20B010DE, 0x145F10DE), (0x20B110DE, None)]

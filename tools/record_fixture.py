@@ -55,6 +55,11 @@ def _gpu_entry(gpu: Gpu, model: Any) -> dict[str, Any]:
     else:
         entry |= {"name": gpu.name, "memory_mib": gpu.memory_mib or 0,
                   "compute_capability": list(gpu.compute_capability)}
+    # the board's PCI IDs, for mig-parted device filters (only where they differ from the table)
+    if gpu.pci_device_id and (model is None or gpu.pci_device_id != model.pci_device_id):
+        entry["pci_device_id"] = f"0x{gpu.pci_device_id:08X}"
+    if gpu.pci_subsystem_id:
+        entry["pci_subsystem_id"] = f"0x{gpu.pci_subsystem_id:08X}"
     if gpu.mig_mode is not None:
         if gpu.mig_mode.current == gpu.mig_mode.pending == 1:
             entry["mig"] = [m.profile for m in gpu.mig_devices]
