@@ -142,12 +142,14 @@ class Daemon(RunLoop):
         return result
 
     def _pass(self) -> PassResult:
+        request: MigRequest | None = None  # the MIG config the Node asks mig-manager for
         if self.kube is not None:
             try:  # the Node first: while the GPU Operator changes GPUs, not even nvmlInit
                 self._fresh = self.retry(self._current_node)
             except ApiError as e:  # NodeNotFound is not an ApiError: it ends the command
                 return PassResult(ok=False, error=str(e), kind="api_error")
-            self.mig_config.progress(self.mig_request())  # the Node alone says it: paused or not
+            request = mig_request(self._fresh.labels, self.cache.held())
+            self.mig_config.progress(request)  # the Node alone says it: paused or not
             paused = pause(self._fresh.labels)
             self._set_paused(paused)
             if paused is not None:
@@ -164,7 +166,7 @@ class Daemon(RunLoop):
         self.metrics.observe_topology(topology)
         self.layout = topology.layout()
         desired = labels_for_topology(topology, self.config, self.started_at, source_warnings=self.source.warnings,
-                                      mig_request=self.mig_request())
+                                      mig_request=request)
         self.mig_config.verified(desired.verification)
         for rejected in desired.rejected:
             self.metrics.labels_rejected.labels(key=rejected.key).inc()
@@ -187,11 +189,6 @@ class Daemon(RunLoop):
             return PassResult(ok=False, results=tuple(results), error="; ".join(said), kind=kind, held=held)
         self.metrics.last_success.set(self.clock())
         return PassResult(ok=True, results=tuple(results), held=held)
-
-    def mig_request(self) -> MigRequest | None:
-        """The MIG config the Node asks mig-manager for, as of the freshest Node (None: no Node)."""
-        node = self._fresh or self.cache.latest()
-        return mig_request(node.labels, self.cache.held()) if node is not None else None
 
     def _publish_all(self, desired: dict[str, str]) -> tuple[list[SinkResult], list[tuple[str, MigLabelerError]]]:
         """Each sink on its own, with the retry policy: a failing sink never blocks the others,

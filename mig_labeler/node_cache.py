@@ -40,7 +40,7 @@ class NodeCache:
             value = node.labels.get(key)
             if value is None:
                 self._held.pop(key, None)
-            elif self._held.get(key, ("", 0.0))[0] != value or key not in self._held:
+            elif key not in self._held or self._held[key][0] != value:
                 self._held[key] = (value, now)
 
     def latest(self) -> NodeState | None:

@@ -5,9 +5,9 @@ kept, the latest wins, and posted when the window ends: delayed, never dropped) 
 ``PassReporter`` (turns a pass's result into the log line, the label counters and the Event that
 say what changed: ``MIG layout 4×3g.20gb → 7×1g.5gb; removed mig-3g.20gb.*; added mig-1g.5gb.*;
 gpu.product → …``) and ``MigConfigReporter`` (the Node's MIG config request: does the layout match
-it, how long has mig-manager been at it, is it stuck, did it fail). The text is built from pure pieces owned by
-the data (``NodeTopology.layout``, ``LabelPlan.describe``). The Daemon hands results over; ``kube``
-only POSTs.
+it, how long has mig-manager been at it, is it stuck, did it fail). The text is built from pure
+pieces owned by the data (``NodeTopology.layout``, ``LabelPlan.describe``). The Daemon hands
+results over; ``kube`` only POSTs.
 """
 
 from __future__ import annotations
@@ -189,7 +189,6 @@ class MigConfigReporter:
             log.info("the MIG config request %s is no longer stuck: %s is %s", self.stuck.config, STATE, now)
             self.stuck = None
 
-
     def _failed(self, request: MigRequest | None) -> None:
         """mig-manager gave up on the request: one Warning Event (it posts none of its own)."""
         failed = request is not None and request.state == "failed"
@@ -202,7 +201,7 @@ class MigConfigReporter:
 
 
 def same_request(a: MigRequest, b: MigRequest | None) -> bool:
-    """The same request at the same stage (its since may still move earlier as the record fills in)."""
+    """The same request at the same stage: one Event for it, however many passes see it."""
     return b is not None and (a.config, a.state) == (b.config, b.state)
 
 
