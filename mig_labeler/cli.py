@@ -20,6 +20,7 @@ import click
 from mig_labeler import __version__
 from mig_labeler.cli_config import build_config, load_file_settings
 from mig_labeler.cli_options import (
+    MIG_PARTED_FILE_OPTION,
     TIMEOUT_OPTION,
     kube_options,
     label_options,
@@ -102,8 +103,7 @@ def cli() -> None:
               "(a key of the model table, e.g. A100-SXM4-80GB:8), partitioned by --mig-config.")
 @click.option("--mig-config", metavar="NAME", help="With --gpu: the mig-parted config to apply (what a node's "
               "nvidia.com/mig.config would name, e.g. all-balanced).")
-@click.option("--mig-parted-config", envvar="MIG_LABELER_MIG_PARTED_CONFIG", show_envvar=True, metavar="PATH",
-              help="The mig-parted config file (the GPU Operator's default-mig-parted-config, key config.yaml).")
+@MIG_PARTED_FILE_OPTION
 @click.pass_context
 def labels(ctx: click.Context, output: str, gpu: str | None, mig_config: str | None,
            **_: Any) -> None:
@@ -223,8 +223,7 @@ def diff(ctx: click.Context, timeout: str, **_: Any) -> None:
               "--mig-config, labelled as labels --gpu labels it. Repeatable: one node each.")
 @click.option("--mig-config", metavar="NAME", help="With --gpu: the mig-parted config its nodes get (e.g. "
               "all-balanced; needs --mig-parted-config). Without it, their GPUs are whole.")
-@click.option("--mig-parted-config", envvar="MIG_LABELER_MIG_PARTED_CONFIG", show_envvar=True, metavar="PATH",
-              help="The mig-parted config file that defines --mig-config.")
+@MIG_PARTED_FILE_OPTION
 @click.option("--labels", "label_files", multiple=True, metavar="FILE",
               help="Nodes from saved labels: one node's map (labels -o json) or an object from node names to "
               "maps. Repeatable.")
@@ -259,11 +258,8 @@ def check(files: tuple[str, ...], fixtures: tuple[str, ...], gpus: tuple[str, ..
     found, skipped, autoscalers = check_input.read_workloads(files)
     if fixtures or gpus:
         strategy, sharing = parse_mig_strategy(mig_strategy or "none"), load_file_settings(config_file).sharing
-        from mig_labeler.mig_parted import load_mig_parted  # noqa: PLC0415
-
-        mig_parted = load_mig_parted(mig_parted_config) if mig_parted_config else None
         nodes = check_input.fixture_nodes(fixtures, strategy, sharing)
-        nodes += check_input.predicted_nodes(gpus, mig_config, mig_parted, strategy, sharing)
+        nodes += check_input.predicted_nodes(gpus, mig_config, mig_parted_config, strategy, sharing)
     elif label_files:
         nodes = check_input.label_nodes(label_files)
     else:

@@ -113,6 +113,12 @@ MIG_CONFIG_OPTIONS: list[Decorator] = [
            default="config.yaml", show_default=True, help="The ConfigMap key that holds the config."),
 ]
 
+# labels --gpu and check --gpu: the file that defines --mig-config (no ConfigMap: nothing is read
+# from a cluster for a node that does not exist).
+MIG_PARTED_FILE_OPTION = option("--mig-parted-config", envvar="MIG_LABELER_MIG_PARTED_CONFIG", metavar="PATH",
+                                help="The mig-parted config file that defines --mig-config (the GPU Operator's "
+                                "default-mig-parted-config, key config.yaml).")
+
 TIMEOUT_OPTION = option("--timeout", envvar="MIG_LABELER_TIMEOUT", metavar="DURATION", default="30s",
                         help="Give up (exit 1) when reading from the API server takes longer than this, retries "
                         "included.  [default: 30s]")

@@ -110,12 +110,15 @@ def fixture_nodes(specs: Sequence[str], strategy: MigStrategy, sharing: Sharing)
     return nodes
 
 
-def predicted_nodes(gpus: Sequence[str], mig_config: str | None, mig_parted: Any, strategy: MigStrategy,
-                    sharing: Sharing) -> list[Node]:
-    """``--gpu MODEL[:COUNT]`` nodes that do not exist yet, partitioned by ``--mig-config``: the
-    same path as ``labels --gpu`` (the layout placed on the model's GPUs, read through the fake NVML)."""
+def predicted_nodes(gpus: Sequence[str], mig_config: str | None, mig_parted_file: str | None,
+                    strategy: MigStrategy, sharing: Sharing) -> list[Node]:
+    """``--gpu MODEL[:COUNT]`` nodes that do not exist yet, partitioned by ``--mig-config`` from
+    ``--mig-parted-config``: the same path as ``labels --gpu`` (the layout placed on the model's
+    GPUs, read through the fake NVML)."""
+    from mig_labeler.mig_parted import load_mig_parted  # noqa: PLC0415
     from mig_labeler.sources import open_predicted_source  # noqa: PLC0415 - fake NVML only for predictions
 
+    mig_parted = load_mig_parted(mig_parted_file) if mig_parted_file else None
     nodes: list[Node] = []
     taken: set[str] = set()
     config = Config(mig_strategy=strategy, sharing=sharing, no_timestamp=True, mig_parted=mig_parted)
