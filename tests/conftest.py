@@ -139,6 +139,12 @@ def kube_api():
     api.stop()
 
 
+@pytest.fixture
+def kubeconfig(kube_api, tmp_path):
+    """A kubeconfig file pointing the real client at the fake API server."""
+    return str(write_kubeconfig(tmp_path / "kubeconfig", kube_api.url))
+
+
 class FakeClock:
     def __init__(self, now: float = 1_700_000_000.0) -> None:
         self.now = now

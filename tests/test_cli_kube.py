@@ -6,14 +6,9 @@ import pytest
 
 from mig_labeler.cli import main
 
-from .conftest import FOREIGN, write_kubeconfig
+from .conftest import FOREIGN
 
 NODE = "gpu-node-1"
-
-
-@pytest.fixture
-def kubeconfig(kube_api, tmp_path):
-    return str(write_kubeconfig(tmp_path / "kubeconfig", kube_api.url))
 
 
 def run_main(capsys, *args: str) -> tuple[int, str, str]:

@@ -312,11 +312,6 @@ def test_without_watch_permission_the_configmap_is_read_again_every_poll(kube_ap
         kube.close()
 
 
-@pytest.fixture
-def kubeconfig(kube_api, tmp_path):
-    return str(write_kubeconfig(tmp_path / "kubeconfig", kube_api.url))
-
-
 @pytest.mark.parametrize(("setup", "args", "message"), [
     ("missing", [], f"ConfigMap {CM_NAMESPACE}/{CM_NAME} (--mig-parted-configmap) does not exist"),
     ("other-name", [], f"cannot read ConfigMap {CM_NAMESPACE}/{CM_NAME} (--mig-parted-configmap): "),
