@@ -20,13 +20,14 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from mig_labeler.config import Config, MigStrategy
-from mig_labeler.demo.fake_nvml import FakeNvml
-from mig_labeler.demo.fixture import parse_fixture
+from mig_labeler.daemon.root import build_daemon
+from mig_labeler.gpu_operator import MigRequest
 from mig_labeler.labels.desired import labels_for_topology
-from mig_labeler.labels.mig_config import MigRequest, verify_mig_config
-from mig_labeler.mig_parted import load_mig_parted
-from mig_labeler.runner import build_daemon, read_mig_parted_configmap
+from mig_labeler.labels.mig_config import verify_mig_config
+from mig_labeler.simulated.fake_nvml import FakeNvml
+from mig_labeler.simulated.fixture import parse_fixture
 from mig_labeler.sources import TopologySource
+from mig_labeler.text_files import load_mig_parted
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "tests" / "fixtures" / "mig-parted" / "config.yaml"
@@ -92,7 +93,7 @@ def _configmap_edit(api, tmp: Path, row: Row, trials: int) -> None:
     level = logger.level
     logger.setLevel(logging.ERROR)  # each edit logs its mismatch: not for the table
     daemon = build_daemon(config, host=api.url, registry=CollectorRegistry(), watch=True)
-    read_mig_parted_configmap(daemon)
+    daemon.start_up()
     thread = threading.Thread(target=daemon.run_forever, daemon=True)
     thread.start()
     times = []
@@ -105,7 +106,7 @@ def _configmap_edit(api, tmp: Path, row: Row, trials: int) -> None:
             _until(lambda applied=applied: api.labels(node).get("nvidia.com/mig.config.applied") == applied)
             times.append(time.perf_counter() - start)
     finally:
-        daemon.signals.request_stop()
+        daemon.stop.request()
         thread.join(10)
         logger.setLevel(level)
     median, worst = statistics.median(times) * 1e3, max(times) * 1e3

@@ -27,10 +27,10 @@ from bench.check_scale import bench_check_scale  # noqa: E402
 from bench.mig_config import bench_mig_config  # noqa: E402
 from bench.shutdown import bench_shutdown  # noqa: E402
 from mig_labeler.config import Config, MigStrategy  # noqa: E402
-from mig_labeler.demo.fake_nvml import FakeNvml  # noqa: E402
-from mig_labeler.demo.fixture import resolve_fixture  # noqa: E402
+from mig_labeler.daemon.root import build_daemon  # noqa: E402
 from mig_labeler.labels.desired import labels_for_topology  # noqa: E402
-from mig_labeler.runner import build_daemon  # noqa: E402
+from mig_labeler.simulated.fake_nvml import FakeNvml  # noqa: E402
+from mig_labeler.simulated.fixture import resolve_fixture  # noqa: E402
 from mig_labeler.sources import TopologySource  # noqa: E402
 from tests.conftest import write_kubeconfig  # noqa: E402
 from tests.fakes.kube_api import FakeKubeApi  # noqa: E402
@@ -165,9 +165,9 @@ def steady_cost(api: FakeKubeApi, node: str, watch: bool, passes: int = 200) -> 
         fixture.write_text(resolve_fixture("dgx-h100-7x1g").read_text())
         config = Config(mig_strategy=MigStrategy.MIXED, fixture=str(fixture), node_name=node, no_timestamp=True)
         daemon = build_daemon(config, host=api.url, registry=CollectorRegistry(), watch=watch)
-        if daemon.watcher:
-            daemon.watcher.start()
-            while not (daemon.watcher.connected.is_set() and daemon.node):
+        if daemon.node.watcher:
+            daemon.node.start_watching()
+            while not (daemon.node.watcher.connected.is_set() and daemon.node.latest()):
                 time.sleep(0.01)
         daemon.run_pass()
         time.sleep(0.05)
@@ -177,7 +177,7 @@ def steady_cost(api: FakeKubeApi, node: str, watch: bool, passes: int = 200) -> 
             daemon.run_pass()
         requests = (len(api.log) - before) / passes
         assert len(api.writes()) == writes_before
-        daemon.stopping.set()
+        daemon.stop.request()
         return requests
 
 
@@ -240,9 +240,9 @@ def watch_sample(api: FakeKubeApi, count: int) -> float:
         fixture.write_text(resolve_fixture("dgx-a100-7x1g").read_text())
         daemons = labelers(api, fixture, "watch", count, watch=True)
         for daemon in daemons:
-            daemon.watcher.start()
+            daemon.node.start_watching()
         for daemon in daemons:
-            while not (daemon.watcher.connected.is_set() and daemon.node):
+            while not (daemon.node.watcher.connected.is_set() and daemon.node.latest()):
                 time.sleep(0.005)
             daemon.run_pass()
         time.sleep(0.2)
@@ -251,10 +251,10 @@ def watch_sample(api: FakeKubeApi, count: int) -> float:
             daemon.run_pass()
         per_pass = (len(api.log) - before) / count
         for daemon in daemons:
-            daemon.stopping.set()
+            daemon.stop.request()
         api.break_watches()  # end the 100 watch streams now: they would load the benchmarks that follow
         for daemon in daemons:
-            daemon.watcher.thread.join(timeout=10)
+            daemon.node.watcher.thread.join(timeout=10)
         return per_pass
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from mig_labeler.config import Config, MigStrategy
-from mig_labeler.runner import build_daemon
+from mig_labeler.daemon.root import build_daemon
 
 LAYOUTS = [
     "gpus: [{model: H100-SXM5-80GB, count: 8, mig: [1g.10gb, 1g.10gb, 1g.10gb, 1g.10gb, 1g.10gb, 1g.10gb, 1g.10gb]}]\n",
@@ -30,8 +30,8 @@ def main(url: str, fixture: str, passes: int) -> None:
     path.write_text(LAYOUTS[0])
     config = Config(mig_strategy=MigStrategy.MIXED, fixture=fixture, node_name="soak-node", no_timestamp=True)
     daemon = build_daemon(config, host=url, registry=CollectorRegistry(), watch=True)
-    daemon.watcher.start()
-    daemon.watcher.connected.wait(5)
+    daemon.node.start_watching()
+    daemon.node.watcher.connected.wait(5)
     writes = 0
     for i in range(passes):
         if i % 10 == 0:
@@ -42,7 +42,7 @@ def main(url: str, fixture: str, passes: int) -> None:
         writes += result.wrote
         if i in (0, 99, passes - 1) or (i + 1) % 2000 == 0:
             print(json.dumps({"pass": i + 1, "rss_kib": rss_kib(), "writes": writes, "ok": result.ok}), flush=True)
-    daemon.stopping.set()
+    daemon.stop.request()
 
 
 if __name__ == "__main__":

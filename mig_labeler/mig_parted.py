@@ -16,8 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mig_labeler import yaml_text
-from mig_labeler.config import read_configmap_file
+from mig_labeler import text_document
 from mig_labeler.errors import ConfigError
 
 # go-nvlib's MIG profile grammar: [<C>c.]<G>g.<GB>gb[+me|+me.all|+gfx|-me]
@@ -70,10 +69,6 @@ class MigPartedConfig:
         return next((e for e in self.configs[name] if e.selects(index, pci_device_id, pci_subsystem_id)), None)
 
 
-def load_mig_parted(path: str) -> MigPartedConfig:
-    return parse_mig_parted(read_configmap_file(path, "mig-parted config"), path)
-
-
 def mig_parted_from_configmap(obj: Any, namespace: str, name: str, key: str) -> MigPartedConfig:
     """The config in a ConfigMap as the API serves it (``data[key]``; ``binaryData`` is not read,
     as mig-manager reads a mounted file of text)."""
@@ -90,7 +85,7 @@ def mig_parted_from_configmap(obj: Any, namespace: str, name: str, key: str) -> 
 
 
 def parse_mig_parted(text: str, where: str = "mig-parted config") -> MigPartedConfig:
-    doc = yaml_text.load_document(text, where)
+    doc = text_document.load_document(text, where)
     try:
         return _spec(doc)
     except ConfigError as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -15,19 +16,19 @@ import yaml
 from hypothesis import HealthCheck, settings
 from prometheus_client import CollectorRegistry
 
-from mig_labeler.config import Config, MigStrategy, parse_sharing
-from mig_labeler.demo.fake_nvml import FakeNvml
-from mig_labeler.demo.fixture import parse_fixture
+from mig_labeler.config import Config, MigStrategy
+from mig_labeler.config_file import parse_sharing
+from mig_labeler.daemon.root import Daemon, build_daemon
 from mig_labeler.labels import compute_labels
-from mig_labeler.loop import Daemon
-from mig_labeler.runner import build_daemon
+from mig_labeler.simulated.fake_nvml import FakeNvml
+from mig_labeler.simulated.fixture import parse_fixture
 from mig_labeler.sources import TopologySource
 from mig_labeler.topology import NodeTopology
 
 from .fakes.kube_api import FakeKubeApi
 
 FIXTURES = Path(__file__).parent / "fixtures"
-BUNDLED = Path(__file__).parents[1] / "mig_labeler" / "demo" / "fixtures"
+BUNDLED = Path(__file__).parents[1] / "mig_labeler" / "simulated" / "fixtures"
 STARTED_AT = 1_700_000_000
 
 
@@ -88,7 +89,7 @@ def settle(daemon: Daemon) -> None:
     in flight (say, one woken by the watch's first event) is over. That pass writes nothing, so
     nothing wakes the loop again."""
     done = daemon.passes_done
-    daemon.signals.wake.set()
+    daemon.wake.set()
     wait_for_passes(daemon, done + 1)
 
 
@@ -97,10 +98,8 @@ def watching_daemon(api: FakeKubeApi, fixture: str | Path, watches: int = 1, **o
     """A watching daemon in a thread with a one-hour interval (anything faster is event-driven),
     idle once yielded: its first pass done, its ``watches`` open (the Node's; with a mig-parted
     ConfigMap, read as run does before the loop, that one's too), nothing in flight. Stopped after."""
-    from mig_labeler.runner import read_mig_parted_configmap
-
     daemon = make_daemon(api, fixture, sleep_interval=3600.0, watch=True, **overrides)
-    read_mig_parted_configmap(daemon)
+    daemon.start_up()
     thread = threading.Thread(target=daemon.run_forever, daemon=True)
     thread.start()
     try:
@@ -109,7 +108,7 @@ def watching_daemon(api: FakeKubeApi, fixture: str | Path, watches: int = 1, **o
         settle(daemon)
         yield daemon
     finally:
-        daemon.signals.request_stop()
+        daemon.stop.request()
         thread.join(timeout=WAIT_LIMIT)
     assert not thread.is_alive()
 
@@ -158,13 +157,42 @@ class FakeClock:
         self.now += seconds
 
 
+class CommandLine:
+    """What the command line would read on a reload (the daemon's ``ConfigSource``): a test
+    changes ``config`` (or makes ``read`` fail), then asks for a reload as SIGHUP does."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.reads = 0
+
+    def read(self) -> Config:
+        self.reads += 1
+        return self.config
+
+
 def make_daemon(api: FakeKubeApi, fixture: str | Path, strategy: str = "mixed", clock: FakeClock | None = None,
-                watch: bool = False, **overrides: Any) -> Daemon:
+                watch: bool = False, command_line: CommandLine | None = None, **overrides: Any) -> Daemon:
     clock = clock or FakeClock()
     overrides.setdefault("node_name", "gpu-node-1")
-    config = make_config(strategy, fixture=str(fixture), **overrides)
-    return build_daemon(config, host=api.url, registry=CollectorRegistry(), clock=clock,
+    config = make_config(strategy, fixture=str(fixture), **overrides) if command_line is None else command_line.config
+    return build_daemon(config, command_line, host=api.url, registry=CollectorRegistry(), clock=clock,
                         retry_sleep=clock.sleep, watch=watch, watch_backoff=0.01)
+
+
+def reloadable_daemon(api: FakeKubeApi, fixture: str | Path, strategy: str = "mixed", clock: FakeClock | None = None,
+                      watch: bool = False, **overrides: Any) -> tuple[Daemon, CommandLine]:
+    """A daemon whose settings a test changes through ``reload_with`` (or the loop's reload)."""
+    overrides.setdefault("node_name", "gpu-node-1")
+    command_line = CommandLine(make_config(strategy, fixture=str(fixture), **overrides))
+    return make_daemon(api, fixture, clock=clock, watch=watch, command_line=command_line), command_line
+
+
+def reload_with(daemon: Daemon, command_line: CommandLine, **changes: Any) -> None:
+    """As a SIGHUP after the config file changed: the settings owner reads ``command_line`` again
+    and the root builds the pass anew (a daemon made with ``command_line=command_line``)."""
+    command_line.config = dataclasses.replace(command_line.config, **changes)
+    daemon.wake.request_reload()
+    daemon.reload()
 
 
 def write_kubeconfig(path: Path, url: str) -> Path:

@@ -6,8 +6,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from mig_labeler.demo.layout import layout_problem
 from mig_labeler.gpu_models import GiProfile, GpuModel, gpu_models
+from mig_labeler.simulated.layout import layout_problem
 
 MODELS = sorted(gpu_models())
 CLUSTERS = ["7b968a6d-c8aa-45e1-9e07-e1e51be99c31", "00000000-0000-0000-0000-000000000000",

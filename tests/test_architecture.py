@@ -82,26 +82,26 @@ def test_the_core_does_no_io(path):
 
 @pytest.mark.parametrize("path", [p for p in MODULES if in_stage(p, "labels")], ids=rel)
 def test_labels_know_no_source_and_no_sink(path):
-    assert touches(ours(path), "mig_labeler.sources", "mig_labeler.sinks", "mig_labeler.kube", "mig_labeler.demo",
-                   "mig_labeler.loop") == set()
+    assert touches(ours(path), "mig_labeler.sources", "mig_labeler.sinks", "mig_labeler.kube.client", "mig_labeler.simulated",
+                   "mig_labeler.daemon.one_pass") == set()
 
 
 @pytest.mark.parametrize("path", [p for p in MODULES if in_stage(p, "sources")], ids=rel)
 def test_sources_know_no_labels_and_no_sink(path):
-    assert touches(ours(path), "mig_labeler.labels", "mig_labeler.sinks", "mig_labeler.kube", "mig_labeler.loop") \
+    assert touches(ours(path), "mig_labeler.labels", "mig_labeler.sinks", "mig_labeler.kube.client", "mig_labeler.daemon.one_pass") \
         == set()
 
 
 @pytest.mark.parametrize("path", [p for p in MODULES if in_stage(p, "sinks")], ids=rel)
 def test_sinks_know_no_source_and_no_label_rule(path):
-    assert touches(ours(path), "mig_labeler.sources", "mig_labeler.labels", "mig_labeler.demo", "mig_labeler.loop",
-                   "mig_labeler.runner") == set()
+    assert touches(ours(path), "mig_labeler.sources", "mig_labeler.labels", "mig_labeler.simulated", "mig_labeler.daemon.one_pass",
+                   "mig_labeler.daemon.root") == set()
 
 
 def test_the_loop_knows_only_the_sink_interface():
     names = ours(PACKAGE / "loop.py")
     assert touches(names, "mig_labeler.sinks.node", "mig_labeler.sinks.nodefeature", "mig_labeler.sinks.file",
-                   "mig_labeler.sources.nvml", "mig_labeler.demo") == set()
+                   "mig_labeler.sources.nvml", "mig_labeler.simulated") == set()
     assert "mig_labeler.sinks" in names
 
 
@@ -109,13 +109,13 @@ def test_the_loop_knows_only_the_sink_interface():
 def test_demo_tooling_is_loaded_only_on_demand(path):
     """Outside demo/, the fake NVML and fixtures are imported only inside the function that a
     fixture needs: never at import time."""
-    assert touches(ours(path, top_level_only=True), "mig_labeler.demo") == set()
+    assert touches(ours(path, top_level_only=True), "mig_labeler.simulated") == set()
 
 
 def test_the_daemon_runs_without_the_demo_package():
-    code = ("import sys, mig_labeler.cli, mig_labeler.runner, mig_labeler.loop, mig_labeler.sources, "
+    code = ("import sys, mig_labeler.cli, mig_labeler.daemon.root, mig_labeler.daemon.one_pass, mig_labeler.sources, "
             "mig_labeler.sinks.node, mig_labeler.sinks.nodefeature, mig_labeler.sinks.file, mig_labeler.pipeline; "
-            "print(sorted(m for m in sys.modules if m.startswith('mig_labeler.demo')))")
+            "print(sorted(m for m in sys.modules if m.startswith('mig_labeler.simulated')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -13,14 +13,26 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mig_labeler.cli_config import load_file_settings
-from mig_labeler.config import GO_MAX_DURATION, FileSettings, parse_config_file, parse_duration
-from mig_labeler.demo.fake_nvml import FakeNvml
-from mig_labeler.demo.fixture import NodeFixture, load_fixture, parse_fixture
+from mig_labeler.cli.logs import JsonFormatter
+from mig_labeler.config import GO_MAX_DURATION, parse_duration
+from mig_labeler.config_file import FileSettings, parse_config_file
+from mig_labeler.daemon.run_loop import next_wait
 from mig_labeler.errors import ConfigError, FixtureError
-from mig_labeler.logs import JsonFormatter
+from mig_labeler.simulated.fake_nvml import FakeNvml
+from mig_labeler.simulated.fixture import NodeFixture, load_fixture, parse_fixture
+from mig_labeler.text_files import load_config_file
 
-from .conftest import fixture_path, make_daemon, wait_for_passes, wait_until, write_fixture
+from .conftest import (
+    CommandLine,
+    fixture_path,
+    make_config,
+    make_daemon,
+    reload_with,
+    reloadable_daemon,
+    wait_for_passes,
+    wait_until,
+    write_fixture,
+)
 from .test_cli import run_main
 
 NODE = "gpu-node-1"
@@ -56,11 +68,16 @@ def test_a_huge_sleep_interval_in_the_config_file_exits_2(capsys, tmp_path):
 
 
 def test_the_loop_never_waits_longer_than_threading_allows(kube_api, tmp_path):
+    assert next_wait(GO_MAX_DURATION, settling=False) is None  # only a wake-up starts the next pass
     daemon = make_daemon(kube_api, write_fixture(tmp_path / "n.yaml", {"gpus": []}), sleep_interval=GO_MAX_DURATION)
-    daemon.run_pass()
-    assert daemon._next_wait() is None or daemon._next_wait() <= threading.TIMEOUT_MAX
-    daemon.signals.wake.set()
-    daemon.signals.wake.wait(daemon._next_wait())  # would raise OverflowError if it were too long
+    thread = threading.Thread(target=daemon.run_forever)  # an OverflowError would end it (and fail the test)
+    thread.start()
+    wait_for_passes(daemon, 1)
+    daemon.wake.set()
+    wait_for_passes(daemon, 2)
+    daemon.stop.request()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
 
 
 # -- config files ---------------------------------------------------------------------------------
@@ -122,7 +139,7 @@ def test_any_bytes_in_a_config_file_give_settings_or_a_config_error(tmp_path_fac
     path = tmp_path_factory.mktemp("cfg") / "config.yaml"
     path.write_bytes(data)
     try:
-        assert isinstance(load_file_settings(str(path)), FileSettings)
+        assert isinstance(load_config_file(str(path)), FileSettings)
     except ConfigError:
         pass
 
@@ -181,36 +198,38 @@ def test_any_bytes_in_a_fixture_file_give_a_fixture_or_a_fixture_error(tmp_path_
 def test_a_failed_reload_keeps_the_previous_config_and_the_daemon_running(kube_api, tmp_path, caplog, bad):
     config = tmp_path / "config.yaml"
     config.write_text("version: v1\nflags: {migStrategy: mixed}\n")
-    daemon = make_daemon(kube_api, write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30", "mig": ["2g.12gb"]}]}),
-                         sleep_interval=3600.0)
+    node_file = write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30", "mig": ["2g.12gb"]}]})
 
-    def reload_config():
-        settings = load_file_settings(str(config))
-        return dataclasses.replace(daemon.config, mig_strategy=settings.mig_strategy,
-                                   sleep_interval=settings.sleep_interval or 3600.0)
+    class ConfigFileOnly(CommandLine):  # what a reload reads: the config file again
+        def read(self):
+            settings = load_config_file(str(config))
+            return dataclasses.replace(self.config, mig_strategy=settings.mig_strategy,
+                                       sleep_interval=settings.sleep_interval or 3600.0)
 
-    thread = threading.Thread(target=daemon.run_forever, args=(reload_config,), daemon=True)
+    daemon = make_daemon(kube_api, node_file, command_line=ConfigFileOnly(
+        make_config("mixed", fixture=str(node_file), node_name=NODE, sleep_interval=3600.0)))
+    thread = threading.Thread(target=daemon.run_forever, daemon=True)
     thread.start()
     wait_for_passes(daemon, 1)
     before = daemon.config
     config.write_bytes(bad)
-    daemon.signals.request_reload()
+    daemon.wake.request_reload()
     wait_for_passes(daemon, 2)
     assert daemon.config == before and thread.is_alive()
     failures = [r.getMessage() for r in caplog.records if "reload failed" in r.getMessage()]
     assert len(failures) == 1 and "keeping the previous one" in failures[0]
     config.write_text("version: v1\nflags: {migStrategy: single}\n")
-    daemon.signals.request_reload()
+    daemon.wake.request_reload()
     wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig.strategy") == "single")
-    daemon.signals.request_stop()
+    daemon.stop.request()
     thread.join(timeout=30)
     assert not thread.is_alive()
 
 
 def test_the_reloaded_configuration_is_logged_with_its_settings_as_fields(kube_api, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="mig_labeler")
-    daemon = make_daemon(kube_api, fixture_path("a30-mig-off"))
-    daemon._reload(lambda: daemon.config)
+    daemon, command_line = reloadable_daemon(kube_api, fixture_path("a30-mig-off"))
+    reload_with(daemon, command_line)
     record = next(r for r in caplog.records if r.getMessage() == "configuration reloaded")
     assert record.fields["settings"]["migStrategy"] == "mixed"
     assert json.loads(JsonFormatter().format(record))["settings"]["migStrategy"] == "mixed"

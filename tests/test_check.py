@@ -28,7 +28,7 @@ def codes(result) -> list[str]:
 
 def check_json(*args: str, input_text: str | None = None) -> tuple[int, dict]:
     result = run("check", *args, "-o", "json") if input_text is None else \
-        __import__("click.testing").testing.CliRunner().invoke(__import__("mig_labeler.cli").cli.cli,
+        __import__("click.testing").testing.CliRunner().invoke(__import__("mig_labeler.cli").cli.commands.cli,
                                                                ["check", *args, "-o", "json"], input=input_text)
     return result.exit_code, json.loads(result.stdout)
 
@@ -303,7 +303,7 @@ def test_live_cluster_nodes_through_the_kubeconfig(kube_api, tmp_path):
 
 
 def test_a_whole_cluster_is_one_paginated_list(kube_api, tmp_path, monkeypatch):
-    from mig_labeler import kube
+    from mig_labeler.kube import client as kube
 
     monkeypatch.setattr(kube, "LIST_PAGE", 3)  # a constant, not our logic: 8 nodes in pages of 3
     for i in range(7):

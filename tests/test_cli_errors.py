@@ -302,7 +302,7 @@ def test_a_deleted_node_is_reported_once_and_not_ready_then_relabelled(kube_api,
         wait_until(lambda: daemon.health.readiness() == not_found)
         done = daemon.passes_done
         for more in (1, 2):  # two more passes against the missing Node: still said only once
-            daemon.signals.wake.set()
+            daemon.wake.set()
             wait_for_passes(daemon, done + more)
         assert daemon.health.readiness() == not_found
         messages = [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
@@ -321,14 +321,14 @@ def test_a_node_state_read_before_the_deletion_never_brings_the_node_back(kube_a
 
     daemon = make_daemon(kube_api, write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30"}]}))
     read_in_pass = daemon.kube.read_node(NODE)
-    daemon.remember(read_in_pass)
+    daemon.node.remember(read_in_pass)
     kube_api.delete_node(NODE)  # the DELETED event carries the last state at the deletion's version
-    daemon.on_node_deleted(dataclasses.replace(read_in_pass, resource_version=str(kube_api.revision)))
-    assert daemon.remember(read_in_pass) is None and daemon.node is None
+    daemon.node.node_deleted(dataclasses.replace(read_in_pass, resource_version=str(kube_api.revision)))
+    assert daemon.node.remember(read_in_pass) is None and daemon.node.latest() is None
     kube_api.add_node(NODE)
     back = daemon.kube.read_node(NODE)
-    daemon.remember(back)
-    assert daemon.node == back
+    daemon.node.remember(back)
+    assert daemon.node.latest() == back
 
 
 def test_a_missing_events_permission_is_warned_about_once(kube_api, tmp_path, caplog):
@@ -345,12 +345,12 @@ def test_a_missing_events_permission_is_warned_about_once(kube_api, tmp_path, ca
 
 def test_a_list_denied_by_rbac_hints_at_list_not_get(kube_api):
     from mig_labeler.errors import ApiError
-    from mig_labeler.kube import KubeClient, api_client
+    from mig_labeler.kube.connection import connect
 
     kube_api.forbidden.add(("list", "nodes"))
-    client = KubeClient(api_client(host=kube_api.url))
+    client = connect(None, host=kube_api.url)
     with pytest.raises(ApiError, match="needs RBAC verb 'list nodes'"):
-        client._call("GET", "nodes", "", "/api/v1/nodes")
+        client.node_objects([])
     client.close()
 
 

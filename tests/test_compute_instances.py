@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from mig_labeler.demo.fixture import parse_fixture
 from mig_labeler.errors import FixtureError
+from mig_labeler.simulated.fixture import parse_fixture
 
 from .conftest import labels_of, read
 

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from mig_labeler.config import MigStrategy, parse_config_file, parse_duration
+from mig_labeler.config import MigStrategy, parse_duration
+from mig_labeler.config_file import parse_config_file
 from mig_labeler.errors import ConfigError
 
 FULL = """

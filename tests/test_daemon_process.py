@@ -52,15 +52,17 @@ def test_sighup_reloads_the_config_and_sigterm_exits_0(kube_api, tmp_path):
 
 SIGNAL_WHILE_LOCKED = """
 import os, signal, sys, time
-from mig_labeler.signals import Signals
-signals = Signals()
-with signals.handled():
-    with signals.wake._cond:  # the main thread holds the Event's lock, as inside wake.clear() or wait()
+from mig_labeler.daemon.signals import handled
+from mig_labeler.daemon.wake import Wake
+from mig_labeler.stop import Stop
+wake = Wake()
+with handled(Stop(), wake):
+    with wake.event._cond:  # the main thread holds the Event's lock, as inside wake.clear() or wait()
         os.kill(os.getpid(), signal.SIGHUP)
         for _ in range(1000):  # bytecodes run: a Python-level handler would run here, in this thread
             pass
     deadline = time.monotonic() + 20
-    while not (signals.reload and signals.wake.is_set()):
+    while not (wake.reload_asked and wake.event.is_set()):
         assert time.monotonic() < deadline, "the SIGHUP never arrived"
         time.sleep(0.01)
 print("ok")

@@ -9,9 +9,9 @@ import pynvml
 import pytest
 
 from mig_labeler.config import Config
+from mig_labeler.daemon.root import build_daemon
 from mig_labeler.errors import NvmlUnavailable
-from mig_labeler.rate_limit import TokenBucket, client_go_limiter
-from mig_labeler.runner import kube_client
+from mig_labeler.kube.rate_limit import TokenBucket, client_go_limiter
 from mig_labeler.sources import TopologySource
 from mig_labeler.sources.driver_root import candidates, load_from_driver_root
 
@@ -91,5 +91,5 @@ def test_client_gos_defaults_for_zero_and_negative():
 
 
 def test_the_flags_reach_the_client():
-    kube = kube_client(Config(kube_api_qps=20, kube_api_burst=40), host="http://127.0.0.1:1")
-    assert (kube.rate_limit.qps, kube.rate_limit.burst) == (20, 40)
+    daemon = build_daemon(Config(kube_api_qps=20, kube_api_burst=40, node_name="n"), host="http://127.0.0.1:1")
+    assert daemon.kube is not None and (daemon.kube.rate_limit.qps, daemon.kube.rate_limit.burst) == (20, 40)

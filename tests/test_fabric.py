@@ -82,8 +82,8 @@ def test_any_other_fabric_error_fails_the_pass():
     ({"cluster_uuid": CLUSTER, "status": "BOGUS"}, r"is not an NVML_ERROR_\* name"),
 ])
 def test_bad_fabric_entries_are_fixture_errors(fabric, message):
-    from mig_labeler.demo.fixture import parse_fixture
     from mig_labeler.errors import FixtureError
+    from mig_labeler.simulated.fixture import parse_fixture
 
     with pytest.raises(FixtureError, match=message):
         parse_fixture(node(b200(fabric)))

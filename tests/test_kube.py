@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from mig_labeler.errors import ApiConflict, ApiError, ApiTransient, NodeNotFound
-from mig_labeler.kube import KubeClient, api_client
+from mig_labeler.kube.connection import connect
 
 from .conftest import FOREIGN
 
 
 @pytest.fixture
 def kube(kube_api):
-    client = KubeClient(api_client(host=kube_api.url))
+    client = connect(None, host=kube_api.url)
     yield client
     client.close()
 

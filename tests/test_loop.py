@@ -10,9 +10,21 @@ import urllib.request
 import pytest
 
 from mig_labeler.config import MigStrategy
-from mig_labeler.health import HealthServer
+from mig_labeler.daemon.health import HealthServer
 
-from .conftest import FOREIGN, FakeClock, fixture_path, make_daemon, wait_until, write_fixture
+from .conftest import (
+    FOREIGN,
+    STARTED_AT,
+    CommandLine,
+    FakeClock,
+    fixture_path,
+    make_config,
+    make_daemon,
+    reload_with,
+    reloadable_daemon,
+    wait_until,
+    write_fixture,
+)
 
 NODE = "gpu-node-1"
 LAYOUT_A = {"machine_type": "NVIDIA DGX A100",
@@ -31,8 +43,8 @@ def ours(labels: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in labels.items() if k not in FOREIGN}
 
 
-def with_strategy(daemon, strategy: str) -> None:
-    daemon.config = dataclasses.replace(daemon.config, mig_strategy=MigStrategy(strategy))
+def with_strategy(daemon, command_line, strategy: str) -> None:
+    reload_with(daemon, command_line, mig_strategy=MigStrategy(strategy))
 
 
 def test_first_pass_publishes_the_computed_labels_and_keeps_foreign_ones(kube_api):
@@ -46,10 +58,10 @@ def test_first_pass_publishes_the_computed_labels_and_keeps_foreign_ones(kube_ap
 
 
 def test_stale_labels_are_removed_across_none_mixed_single_none(kube_api, node_file):
-    daemon = make_daemon(kube_api, node_file, strategy="none")
+    daemon, command_line = reloadable_daemon(kube_api, node_file, strategy="none")
     seen = []
     for strategy in ("none", "mixed", "single", "none"):
-        with_strategy(daemon, strategy)
+        with_strategy(daemon, command_line, strategy)
         assert daemon.run_pass().ok
         live = kube_api.labels(NODE)
         seen.append(ours(live))
@@ -133,14 +145,14 @@ def test_retries_are_bounded_so_a_pass_never_hangs(kube_api, node_file):
 
 def test_fault_suite_30_percent_failures_over_200_passes(kube_api, node_file):
     rnd = random.Random(7)
-    daemon = make_daemon(kube_api, node_file)
+    daemon, command_line = reloadable_daemon(kube_api, node_file)
     layouts = [LAYOUT_A, LAYOUT_B, MIG_OFF]
     strategies = ["mixed", "single", "none"]
     failed_passes = 0
     for i in range(200):
         if i % 10 == 0:
             write_fixture(node_file, layouts[rnd.randrange(3)])
-            with_strategy(daemon, strategies[rnd.randrange(3)])
+            with_strategy(daemon, command_line, strategies[rnd.randrange(3)])
         if i % 37 == 0:
             kube_api.edit_labels(NODE, {"nvidia.com/gpu.count": "999"})
         for _ in range(3):
@@ -154,10 +166,9 @@ def test_fault_suite_30_percent_failures_over_200_passes(kube_api, node_file):
     kube_api.faults.clear()
     assert daemon.run_pass().ok
     live = kube_api.labels(NODE)
-    expected = make_daemon(kube_api, node_file, strategy=daemon.config.mig_strategy.value)
     from mig_labeler.labels.desired import labels_for_topology
 
-    want = labels_for_topology(expected.source.read(), daemon.config, daemon.started_at).labels
+    want = labels_for_topology(daemon.source.read(), command_line.config, STARTED_AT).labels  # no timestamp
     assert ours(live) == want
     assert {k: live[k] for k in FOREIGN} == FOREIGN
     assert failed_passes < 200
@@ -216,22 +227,16 @@ def test_full_gpu_utilization_is_exported(kube_api, tmp_path):
 
 
 def test_run_forever_stops_on_signal_and_reloads_on_hup(kube_api, node_file):
-    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0)
-    signals = daemon.signals
-    reloaded = threading.Event()
-
-    def reload_config():
-        reloaded.set()
-        return dataclasses.replace(daemon.config, mig_strategy=MigStrategy.SINGLE)
-
-    thread = threading.Thread(target=daemon.run_forever, args=(reload_config,))
+    daemon, command_line = reloadable_daemon(kube_api, node_file, sleep_interval=3600.0)
+    thread = threading.Thread(target=daemon.run_forever)
     thread.start()
     wait_until(lambda: len(kube_api.writes()) == 1)
-    signals.request_reload()
+    command_line.config = dataclasses.replace(command_line.config, mig_strategy=MigStrategy.SINGLE)
+    daemon.wake.request_reload()  # as the SIGHUP handler does
     wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig.strategy") == "single")
-    signals.request_stop()
+    daemon.stop.request()
     thread.join(timeout=5)
-    assert not thread.is_alive() and reloaded.is_set()
+    assert not thread.is_alive() and command_line.reads == 1
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -253,13 +258,12 @@ def test_a_torn_fixture_read_fails_the_pass_but_not_the_daemon(kube_api, node_fi
 
 
 def test_run_forever_survives_a_vanished_node(kube_api, node_file):
-    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0)
-    daemon.config = dataclasses.replace(daemon.config, node_name="ghost")
+    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0, node_name="ghost")
     thread = threading.Thread(target=daemon.run_forever)
     thread.start()
     wait_until(lambda: daemon.metrics.passes.labels(result="error")._value.get() >= 1)
     assert thread.is_alive()
-    daemon.signals.request_stop()
+    daemon.stop.request()
     thread.join(timeout=5)
 
 
@@ -277,11 +281,11 @@ def test_daemon_logs_a_rejected_label_and_the_invalid_reason_once(kube_api, tmp_
 
 def test_the_timestamp_label_moves_on_a_configuration_reload(kube_api, node_file):
     clock = FakeClock()
-    daemon = make_daemon(kube_api, node_file, clock=clock, no_timestamp=False)
+    daemon, command_line = reloadable_daemon(kube_api, node_file, clock=clock, no_timestamp=False)
     daemon.run_pass()
     first = kube_api.labels(NODE)["nvidia.com/gfd.timestamp"]
     clock.now += 3600
-    daemon._reload(lambda: daemon.config)
+    reload_with(daemon, command_line)
     daemon.run_pass()
     assert int(kube_api.labels(NODE)["nvidia.com/gfd.timestamp"]) == int(first) + 3600
 
@@ -289,20 +293,21 @@ def test_the_timestamp_label_moves_on_a_configuration_reload(kube_api, node_file
 def test_a_reload_requested_during_a_reload_is_not_lost(kube_api, node_file):
     """A SIGHUP (or a config-file change) that arrives while the previous reload runs must still
     lead to a reload: the loop once cleared the wake-up at the top and then slept for the interval."""
-    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0)
-    calls = []
+    config = make_config("mixed", fixture=str(node_file), node_name=NODE, sleep_interval=3600.0)
 
-    def reload_config():
-        calls.append(1)
-        if len(calls) == 1:
-            daemon.signals.request_reload()  # the next SIGHUP, arriving mid-reload
-        return daemon.config
+    class SecondSighupMidReload(CommandLine):
+        def read(self):
+            if self.reads == 0:
+                daemon.wake.request_reload()  # the next SIGHUP, arriving mid-reload
+            return super().read()
 
-    thread = threading.Thread(target=daemon.run_forever, args=(reload_config,))
+    command_line = SecondSighupMidReload(config)
+    daemon = make_daemon(kube_api, node_file, command_line=command_line)
+    thread = threading.Thread(target=daemon.run_forever)
     thread.start()
     wait_until(lambda: daemon.passes_done >= 1)
-    daemon.signals.request_reload()
-    wait_until(lambda: len(calls) == 2)
-    daemon.signals.request_stop()
+    daemon.wake.request_reload()
+    wait_until(lambda: command_line.reads == 2)
+    daemon.stop.request()
     thread.join(timeout=30)
     assert not thread.is_alive()

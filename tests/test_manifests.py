@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mig_labeler.config import MigStrategy, parse_config_file
-from mig_labeler.runner import check_node_exists, check_sinks, read_mig_parted_configmap
+from mig_labeler.config import MigStrategy
+from mig_labeler.config_file import parse_config_file
 from tools.manifests_check import ROOT, check_objects, cluster_role_grants, entry_points, load, main, render
 
 from .conftest import make_daemon, wait_until, write_fixture
@@ -115,15 +115,13 @@ def test_rbac_grants_exactly_what_the_code_calls(rendered, kube_api, tmp_path, m
     daemon = make_daemon(kube_api, node, sleep_interval=3600.0, watch=True, sinks=sinks, namespace="mig-labeler",
                          namespace_known=True, pod_name="mig-labeler-x1", output_file=str(tmp_path / "gfd"),
                          mig_parted_configmap=configmap)
-    check_sinks(daemon)
-    read_mig_parted_configmap(daemon)
-    check_node_exists(daemon)  # what run_daemon does before the loop: a GET, whether or not the watch is up
+    daemon.start_up(check_node=True)  # what run_daemon does before the loop: a GET, whether or not the watch is up
     thread = threading.Thread(target=daemon.run_forever, daemon=True)
     thread.start()
     # the daemon's own Event: its pass is over (the earlier daemon's Event must not stand in for it)
-    wait_until(lambda: daemon.watcher.connected.is_set() and kube_api.open_watches == (2 if configmap else 1)
+    wait_until(lambda: daemon.node.watcher.connected.is_set() and kube_api.open_watches == (2 if configmap else 1)
                and len(kube_api.events) > events_before and daemon.passes_done >= 1)
-    daemon.signals.request_stop()
+    daemon.stop.request()
     thread.join(timeout=5)
     used = {(v, r.resource) for r in kube_api.log if r.resource != "discovery" for v in r.verbs}  # discovery: all
     entries = [name for name in rendered if mode_of(name) == mode]

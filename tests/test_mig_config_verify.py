@@ -4,14 +4,12 @@ namespace read through the API (with no more RBAC than get and watch on that one
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 
-from mig_labeler.loop import Daemon
-from mig_labeler.mig_parted import load_mig_parted
-from mig_labeler.runner import read_mig_parted_configmap
+from mig_labeler.daemon.root import Daemon
+from mig_labeler.text_files import load_mig_parted
 
 from .conftest import (
     WAIT_LIMIT,
@@ -260,7 +258,7 @@ def running_configmap_daemon(kube_api, tmp_path):
 def test_the_config_is_read_from_the_configmap_with_get_on_that_name_alone(kube_api, tmp_path):
     grant_only_the_configmap(kube_api)
     daemon = configmap_daemon(kube_api, tmp_path, A100_BALANCED)
-    read_mig_parted_configmap(daemon)
+    daemon.start_up()
     daemon.run_pass()
     assert kube_api.labels(NODE)[APPLIED] == "all-balanced"
     reads = [r for r in kube_api.log if r.resource == "configmaps"]
@@ -290,24 +288,33 @@ def test_a_changed_configmap_applies_without_a_restart_and_a_bad_one_is_kept_out
 
 
 def test_without_watch_permission_the_configmap_is_read_again_every_poll(kube_api):
-    from mig_labeler.kube import KubeClient, api_client
-    from mig_labeler.watch import ConfigMapWatcher
+    from mig_labeler.daemon.watch import ConfigMapWatcher
+    from mig_labeler.kube.connection import connect
+    from mig_labeler.stop import Stop
 
     grant_only_the_configmap(kube_api)
     kube_api.forbidden.add(("watch", "configmaps"))
     seen: list[dict] = []
-    stop = threading.Event()
-    kube = KubeClient(api_client(host=kube_api.url))
+
+    class Listener:
+        def configmap_changed(self, obj):
+            seen.append(obj)
+
+        def configmap_deleted(self, obj):
+            seen.append(obj)
+
+    stop = Stop()
+    kube = connect(None, host=kube_api.url)
     first = kube.read_configmap(CM_NAMESPACE, CM_NAME)
-    watcher = ConfigMapWatcher(kube, CM_NAMESPACE, CM_NAME, first["metadata"]["resourceVersion"], seen.append,
-                               seen.append, stop, poll=0.01).start()
+    watcher = ConfigMapWatcher(kube, CM_NAMESPACE, CM_NAME, first["metadata"]["resourceVersion"], Listener(), stop,
+                               poll=0.01).start()
     try:
         wait_until(lambda: not watcher.available)
         kube_api.put_configmap(CM_NAMESPACE, CM_NAME, {"config.yaml": "changed"})
         wait_until(lambda: seen)
         assert seen[0]["data"] == {"config.yaml": "changed"}
     finally:
-        stop.set()
+        stop.request()
         watcher.thread.join(WAIT_LIMIT)
         kube.close()
 
@@ -357,7 +364,7 @@ def test_a_stop_while_a_reload_posts_its_event_ends_the_loop_cleanly(kube_api, t
         kube_api.hang_next(1, method="POST")
         kube_api.put_configmap(CM_NAMESPACE, CM_NAME, {"config.yaml": "version: v1\nmig-configs: {}\n"})
         assert kube_api.wait_hung(1)
-        daemon.signals.request_stop()
+        daemon.stop.request()
 
 
 def test_diff_plans_the_applied_label_as_run_oneshot_would(capsys, kube_api, kubeconfig, tmp_path):
@@ -397,7 +404,7 @@ def test_a_layout_that_drifts_under_a_running_daemon_loses_the_label_with_one_ev
         write_fixture(node_file, A100_7X1G)  # repartitioned by hand; the Node's labels say nothing changed
         for _ in range(3):  # the next interval, and two more
             done = daemon.passes_done
-            daemon.signals.wake.set()
+            daemon.wake.set()
             wait_for_passes(daemon, done + 1)
         assert APPLIED not in kube_api.labels(NODE)
         assert len(events(kube_api, "MIGLayoutMismatch")) == 1
@@ -456,7 +463,7 @@ def test_a_mig_parted_config_without_a_node_is_said_to_do_nothing(capsys):
     ({REQUESTED: "a", STATE: "pending"}, {REQUESTED: ("a", 10.0), STATE: ("success", 3.0)}, ("a", "pending", 10.0)),
 ])
 def test_the_request_a_node_makes_and_since_when(labels, held, expected):
-    from mig_labeler.labels.mig_config import mig_request
+    from mig_labeler.gpu_operator import mig_request
 
     request = mig_request(labels, held)
     assert (None if request is None else (request.config, request.state, request.since)) == expected

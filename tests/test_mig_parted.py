@@ -11,7 +11,8 @@ import pytest
 
 from mig_labeler.errors import ConfigError
 from mig_labeler.gpu_models import gpu_models
-from mig_labeler.mig_parted import load_mig_parted, parse_mig_parted
+from mig_labeler.mig_parted import parse_mig_parted
+from mig_labeler.text_files import load_mig_parted
 
 from .test_cli import run_main
 
@@ -245,7 +246,8 @@ mig-configs:
 def test_a_filter_naming_a_board_selects_only_that_board_read_from_nvml(subsystem, layout):
     """mig-parted's DeviceID.Matches: a subsystem in the filter must match too (NVML's
     pciSubSystemId, read by the production reader from the fake); without one, the device alone."""
-    from mig_labeler.labels.mig_config import MigRequest, verify_mig_config
+    from mig_labeler.gpu_operator import MigRequest
+    from mig_labeler.labels.mig_config import verify_mig_config
 
     from .conftest import read
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pynvml
 import pytest
 
-from mig_labeler.demo.fake_nvml import FakeNvml
-from mig_labeler.demo.fixture import parse_fixture
 from mig_labeler.errors import FixtureError, NvmlQueryFailed, NvmlUnavailable
+from mig_labeler.simulated.fake_nvml import FakeNvml
+from mig_labeler.simulated.fixture import parse_fixture
 from mig_labeler.sources.nvml import ReaderCache, read_topology
 
 from .conftest import fake_from, read, write_fixture

@@ -8,13 +8,22 @@ therefore take the other claims off the keys it computes, so that its removals h
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from mig_labeler.config import MigStrategy
 from mig_labeler.labels.desired import labels_for_topology
 
-from .conftest import FOREIGN, fixture_path, make_daemon, wait_until, watching_daemon, write_fixture
+from .conftest import (
+    FOREIGN,
+    fixture_path,
+    make_config,
+    make_daemon,
+    reload_with,
+    reloadable_daemon,
+    wait_until,
+    watching_daemon,
+    write_fixture,
+)
 
 NODE = "gpu-node-1"
 MIG_PREFIXES = ("nvidia.com/mig-3g.20gb.", "nvidia.com/mig-7g.40gb.", "nvidia.com/mig-4g.20gb.",
@@ -23,7 +32,7 @@ MIG_PREFIXES = ("nvidia.com/mig-3g.20gb.", "nvidia.com/mig-7g.40gb.", "nvidia.co
 
 def gfd_labels(fixture: str, strategy: str) -> dict[str, str]:
     """What GFD (through nfd-master) left on the node: exactly the values mig-labeler computes."""
-    daemon_like = make_daemon.__globals__["make_config"](strategy, fixture=str(fixture_path(fixture)))
+    daemon_like = make_config(strategy, fixture=str(fixture_path(fixture)))
     from mig_labeler.sources import open_source
 
     return labels_for_topology(open_source(daemon_like.fixture, None).read(), daemon_like, 0).labels
@@ -66,9 +75,9 @@ def test_after_adoption_a_mig_layout_change_removes_the_stale_mig_labels(kube_ap
 
 def test_after_adoption_a_switch_to_single_removes_every_mig_key(kube_api, tmp_path):
     migrated_node(kube_api)
-    daemon = make_daemon(kube_api, fixture_path("dgx-a100-mixed"))
+    daemon, command_line = reloadable_daemon(kube_api, fixture_path("dgx-a100-mixed"))
     daemon.run_pass()
-    daemon.config = dataclasses.replace(daemon.config, mig_strategy=MigStrategy.SINGLE)
+    reload_with(daemon, command_line, mig_strategy=MigStrategy.SINGLE)
     daemon.run_pass()
     live = kube_api.labels(NODE)
     assert not [k for k in live if k.startswith("nvidia.com/mig-")]

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from mig_labeler.check import Node, check, workloads
-from mig_labeler.demo.fake_nvml import FakeNvml
+from mig_labeler.simulated.fake_nvml import FakeNvml
 
 from .conftest import make_daemon, settle, wait_for_passes, wait_until, watching_daemon, write_fixture
 
@@ -92,11 +92,11 @@ def test_a_mig_change_is_waited_out_without_nvml_and_published_at_once_after(run
              state="pending")
     wait_until(lambda: metric(daemon, 'mig_labeler_paused{reason="gpu.deploy.client=paused-for-mig-change"} 1.0'))
     passes = daemon.passes_done
-    daemon.signals.wake.set()  # a pass now (as the interval would) must not touch NVML
+    daemon.wake.set()  # a pass now (as the interval would) must not touch NVML
     wait_for_passes(daemon, passes + 1)
     operator(kube_api, state="rebooting")
     write_fixture(node_file, ALL_3G)  # the GPUs were reset into the new layout
-    daemon.signals.wake.set()
+    daemon.wake.set()
     wait_for_passes(daemon, passes + 2)
     assert nvml_inits(daemon) == inits and ours(kube_api) == before
     assert daemon.health.readiness() == (True, "ok")
@@ -152,18 +152,18 @@ def test_a_pause_in_the_middle_of_a_pass_finishes_it_without_publishing(kube_api
     kube_api.edit_labels(NODE, {"nvidia.com/gpu.deploy.client": "true"}, manager="gpu-operator")
     node_file = write_fixture(tmp_path / "node.yaml", ALL_1G)
     daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0, watch=True)
-    daemon.watcher.start()
-    wait_until(lambda: daemon._watched_node() is not None)
+    daemon.node.start_watching()
+    wait_until(lambda: daemon.node.watched() is not None)
     assert daemon.run_pass().ok
     before = ours(kube_api)
     write_fixture(node_file, ALL_3G)
 
     def pause_now() -> None:
         operator(kube_api, client="paused-for-mig-change")
-        wait_until(lambda: daemon._watched_node().labels["nvidia.com/gpu.deploy.client"] != "true")
+        wait_until(lambda: daemon.node.watched().labels["nvidia.com/gpu.deploy.client"] != "true")
 
     daemon.source.nvml = daemon.source.fake = PausingNvml(node_file, pause_now)
     result = daemon.run_pass()
     assert result.ok and not result.wrote and result.held.startswith("the GPU Operator set")
     assert ours(kube_api) == before
-    daemon.stopping.set()
+    daemon.stop.request()

@@ -7,14 +7,23 @@ import logging
 
 import pytest
 
+from mig_labeler.daemon.reporting import EventReporter
 from mig_labeler.errors import ConfigError
-from mig_labeler.reporting import EventReporter
 from mig_labeler.sinks.plan import plan_update
 from mig_labeler.topology import NodeTopology
 
-from .conftest import FakeClock, make_daemon, read, write_fixture
+from .conftest import CommandLine, FakeClock, make_config, make_daemon, read, reload_with, write_fixture
 
 NODE = "gpu-node-1"
+
+
+class Sender:
+    """An EventSender that hands each Event to ``post`` (the reporter's outer boundary)."""
+
+    def __init__(self, post):
+        self.post = post
+
+
 A100 = "A100-SXM4-40GB"
 BALANCED = {"gpus": [{"model": A100, "count": 2, "mig": ["3g.20gb", "2g.10gb", "1g.5gb", "1g.5gb"]}]}
 ALL_1G = {"gpus": [{"model": A100, "count": 2, "mig": ["1g.5gb"] * 7}]}
@@ -22,7 +31,7 @@ ALL_1G = {"gpus": [{"model": A100, "count": 2, "mig": ["1g.5gb"] * 7}]}
 
 def test_a_second_event_in_the_window_waits_for_its_end_and_the_latest_wins():
     clock, posted = FakeClock(0.0), []
-    events = EventReporter(lambda *event: posted.append(event) or True, clock)
+    events = EventReporter(Sender(lambda *event: posted.append(event) or True), clock)
     events.report("GPULabelsChanged", "first", "Normal")
     clock.now = 10
     events.report("GPULabelsChanged", "second", "Normal")
@@ -41,7 +50,7 @@ def test_a_second_event_in_the_window_waits_for_its_end_and_the_latest_wins():
 
 def test_reasons_have_windows_of_their_own():
     clock, posted = FakeClock(0.0), []
-    events = EventReporter(lambda *event: posted.append(event) or True, clock)
+    events = EventReporter(Sender(lambda *event: posted.append(event) or True), clock)
     events.report("GPULabelsChanged", "a", "Normal")
     events.report("GPULabelingFailed", "b", "Warning")
     assert [r for r, _, _ in posted] == ["GPULabelsChanged", "GPULabelingFailed"]
@@ -49,7 +58,7 @@ def test_reasons_have_windows_of_their_own():
 
 def test_an_event_that_cannot_be_posted_yet_is_kept():
     clock, posted, ready = FakeClock(0.0), [], []
-    events = EventReporter(lambda *event: bool(ready) and (posted.append(event) or True), clock)
+    events = EventReporter(Sender(lambda *event: bool(ready) and (posted.append(event) or True)), clock)
     events.report("GPULabelsChanged", "a", "Normal")
     assert posted == [] and events.due_in() == 0
     ready.append(True)
@@ -89,20 +98,25 @@ def test_a_restart_that_changes_only_the_timestamp_posts_no_event(kube_api, tmp_
 
 def test_a_failed_reload_is_counted_evented_and_marks_the_config_stale(kube_api, tmp_path, caplog):
     node_file = write_fixture(tmp_path / "node.yaml", BALANCED)
-    daemon = make_daemon(kube_api, node_file)
+
+    class BrokenOnce(CommandLine):
+        def read(self):
+            if not self.reads:
+                self.reads += 1
+                raise ConfigError("config file /etc/mig-labeler/config.yaml is not valid YAML: line 3")
+            return super().read()
+
+    command_line = BrokenOnce(make_config("mixed", fixture=str(node_file), node_name=NODE))
+    daemon = make_daemon(kube_api, node_file, command_line=command_line)
     daemon.run_pass()
-
-    def broken():
-        raise ConfigError("config file /etc/mig-labeler/config.yaml is not valid YAML: line 3")
-
-    daemon._reload(broken)
+    reload_with(daemon, command_line)
     metrics = daemon.metrics
     assert metrics.config_reloads.labels(result="failure")._value.get() == 1
     assert metrics.config_stale._value.get() == 1
     warning = kube_api.events[-1]
     assert (warning["reason"], warning["type"]) == ("ConfigReloadFailed", "Warning")
     assert "not valid YAML" in warning["message"] and "a restart would fail" in warning["message"]
-    daemon._reload(lambda: daemon.config)
+    reload_with(daemon, command_line)
     assert metrics.config_reloads.labels(result="success")._value.get() == 1
     assert metrics.config_stale._value.get() == 0
 
@@ -124,6 +138,6 @@ def test_a_plan_description_groups_a_profiles_keys_and_stays_short():
 @pytest.mark.parametrize(("seconds", "spelled"), [(3, "3 s"), (119, "119 s"), (16 * 60, "16 min"),
                                                   (125 * 60 + 30, "2 h 5 min")])
 def test_a_stuck_request_says_how_long_in_units_a_person_reads(seconds, spelled):
-    from mig_labeler.reporting import spell_duration
+    from mig_labeler.daemon.reporting import spell_duration
 
     assert spell_duration(seconds) == spelled

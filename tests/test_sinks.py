@@ -4,7 +4,6 @@ a fake nfd-master for what NFD does with our output. Mode switches both ways lea
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from pathlib import Path
@@ -15,7 +14,7 @@ from mig_labeler.config import DEFAULT_OUTPUT_FILE, MigStrategy
 from mig_labeler.labels.desired import labels_for_topology
 from mig_labeler.sinks.file import FileSink, parse, render
 
-from .conftest import FOREIGN, make_daemon, write_kubeconfig
+from .conftest import FOREIGN, make_daemon, reload_with, reloadable_daemon, write_kubeconfig
 from .fakes.kube_api import NFD_FEATURE_LABELS
 from .fakes.nfd_master import FakeNfdMaster
 from .test_cli_kube import run_main
@@ -83,8 +82,7 @@ def test_the_file_is_rewritten_only_when_it_changes_and_kept_on_exit(kube_api, t
     thread = threading.Thread(target=daemon.run_forever)
     thread.start()
     daemon.wait_for_passes(1, timeout=30)
-    daemon.signals.stop = True
-    daemon.signals.wake.set()
+    daemon.stop.request()
     thread.join(30)
     assert not thread.is_alive() and path.exists()  # GFD deletes it here, and the labels vanish (#796)
     assert kube_api.log == []
@@ -179,9 +177,9 @@ def test_a_restarted_pod_repoints_the_owner_references_which_needs_delete(kube_a
 
 
 def test_nodefeature_drops_labels_that_are_no_longer_wanted(kube_api, tmp_path):
-    daemon = make_daemon(kube_api, "dgx-a100-mixed", sinks=("nodefeature",), namespace=NS)
+    daemon, command_line = reloadable_daemon(kube_api, "dgx-a100-mixed", sinks=("nodefeature",), namespace=NS)
     daemon.run_pass()
-    daemon.config = dataclasses.replace(daemon.config, mig_strategy=MigStrategy.SINGLE)
+    reload_with(daemon, command_line, mig_strategy=MigStrategy.SINGLE)
     result = daemon.run_pass()
     labels = kube_api.nodefeature(NS, NF_NAME)["spec"]["labels"]
     assert result.wrote and labels["nvidia.com/mig.strategy"] == "single"
@@ -214,8 +212,8 @@ def test_a_crd_removed_while_running_fails_that_sink_only(kube_api):
 def test_use_node_feature_api_takes_go_booleans(monkeypatch, value, sinks):
     import click
 
-    from mig_labeler.cli import run
-    from mig_labeler.cli_config import build_config
+    from mig_labeler.cli.commands import run
+    from mig_labeler.cli.config_from_options import build_config
 
     monkeypatch.setenv("USE_NODE_FEATURE_API", value)
     with click.Context(run) as ctx:
@@ -226,8 +224,8 @@ def test_use_node_feature_api_takes_go_booleans(monkeypatch, value, sinks):
 def config_from(args: list[str], tmp_path: Path, file_text: str | None = None):
     import click
 
-    from mig_labeler.cli import run
-    from mig_labeler.cli_config import build_config
+    from mig_labeler.cli.commands import run
+    from mig_labeler.cli.config_from_options import build_config
 
     if file_text is not None:
         (tmp_path / "config.yaml").write_text(file_text)
@@ -269,10 +267,12 @@ def test_a_reload_never_switches_output_modes(kube_api, tmp_path, caplog):
     import logging
 
     caplog.set_level(logging.INFO, logger="mig_labeler")
-    daemon = make_daemon(kube_api, "a30-mig-off")
+    daemon, command_line = reloadable_daemon(kube_api, "a30-mig-off")
     assert daemon.config.sinks == ("node",)
-    daemon._reload(lambda: config_from([], tmp_path, API_IN_FILE))
-    assert daemon.config.sinks == ("node",) and [s.name for s in daemon.sinks] == ["node"]
+    command_line.config = config_from([], tmp_path, API_IN_FILE)  # the config file now selects nodefeature
+    daemon.wake.request_reload()
+    daemon.reload()
+    assert daemon.config.sinks == ("node",) and [s.name for s in daemon.outputs.selected] == ["node"]
     said = "selects the sinks nodefeature; output modes change only on a restart, so the running sinks stay: node"
     assert any(said in r.getMessage() for r in caplog.records)
     assert daemon.run_pass().ok and kube_api.nodefeature(NS, NF_NAME) is None
@@ -281,8 +281,8 @@ def test_a_reload_never_switches_output_modes(kube_api, tmp_path, caplog):
 def test_sinks_from_the_environment_are_comma_separated(monkeypatch):
     import click
 
-    from mig_labeler.cli import run
-    from mig_labeler.cli_config import build_config
+    from mig_labeler.cli.commands import run
+    from mig_labeler.cli.config_from_options import build_config
     from mig_labeler.errors import ConfigError
 
     monkeypatch.setenv("MIG_LABELER_SINKS", "nodefeature,file")
@@ -313,13 +313,13 @@ def test_switch_from_node_to_an_nfd_sink_hands_every_label_over(kube_api, tmp_pa
     after = make_daemon(kube_api, "dgx-a100-7x1g", strategy="mixed", sinks=(nfd_sink,), namespace=NS,
                         output_file=str(features_d / "gfd"))
     assert after.run_pass().ok
-    after.signals.wake.clear()
+    after.wake.event.clear()
     nfd.sync(NODE)  # nfd-master takes every label over, the leftovers included
     assert ours(kube_api.labels(NODE)) == old | nfd.wanted(NODE)
     leftovers = set(old) - set(_desired(after))
     assert leftovers and leftovers <= set(kube_api.nodes[NODE].annotations[NFD_FEATURE_LABELS].split(","))
-    after.on_node_state(after.kube.read_node(NODE))  # as the watch delivers nfd-master's update:
-    assert after.signals.wake.is_set()  # the drop happens now, not at the next interval
+    after.node.node_changed(after.kube.read_node(NODE))  # as the watch delivers nfd-master's update:
+    assert after.wake.event.is_set()  # the drop happens now, not at the next interval
     assert after.run_pass().ok  # nfd-master owns them now: they are left out
     nfd.sync(NODE)
     assert ours(kube_api.labels(NODE)) == _desired(after)  # no orphan: exactly what NFD mode wants
@@ -364,8 +364,8 @@ def test_a_nodefeature_someone_else_wrote_is_not_ours_to_delete(kube_api):
 
 
 def _desired(daemon) -> dict[str, str]:
-    """What the daemon wants now (``daemon.desired`` is kept only when a sink writes the Node)."""
-    return labels_for_topology(daemon.source.read(), daemon.config, daemon.started_at).labels
+    """What the daemon wants now."""
+    return labels_for_topology(daemon.source.read(), daemon.config, daemon.settings.started_at).labels
 
 
 def test_no_temp_files_are_left_behind(tmp_path):
@@ -380,7 +380,7 @@ def test_no_temp_files_are_left_behind(tmp_path):
 def test_a_404_that_names_no_object_is_not_an_object_not_found(body):
     from kubernetes.client.exceptions import ApiException
 
-    from mig_labeler.api_errors import ObjectNotFound, translate_api_exception
+    from mig_labeler.kube.errors import ObjectNotFound, translate_api_exception
 
     error = ApiException(status=404, reason="Not Found")
     error.body = body
@@ -395,7 +395,7 @@ def test_a_404_that_names_no_object_is_not_an_object_not_found(body):
     ({"nvidia.com/gpu.count", "nvidia.com/x"}, {"nvidia.com/gpu.count"}, {"nvidia.com/x"}, False),  # removed
 ])
 def test_the_watch_wakes_a_handoff_pass_only_when_nfd_master_takes_over_our_labels(before, after, owned, wakes):
-    from mig_labeler.gate import handoff_trigger
+    from mig_labeler.gpu_operator import handoff_trigger
 
     assert (handoff_trigger(frozenset(before), frozenset(after), frozenset(owned)) is not None) == wakes
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mig_labeler.demo.fake_sysfs import INTEL, NVIDIA, config_space, write_fake_sysfs
-from mig_labeler.demo.fixture import parse_fixture
 from mig_labeler.errors import FixtureError
+from mig_labeler.simulated.fake_sysfs import INTEL, NVIDIA, config_space, write_fake_sysfs
+from mig_labeler.simulated.fixture import parse_fixture
 from mig_labeler.sources.vgpu import VgpuError, host_driver, read_vgpu, vendor_capability
 from mig_labeler.topology import Vgpu
 

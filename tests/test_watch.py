@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 
 import pytest
 
-from mig_labeler.watch import ConfigFileWatcher
+from mig_labeler.daemon.run_loop import next_wait
+from mig_labeler.daemon.watch import ConfigFileWatcher
+from mig_labeler.stop import Stop
 
-from .conftest import make_daemon, wait_for_passes, wait_until, watching_daemon, write_fixture
+from .conftest import CommandLine, make_config, make_daemon, wait_for_passes, wait_until, watching_daemon, write_fixture
 
 NODE = "gpu-node-1"
 ALL_1G = {"gpus": [{"model": "A100-SXM4-40GB", "count": 2, "mig": ["1g.5gb"] * 7}]}
@@ -44,12 +47,12 @@ def test_pending_state_never_publishes_a_half_built_layout(running, kube_api):
                          manager="nvidia-mig-manager")
     wait_for_passes(daemon, passes + 1)  # it did rescan
     write_fixture(node_file, HALF_BUILT)  # mig-manager is halfway through
-    daemon.signals.wake.set()  # and again: still held
+    daemon.wake.set()  # and again: still held
     wait_for_passes(daemon, passes + 2)
     after = kube_api.labels(NODE)
     assert {k: v for k, v in after.items() if not k.startswith("nvidia.com/mig.config")} == \
         {k: v for k, v in before.items() if not k.startswith("nvidia.com/mig.config")}
-    assert daemon.held.startswith("mig-manager is reconfiguring MIG")
+    assert daemon.metrics.registry.get_sample_value("mig_labeler_paused", {"reason": "mig.config.state=pending"}) == 1
 
 
 def test_a_hand_edited_owned_label_is_restored_by_the_watch(running, kube_api):
@@ -74,7 +77,7 @@ def test_watch_resumes_from_the_last_version_after_a_dropped_stream(running, kub
     wait_until(lambda: len(kube_api.watches()) > watches and kube_api.open_watches == 1)
     resumed = kube_api.watches()[-1]
     assert resumed.query["resourceVersion"] != ["0"]
-    assert daemon.watcher.relists == 1
+    assert daemon.node.watcher.relists == 1
     kube_api.edit_labels(NODE, {"nvidia.com/gpu.count": "1"})
     wait_until(lambda: kube_api.labels(NODE)["nvidia.com/gpu.count"] == "2")
 
@@ -84,7 +87,7 @@ def test_watch_relists_after_410_gone(running, kube_api):
     kube_api.add_node("another-node")  # the cluster moves on; our watch's version falls behind
     kube_api.compact()
     kube_api.break_watches()
-    wait_until(lambda: daemon.watcher.relists == 2 and kube_api.open_watches == 1)
+    wait_until(lambda: daemon.node.watcher.relists == 2 and kube_api.open_watches == 1)
     kube_api.edit_labels(NODE, {"nvidia.com/gpu.count": "1"})
     wait_until(lambda: kube_api.labels(NODE)["nvidia.com/gpu.count"] == "2")
 
@@ -94,12 +97,12 @@ def test_without_watch_permission_it_polls_and_says_so_once(kube_api, tmp_path, 
     daemon = make_daemon(kube_api, write_fixture(tmp_path / "n.yaml", ALL_1G), sleep_interval=3600.0, watch=True)
     thread = threading.Thread(target=daemon.run_forever, daemon=True)
     thread.start()
-    wait_until(lambda: not daemon.watcher.available)
+    wait_until(lambda: not daemon.node.watcher.available)
     wait_for_passes(daemon, 1)  # the loop's own first pass is over; it now waits for an hour
     gets = sum(1 for r in kube_api.log if r.verb == "get")
     daemon.run_pass()
     assert sum(1 for r in kube_api.log if r.verb == "get") == gets + 1  # polling: one GET per pass
-    daemon.signals.request_stop()
+    daemon.stop.request()
     thread.join(timeout=5)
     assert sum("no permission to watch" in r.message for r in caplog.records) == 1
 
@@ -114,7 +117,12 @@ def test_config_map_symlink_swap_is_detected(tmp_path):
     os.symlink(old.name, tmp_path / "..data")
     os.symlink("..data/config.yaml", tmp_path / "config.yaml")
     changes = []
-    watcher = ConfigFileWatcher(str(tmp_path / "config.yaml"), lambda: changes.append(1), threading.Event())
+
+    class Listener:
+        def file_changed(self, path):
+            changes.append(1)
+
+    watcher = ConfigFileWatcher(str(tmp_path / "config.yaml"), Listener(), Stop())
     assert not watcher.check()
     os.symlink(new.name, tmp_path / "..data_tmp")
     os.replace(tmp_path / "..data_tmp", tmp_path / "..data")
@@ -126,28 +134,26 @@ def test_config_file_change_reloads_the_running_daemon(kube_api, tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("version: v1\nflags: {migStrategy: mixed}\n")
     node_file = write_fixture(tmp_path / "n.yaml", ALL_1G)
-    daemon = make_daemon(kube_api, node_file, sleep_interval=3600.0, config_file=str(config))
-    from mig_labeler.cli_config import load_file_settings
+    from mig_labeler.text_files import load_config_file
 
-    def reload_config():
-        import dataclasses
+    class ConfigFileOnly(CommandLine):  # what a reload reads: the config file again
+        def read(self):
+            return dataclasses.replace(self.config, mig_strategy=load_config_file(str(config)).mig_strategy)
 
-        return dataclasses.replace(daemon.config, mig_strategy=load_file_settings(str(config)).mig_strategy)
-
-    thread = threading.Thread(target=daemon.run_forever, args=(reload_config,), daemon=True)
+    daemon = make_daemon(kube_api, node_file, command_line=ConfigFileOnly(
+        make_config("mixed", fixture=str(node_file), node_name=NODE, sleep_interval=3600.0, config_file=str(config))))
+    thread = threading.Thread(target=daemon.run_forever, daemon=True)
     thread.start()
     wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig.strategy") == "mixed")
     config.write_text("version: v1\nflags: {migStrategy: single}\n")
     wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/mig.strategy") == "single")
-    daemon.signals.request_stop()
+    daemon.stop.request()
     thread.join(timeout=5)
 
 
 def test_a_pending_mig_mode_shortens_the_next_wait(kube_api, tmp_path):
     doc = {"gpus": [{"model": "H100-SXM5-80GB", "mig_mode": {"current": 0, "pending": 1}}]}
     daemon = make_daemon(kube_api, write_fixture(tmp_path / "n.yaml", doc), sleep_interval=60.0)
-    daemon.run_pass()
-    assert daemon._next_wait() == 5.0
+    assert next_wait(60.0, daemon.run_pass().settling) == 5.0
     write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "H100-SXM5-80GB", "mig": ["7g.80gb"]}]})
-    daemon.run_pass()
-    assert daemon._next_wait() == 60.0
+    assert next_wait(60.0, daemon.run_pass().settling) == 60.0

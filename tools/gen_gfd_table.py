@@ -1,4 +1,4 @@
-"""Write the README's table of GFD's flags from ``mig_labeler.gfd_flags.GFD_FLAGS``, between the
+"""Write the README's table of GFD's flags from ``mig_labeler.cli.gfd_flags.GFD_FLAGS``, between the
 ``<!-- gfd-flags -->`` markers. ``tests/test_gfd_command_lines.py`` checks that the README holds
 exactly what this prints, so the table cannot drift from the flags the CLI accepts.
 
@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mig_labeler.gfd_flags import GFD_FLAGS  # noqa: E402
+from mig_labeler.cli.gfd_flags import GFD_FLAGS  # noqa: E402
 
 BEGIN, END = "<!-- gfd-flags: begin (tools/gen_gfd_table.py) -->", "<!-- gfd-flags: end -->"
 VALUE = {"bool": "[=BOOL]", "string": "VALUE", "duration": "DURATION", "float": "QPS", "int": "N"}

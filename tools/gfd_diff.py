@@ -29,12 +29,13 @@ from typing import Any
 import pynvml
 import yaml
 
-from mig_labeler.config import Config, MigStrategy, parse_sharing
-from mig_labeler.demo.fake_nvml import FakeNvml
-from mig_labeler.demo.fixture import parse_fixture
-from mig_labeler.demo.layout import layout_problem
+from mig_labeler.config import Config, MigStrategy
+from mig_labeler.config_file import parse_sharing
 from mig_labeler.gpu_models import GiProfile, GpuModel, gpu_models
 from mig_labeler.labels import compute_labels
+from mig_labeler.simulated.fake_nvml import FakeNvml
+from mig_labeler.simulated.fixture import parse_fixture
+from mig_labeler.simulated.layout import layout_problem
 from mig_labeler.sources.nvml import read_topology
 
 MODELS = ["A100-SXM4-40GB", "A100-SXM4-80GB", "A100-PCIE-40GB", "H100-SXM5-80GB", "H200", "A30", "B200"]

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mig_labeler import yaml_text
+from mig_labeler import text_document
 from mig_labeler.check.autoscalers import AutoscalerResult, check_autoscaler, is_autoscaler
 from mig_labeler.check.index import NodeIndex
 from mig_labeler.check.model import Node, Result, Workload
@@ -21,9 +20,10 @@ from mig_labeler.check.resources import is_gpu_resource
 from mig_labeler.check.rules import check
 from mig_labeler.check.selection import selected_keys
 from mig_labeler.check.workloads import objects, workloads
-from mig_labeler.config import Config, MigStrategy, Sharing, decode_text, parse_mig_strategy
+from mig_labeler.config import Config, MigStrategy, Sharing, parse_mig_strategy
 from mig_labeler.errors import ConfigError, NodeNotFound
 from mig_labeler.labels.advertised import advertised_resources
+from mig_labeler.text_document import decode_text
 
 STRATEGY_SUFFIXES = {s.value for s in MigStrategy}
 
@@ -79,7 +79,7 @@ def _documents(name: str) -> list[Any]:
     try:
         if text.lstrip().startswith(("{", "[")):
             return [json.loads(text)]
-        for index, doc in enumerate(yaml_text.load_all(text), start=1):  # noqa: B007 - index for the message
+        for index, doc in enumerate(text_document.load_all(text), start=1):  # noqa: B007 - index for the message
             docs.append(doc)
     except json.JSONDecodeError as e:
         raise ConfigError(f"{name}: not valid JSON: {e.msg} (line {e.lineno})") from None
@@ -115,8 +115,8 @@ def predicted_nodes(gpus: Sequence[str], mig_config: str | None, mig_parted_file
     """``--gpu MODEL[:COUNT]`` nodes that do not exist yet, partitioned by ``--mig-config`` from
     ``--mig-parted-config``: the same path as ``labels --gpu`` (the layout placed on the model's
     GPUs, read through the fake NVML)."""
-    from mig_labeler.mig_parted import load_mig_parted  # noqa: PLC0415
     from mig_labeler.sources import open_predicted_source  # noqa: PLC0415 - fake NVML only for predictions
+    from mig_labeler.text_files import load_mig_parted  # noqa: PLC0415
 
     mig_parted = load_mig_parted(mig_parted_file) if mig_parted_file else None
     nodes: list[Node] = []
@@ -157,11 +157,10 @@ def label_nodes(files: Sequence[str]) -> list[Node]:
 
 def cluster_nodes(kubeconfig: str | None, names: list[str], selector: str | None, timeout: float) -> list[Node]:
     """Within ``timeout`` seconds, retries included (each logged)."""
-    from mig_labeler.kube import KubeClient, api_client  # noqa: PLC0415 - only for the live cluster
-    from mig_labeler.retry import api_retry_policy  # noqa: PLC0415
+    from mig_labeler.kube.connection import connect  # noqa: PLC0415 - only for the live cluster
+    from mig_labeler.kube.retry import api_retry_policy  # noqa: PLC0415
 
-    client = KubeClient(api_client(kubeconfig))
-    client.deadline = time.monotonic() + timeout
+    client = connect(kubeconfig, within=timeout)
     try:
         found = api_retry_policy(deadline=timeout)(client.node_objects, names, selector)
     except NodeNotFound as e:

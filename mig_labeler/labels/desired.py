@@ -12,13 +12,14 @@ from dataclasses import dataclass, replace
 
 from mig_labeler.config import NO_SHARING, Config, MigStrategy
 from mig_labeler.errors import FIXTURE_HINT
+from mig_labeler.gpu_operator import MigRequest
 from mig_labeler.label_names import Rejected, validate_labels
 from mig_labeler.labels import compute_labels
 from mig_labeler.labels.advertised import advertised_resources
 from mig_labeler.labels.fabric import clique_problem
 from mig_labeler.labels.full_gpu import labelled_model
 from mig_labeler.labels.mig import single_strategy_problem
-from mig_labeler.labels.mig_config import MigRequest, Verification, verify_mig_config
+from mig_labeler.labels.mig_config import Verification, verify_mig_config
 from mig_labeler.topology import NodeTopology
 
 

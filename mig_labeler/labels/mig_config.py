@@ -6,61 +6,21 @@ then the multiset of MIG profiles in go-nvlib spelling), once mig-manager says
 ``nvidia.com/mig.config.state=success`` for that request. A match labels
 ``mig.config.applied=<name>``; anything else labels nothing (so a selector on it matches only
 verified nodes) and says why. mig-labeler never writes ``mig.config`` or ``mig.config.state``:
-they are mig-manager's. Pure: since when each label has held comes from the Node cache.
+they are mig-manager's. Pure: the request and since when it has held are
+``gpu_operator.mig_request``'s.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mig_labeler.gpu_operator import REQUESTED, MigRequest
 from mig_labeler.label_names import PREFIX
 from mig_labeler.mig_parted import MigPartedConfig
 from mig_labeler.topology import Gpu, NodeTopology
 
 APPLIED = PREFIX + "mig.config.applied"
-REQUESTED = PREFIX + "mig.config"
-STATE = PREFIX + "mig.config.state"
-
-
-UNANSWERED = "unanswered"  # our name for: mig.config changed after mig-manager last set the state
-
-
-@dataclass(frozen=True, slots=True)
-class MigRequest:
-    """What the Node asks of mig-manager, and how far mig-manager has got: ``state`` is the
-    ``mig.config.state`` label, or ``unanswered`` while ``mig.config`` is newer than it (the admin
-    changed the config and mig-manager has not even set ``pending``: between the two a stale
-    ``success`` must not be verified against the new name); ``since`` is when it began (epoch s)."""
-
-    config: str
-    state: str
-    since: float
-
-
-def mig_request(labels: Mapping[str, str], held: Mapping[str, tuple[str, float]]) -> MigRequest | None:
-    """The request the Node's labels make, or None when it names no config. ``held``: since when
-    each label has held its value (``NodeCache.held``); a state that is not newer than the config
-    it answers is ``unanswered``."""
-    name = labels.get(REQUESTED)
-    if not name:
-        return None
-    state = labels.get(STATE, "")
-    config_since = _since(held, REQUESTED, name, 0.0)
-    state_since = _since(held, STATE, state, config_since)
-    if state_since < config_since:
-        return MigRequest(name, UNANSWERED, config_since)
-    return MigRequest(name, state or UNANSWERED, state_since)
-
-
-def _since(held: Mapping[str, tuple[str, float]], key: str, value: str, otherwise: float) -> float:
-    """Since when ``key`` has had ``value``; ``otherwise`` when the record is of another value
-    (the labels and the record come from two reads of the Node)."""
-    seen = held.get(key)
-    return seen[1] if seen is not None and seen[0] == value else otherwise
-
-
 @dataclass(frozen=True, slots=True)
 class Verification:
     labels: dict[str, str]

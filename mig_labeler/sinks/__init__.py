@@ -5,7 +5,7 @@
 - ``file``: an NFD local-source features.d file.
 
 Owns: the interface the loop knows (``Sink``, ``SinkResult``) and ``handoff_labels``, the rule
-that lets a mode switch leave no orphan labels. The loop builds nothing: ``runner`` wires sinks.
+that lets a mode switch leave no orphan labels. The pass builds nothing: ``daemon.outputs`` builds the sinks.
 """
 
 from __future__ import annotations

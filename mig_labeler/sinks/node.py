@@ -4,42 +4,63 @@ Owns: planning against the live Node (``plan_update``), taking other managers' c
 adopt or drop (``KubeClient.release_claims``) so that a drop really removes them, the apply
 itself, what the API server's answer shows happened, and the warning for labels that stay
 because another manager owns them too. Zero writes when the Node already holds our labels.
-The Node it plans against comes from the loop (the watch cache, the pass's GET, or a fresh GET
+The Node it plans against comes from the daemon (the watch cache, the pass's GET, or a fresh GET
 on a retry), so a pass costs no extra request.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from typing import Protocol
 
 from mig_labeler.errors import ApiConflict, ApiError
-from mig_labeler.gate import pause
-from mig_labeler.kube import KubeClient
+from mig_labeler.gpu_operator import pause
+from mig_labeler.kube.client import KubeClient
+from mig_labeler.kube.node_state import NodeState
 from mig_labeler.label_names import ownable
-from mig_labeler.node_state import NodeState
 from mig_labeler.sinks import SinkResult
 from mig_labeler.sinks.plan import LabelPlan, observed_changes, plan_update
 
 log = logging.getLogger("mig_labeler")
 
 
+class NodeView(Protocol):
+    """The freshest Node the daemon knows (``daemon.our_node.OurNode``)."""
+
+    def for_publish(self) -> NodeState:
+        """The watched Node, else the one this pass read, else one GET."""
+        ...
+
+    def remember(self, node: NodeState) -> object:
+        """Hand back a Node state the server answered with."""
+        ...
+
+
+class Warnings(Protocol):
+    """Warnings said once (``daemon.reporting.Warnings``)."""
+
+    def once(self, message: str) -> None: ...
+
+
+class ErrorCounter(Protocol):
+    """Every failed API request counts (``daemon.metrics.Metrics``)."""
+
+    def count_api_error(self, error: ApiError) -> None: ...
+
+
 class NodeSink:
     name = "node"
     feeds_nfd = False
 
-    def __init__(self, kube: KubeClient, current: Callable[[], NodeState], remember: Callable[[NodeState], object],
-                 warn_once: Callable[[str], None], count_error: Callable[[ApiError], None]) -> None:
-        """``current``: the freshest Node the loop knows, else one GET; ``remember``: hand back
-        each Node state the server answers with."""
+    def __init__(self, kube: KubeClient, node: NodeView, warnings: Warnings, errors: ErrorCounter) -> None:
         self.kube = kube
-        self.current = current
-        self.remember = remember
-        self.warn_once = warn_once
-        self.count_error = count_error
+        self.node = node
+        self.warnings = warnings
+        self.errors = errors
 
     def publish(self, labels: Mapping[str, str]) -> SinkResult:
-        node = self.current()
+        node = self.node.for_publish()
         plan = plan_update(node.labels, node.owned, labels, node.shared)
         paused = pause(node.labels)  # it may have begun while NVML was read: finish, publish nothing
         if paused is not None:
@@ -48,7 +69,7 @@ class NodeSink:
             return SinkResult(self.name, plan)
         self._take_sole_ownership(node, plan)
         after = self.kube.apply_labels(node.name, labels)
-        self.remember(after)
+        self.node.remember(after)
         adopted = {k for k in plan.adopt if k in after.owned and not after.owners(k)}
         self._warn_stuck(plan, after)
         return SinkResult(self.name, plan, observed_changes(plan, node.labels, after.labels, adopted))
@@ -65,12 +86,12 @@ class NodeSink:
         except ApiConflict:
             raise
         except ApiError as e:
-            self.count_error(e)
-            self.warn_once(f"could not take sole ownership of {len(keys)} labels on node {node.name} ({e}); "
+            self.errors.count_api_error(e)
+            self.warnings.once(f"could not take sole ownership of {len(keys)} labels on node {node.name} ({e}); "
                            "labels that other managers also own will stay when mig-labeler drops them")
             return
         if released is not None:
-            self.remember(released)
+            self.node.remember(released)
 
     @staticmethod
     def _warn_stuck(plan: LabelPlan, after: NodeState) -> None:

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from mig_labeler.errors import ApiError
-from mig_labeler.kube import KubeClient
-from mig_labeler.node_state import FIELD_MANAGER
+from mig_labeler.kube.client import KubeClient
+from mig_labeler.kube.node_state import FIELD_MANAGER
 from mig_labeler.sinks import SinkResult
 from mig_labeler.sinks.plan import plan_update
 

@@ -2,8 +2,8 @@
 
 Owns: ``TopologySource`` (real NVML, or the fake one with ``--fixture``; the machine-type file;
 the PCI config space for vGPU). The NVML call sequence lives in ``sources.nvml``, the vGPU scan
-in ``sources.vgpu``. The demo tooling (fake NVML, fixtures, fake sysfs) is imported only when a
-fixture is asked for.
+in ``sources.vgpu``. The simulated node (``simulated/``: fake NVML, fixtures, fake sysfs) is
+imported only when a fixture or a prediction is asked for.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from mig_labeler.sources.vgpu import read_vgpu
 from mig_labeler.topology import NodeTopology, Vgpu
 
 if TYPE_CHECKING:
-    from mig_labeler.demo.fake_nvml import FakeNvml
     from mig_labeler.mig_parted import MigPartedConfig
+    from mig_labeler.simulated.fake_nvml import FakeNvml
 
 SYSFS = "/sys"
 
@@ -68,8 +68,8 @@ class TopologySource:
 
 def open_source(fixture: str | None, machine_type_file: str | None, driver_root: str | None = None) -> TopologySource:
     if fixture:
-        from mig_labeler.demo.fake_nvml import FakeNvml
-        from mig_labeler.demo.fake_sysfs import write_fake_sysfs
+        from mig_labeler.simulated.fake_nvml import FakeNvml
+        from mig_labeler.simulated.fake_sysfs import write_fake_sysfs
 
         fake = FakeNvml(fixture)
         return TopologySource(fake, machine_type_file, fake, sysfs=str(write_fake_sysfs(fake.fixture)))
@@ -81,9 +81,9 @@ def open_source(fixture: str | None, machine_type_file: str | None, driver_root:
 def open_predicted_source(gpu: str, mig_config: str | None, mig_parted: MigPartedConfig | None) -> TopologySource:
     """A node that does not exist yet (``labels --gpu MODEL:N --mig-config NAME``): the layout the
     mig-parted config describes, through the fake NVML, as any fixture."""
-    from mig_labeler.demo.fake_nvml import FakeNvml
-    from mig_labeler.demo.fake_sysfs import write_fake_sysfs
-    from mig_labeler.demo.predict import parse_gpu_spec, predicted_fixture
+    from mig_labeler.simulated.fake_nvml import FakeNvml
+    from mig_labeler.simulated.fake_sysfs import write_fake_sysfs
+    from mig_labeler.simulated.predict import parse_gpu_spec, predicted_fixture
 
     model, count = parse_gpu_spec(gpu)
     if mig_config and mig_parted is None:

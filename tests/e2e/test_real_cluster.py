@@ -14,7 +14,8 @@ import os
 import pytest
 
 from mig_labeler.errors import ApiError
-from mig_labeler.kube import KubeClient, api_client
+from mig_labeler.kube.client import KubeClient
+from mig_labeler.kube.connection import api_client
 
 KUBECONFIG = os.environ.get("MIG_LABELER_E2E_KUBECONFIG")
 pytestmark = pytest.mark.skipif(not KUBECONFIG, reason="set MIG_LABELER_E2E_KUBECONFIG to run against a cluster")

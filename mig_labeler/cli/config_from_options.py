@@ -1,42 +1,42 @@
 """From parsed options to the one frozen ``Config``: precedence flag > environment > config file >
 default (gfd-reference §4.4), GFD's booleans and durations in Go's syntax, the sink selection.
 
-Owns: ``build_config`` and ``load_file_settings``. Reads click's parsed parameters and where each
-came from; the environment only to name the variable a bad value came from. Every bad value is a
-``ConfigError`` (exit 2) that names the flag or variable.
+Owns: ``GivenOptions`` (what was given, and where from) and ``build_config``. Reads click's parsed
+parameters and where each came from, once; the environment only to name the variable a bad value
+came from. Every bad value is a ``ConfigError`` (exit 2) that names the flag or variable.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import click
 from click.core import ParameterSource
 
+from mig_labeler.cli.gfd_flags import flag
 from mig_labeler.config import (
     DEFAULT_OUTPUT_FILE,
     Config,
-    FileSettings,
     MigStrategy,
-    parse_config_file,
     parse_duration,
     parse_go_bool,
     parse_mig_strategy,
     parse_sinks,
-    read_configmap_file,
 )
+from mig_labeler.config_file import FileSettings
 from mig_labeler.errors import ConfigError
-from mig_labeler.gfd_flags import flag
 from mig_labeler.label_names import dns_label_error, dns_subdomain_error
+from mig_labeler.text_files import load_config_file
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
-def _sinks(ctx: click.Context, file: FileSettings) -> tuple[str, ...]:
+def _sinks(ctx: GivenOptions, file: FileSettings) -> tuple[str, ...]:
     """--sink wins; else useNodeFeatureAPI true (flag > env > config file) selects nodefeature,
     and --output-file given as a flag or in the environment selects file (both: both); else the
     node sink. The config file's outputFile only sets the path: GFD's example config carries it,
@@ -52,7 +52,7 @@ def _sinks(ctx: click.Context, file: FileSettings) -> tuple[str, ...]:
     return tuple(chosen) or ("node",)
 
 
-def _namespace(ctx: click.Context) -> tuple[str, bool]:
+def _namespace(ctx: GivenOptions) -> tuple[str, bool]:
     """The NodeFeature's namespace, and whether it is known (--namespace/NAMESPACE, or the pod's
     service account) rather than the fallback ``default``."""
     if ctx.params.get("namespace"):
@@ -64,19 +64,19 @@ def _namespace(ctx: click.Context) -> tuple[str, bool]:
     return found or "default", bool(found)
 
 
-def _explicit(ctx: click.Context, name: str) -> bool:
+def _explicit(ctx: GivenOptions, name: str) -> bool:
     source = ctx.get_parameter_source(name)
     return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT) and ctx.params.get(name) is not None
 
 
-def _pick(ctx: click.Context, name: str, file_value: Any, default: Any) -> Any:
+def _pick(ctx: GivenOptions, name: str, file_value: Any, default: Any) -> Any:
     """Flag > env > file > default (gfd-reference §4.4)."""
     if _explicit(ctx, name):
         return ctx.params[name]
     return default if file_value is None else file_value
 
 
-def _bool(ctx: click.Context, name: str, file_value: bool | None, default: bool) -> bool:
+def _bool(ctx: GivenOptions, name: str, file_value: bool | None, default: bool) -> bool:
     """A GFD boolean, flag > env > file > default; flag and variable both in Go's spellings."""
     if name not in ctx.params:
         return default
@@ -85,7 +85,7 @@ def _bool(ctx: click.Context, name: str, file_value: bool | None, default: bool)
     return default if file_value is None else file_value
 
 
-def _where(ctx: click.Context, name: str) -> str:
+def _where(ctx: GivenOptions, name: str) -> str:
     """The flag, or the environment variable a value came from, for an error message."""
     option = name.replace("_", "-")
     if ctx.get_parameter_source(name) == ParameterSource.ENVIRONMENT:
@@ -93,7 +93,7 @@ def _where(ctx: click.Context, name: str) -> str:
     return f"--{option}"
 
 
-def _number(ctx: click.Context, name: str, kind: type[float] | type[int], default: float) -> Any:
+def _number(ctx: GivenOptions, name: str, kind: type[float] | type[int], default: float) -> Any:
     if not _explicit(ctx, name):
         return default
     text = str(ctx.params[name])
@@ -107,7 +107,7 @@ def _number(ctx: click.Context, name: str, kind: type[float] | type[int], defaul
 DISCOVERY_STRATEGIES = ("auto", "nvml", "tegra", "vfio")  # GFD's validateFlags
 
 
-def _discovery_strategy(ctx: click.Context) -> str:
+def _discovery_strategy(ctx: GivenOptions) -> str:
     value = str(ctx.params.get("device_discovery_strategy") or "auto")
     if value not in DISCOVERY_STRATEGIES:
         raise ConfigError(f"invalid --device-discovery-strategy option {value!r}: use auto or nvml")
@@ -120,7 +120,7 @@ def _discovery_strategy(ctx: click.Context) -> str:
 OUTPUT_FORMATS = ("text", "json", "yaml", "wide", "name")
 
 
-def _output_file(ctx: click.Context, file: FileSettings) -> str:
+def _output_file(ctx: GivenOptions, file: FileSettings) -> str:
     """``-o`` on run is GFD's alias for --output-file: a path. A value that reads as an output
     format (``run --oneshot -o json``) is refused instead of becoming a file named json."""
     path = str(_pick(ctx, "output_file", file.output_file, DEFAULT_OUTPUT_FILE))
@@ -130,13 +130,7 @@ def _output_file(ctx: click.Context, file: FileSettings) -> str:
     return path
 
 
-def load_file_settings(path: str | None) -> FileSettings:
-    if not path:
-        return FileSettings()
-    return parse_config_file(read_configmap_file(path, "config file"), path)
-
-
-def _reject_empty_flags(ctx: click.Context) -> None:
+def _reject_empty_flags(ctx: GivenOptions) -> None:
     """One rule for empty values: an environment variable that is set but empty counts as unset
     (click's rule; Helm and kustomize often render empty values), while an empty value typed on
     the command line is a mistake, never a silent fallback (``--fixture ""`` must not mean "real
@@ -146,10 +140,37 @@ def _reject_empty_flags(ctx: click.Context) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} is empty: give a value, or leave the option out")
 
 
+@dataclass(frozen=True)
+class GivenOptions:
+    """What the command line was given: each parameter's value and where it came from (the
+    command line, the environment, the default). Plain data, no click ``Context``: the daemon
+    holds it as its ``ConfigSource`` and reads the configuration again on a reload (the config
+    file may have changed; flags and environment cannot)."""
+
+    params: Mapping[str, Any]
+    sources: Mapping[str, ParameterSource | None]
+    info_name: str | None
+
+    @classmethod
+    def of(cls, ctx: click.Context) -> GivenOptions:
+        return cls(dict(ctx.params), {name: ctx.get_parameter_source(name) for name in ctx.params}, ctx.info_name)
+
+    def get_parameter_source(self, name: str) -> ParameterSource | None:
+        return self.sources.get(name)
+
+    def read(self) -> Config:
+        return _build(self)
+
+
 def build_config(ctx: click.Context) -> Config:
+    """The ``Config`` a command's parsed options give (flag > env > config file > default)."""
+    return GivenOptions.of(ctx).read()
+
+
+def _build(ctx: GivenOptions) -> Config:
     p = ctx.params
     _reject_empty_flags(ctx)
-    file = load_file_settings(p.get("config_file"))
+    file = load_config_file(p.get("config_file"))
     strategy = p["mig_strategy"] if _explicit(ctx, "mig_strategy") else None
     interval = p.get("sleep_interval") if _explicit(ctx, "sleep_interval") else None
     oneshot_timeout = p.get("oneshot_timeout") if _explicit(ctx, "oneshot_timeout") else None
@@ -184,7 +205,7 @@ def build_config(ctx: click.Context) -> Config:
     return _unused_mig_parted(config, ctx.info_name)
 
 
-def _sink_settings(ctx: click.Context, file: FileSettings) -> dict[str, Any]:
+def _sink_settings(ctx: GivenOptions, file: FileSettings) -> dict[str, Any]:
     if "sinks" not in ctx.params:  # commands without sink options publish nowhere but the Node
         return {}
     namespace, known = _namespace(ctx)
@@ -202,7 +223,7 @@ def _unused_mig_parted(config: Config, command: str | None) -> Config:
                                      "is the layout the Node's nvidia.com/mig.config asks for"))
 
 
-def _mig_parted_configmap(ctx: click.Context) -> tuple[str, str, str] | None:
+def _mig_parted_configmap(ctx: GivenOptions) -> tuple[str, str, str] | None:
     """``--mig-parted-configmap NAMESPACE/NAME`` with its key; one source of the config only."""
     value = str(ctx.params.get("mig_parted_configmap") or "").strip()
     if not value:
@@ -223,17 +244,17 @@ def _mig_parted_configmap(ctx: click.Context) -> tuple[str, str, str] | None:
     return namespace, name, key
 
 
-def _stuck_after(ctx: click.Context) -> float:
+def _stuck_after(ctx: GivenOptions) -> float:
     text = str(ctx.params.get("mig_config_stuck_after") or "15m").strip()
     return 0.0 if text in ("0", "+0") else parse_duration(text, "--mig-config-stuck-after", 1.0)
 
 
-def _mig_parted(ctx: click.Context) -> Any:
+def _mig_parted(ctx: GivenOptions) -> Any:
     """``--mig-parted-config`` (run: verify; labels: predict), parsed once here: a bad file is
     exit 2 at start-up and keeps the running configuration on a reload."""
     path = ctx.params.get("mig_parted_config")
     if not path:
         return None
-    from mig_labeler.mig_parted import load_mig_parted  # noqa: PLC0415 - only when the feature is on
+    from mig_labeler.text_files import load_mig_parted  # noqa: PLC0415 - only when the feature is on
 
     return load_mig_parted(str(path))

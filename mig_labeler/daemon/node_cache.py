@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 
-from mig_labeler.node_state import NodeState
+from mig_labeler.kube.node_state import NodeState
 
 
 class NodeCache:

@@ -3,8 +3,9 @@ ConfigMap (one watch each, with a field selector on the name), and the config fi
 mount is swapped through a symlink, so we poll a fingerprint).
 
 Owns: re-establishing a watch with backoff, resuming from the last resourceVersion, relisting on
-410 Gone, falling back to polling (logged once) without watch permission. It hands every state
-to a callback and never decides anything about labels or configs itself.
+410 Gone, falling back to polling (logged once) without watch permission. Each hands every state
+to the part it was built for (``our_node.OurNode``, ``live_settings.LiveSettings``) and never
+decides anything about labels or configs itself. Every wait ends at once on the stop token.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import logging
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
-from mig_labeler.api_errors import WatchExpired
 from mig_labeler.errors import ApiError, MigLabelerError
-from mig_labeler.kube import KubeClient
-from mig_labeler.node_state import NodeState
+from mig_labeler.kube.client import KubeClient
+from mig_labeler.kube.errors import WatchExpired
+from mig_labeler.kube.node_state import NodeState
+from mig_labeler.stop import Stop
 
 log = logging.getLogger("mig_labeler")
 
@@ -27,19 +29,33 @@ WATCH_TIMEOUT = 300  # seconds; the server ends each watch, we resume from the l
 MAX_BACKOFF = 30.0
 
 
+class NodeListener(Protocol):
+    def node_changed(self, node: NodeState) -> None: ...
+
+    def node_deleted(self, node: NodeState) -> None: ...
+
+
+class ConfigMapListener(Protocol):
+    def configmap_changed(self, obj: dict[str, Any]) -> None: ...
+
+    def configmap_deleted(self, obj: dict[str, Any]) -> None: ...
+
+
+class FileListener(Protocol):
+    def file_changed(self, path: str) -> None: ...
+
+
 class ObjectWatcher(ABC):
     """One named object's changes, for as long as ``stop`` is not set. A watch without a
     resourceVersion starts with a synthetic ADDED of the current object ("get state and start at
     most recent"), which is our list: no extra GET, no list verb. Subclasses say how to stream
-    (``stream``), what a state's resourceVersion is, and what to do without watch permission."""
+    (``stream``), what a state's resourceVersion is, where a state goes (``changed``, ``deleted``)
+and what to do without watch permission."""
 
     what = "object"
 
-    def __init__(self, on_state: Callable[[Any], None], stop: threading.Event, timeout_seconds: int = WATCH_TIMEOUT,
-                 base_backoff: float = 0.5, on_deleted: Callable[[Any], None] | None = None,
+    def __init__(self, stop: Stop, timeout_seconds: int = WATCH_TIMEOUT, base_backoff: float = 0.5,
                  name: str = "watch") -> None:
-        self.on_state = on_state
-        self.on_deleted = on_deleted
         self.stop = stop
         self.timeout_seconds = timeout_seconds
         self.base_backoff = base_backoff
@@ -61,6 +77,14 @@ class ObjectWatcher(ABC):
     def resource_version(self, state: Any) -> str:
         """A state's resourceVersion, to resume from."""
 
+    @abstractmethod
+    def changed(self, state: Any) -> None:
+        """ADDED or MODIFIED."""
+
+    @abstractmethod
+    def deleted(self, state: Any) -> None:
+        """DELETED."""
+
     def forbidden(self, error: ApiError) -> None:
         """No permission to watch: say so; the watch ends."""
         log.warning("no permission to watch %s (%s)", self.what, error)
@@ -68,7 +92,7 @@ class ObjectWatcher(ABC):
 
     def run(self) -> None:
         failures = 0
-        while not self.stop.is_set():
+        while not self.stop.requested:
             try:
                 if not self.version:
                     self.relists += 1
@@ -76,11 +100,11 @@ class ObjectWatcher(ABC):
                 for kind, state in self.stream(self.version):
                     self.version = self.resource_version(state) or self.version
                     if kind in ("ADDED", "MODIFIED"):
-                        self.on_state(state)
-                    elif kind == "DELETED" and self.on_deleted is not None:
-                        self.on_deleted(state)
+                        self.changed(state)
+                    elif kind == "DELETED":
+                        self.deleted(state)
                     failures = 0
-                    if self.stop.is_set():
+                    if self.stop.requested:
                         return
             except WatchExpired:
                 log.info("watch of %s expired (410); starting again from the current state", self.what)
@@ -105,10 +129,10 @@ class ObjectWatcher(ABC):
 class NodeWatcher(ObjectWatcher):
     """Our own Node (one watch with a field selector); without watch permission the loop polls."""
 
-    def __init__(self, kube: KubeClient, node_name: str, on_state: Callable[[NodeState], None],
-                 stop: threading.Event, timeout_seconds: int = WATCH_TIMEOUT, base_backoff: float = 0.5,
-                 on_deleted: Callable[[NodeState], None] | None = None) -> None:
-        super().__init__(on_state, stop, timeout_seconds, base_backoff, on_deleted, name="node-watch")
+    def __init__(self, kube: KubeClient, node_name: str, listener: NodeListener, stop: Stop,
+                 timeout_seconds: int = WATCH_TIMEOUT, base_backoff: float = 0.5) -> None:
+        super().__init__(stop, timeout_seconds, base_backoff, name="node-watch")
+        self.listener = listener
         self.kube = kube
         self.node_name = node_name
         self.what = f"node {node_name}"
@@ -118,6 +142,12 @@ class NodeWatcher(ObjectWatcher):
 
     def resource_version(self, state: NodeState) -> str:
         return state.resource_version
+
+    def changed(self, state: NodeState) -> None:
+        self.listener.node_changed(state)
+
+    def deleted(self, state: NodeState) -> None:
+        self.listener.node_deleted(state)
 
     def forbidden(self, error: ApiError) -> None:
         log.warning("no permission to watch node %s (%s); polling every pass instead", self.node_name, error)
@@ -129,11 +159,11 @@ class ConfigMapWatcher(ObjectWatcher):
     read at start-up. Without watch permission (a Role granting get only) it reads the ConfigMap
     every ``poll`` seconds instead."""
 
-    def __init__(self, kube: KubeClient, namespace: str, name: str, version: str,
-                 on_state: Callable[[dict[str, Any]], None], on_deleted: Callable[[dict[str, Any]], None],
-                 stop: threading.Event, poll: float = 60.0, base_backoff: float = 0.5,
+    def __init__(self, kube: KubeClient, namespace: str, name: str, version: str, listener: ConfigMapListener,
+                 stop: Stop, poll: float = 60.0, base_backoff: float = 0.5,
                  timeout_seconds: int = WATCH_TIMEOUT) -> None:
-        super().__init__(on_state, stop, timeout_seconds, base_backoff, on_deleted, name="configmap-watch")
+        super().__init__(stop, timeout_seconds, base_backoff, name="configmap-watch")
+        self.listener = listener
         self.kube = kube
         self.namespace, self.name = namespace, name
         self.what = f"ConfigMap {namespace}/{name}"
@@ -145,6 +175,12 @@ class ConfigMapWatcher(ObjectWatcher):
 
     def resource_version(self, state: dict[str, Any]) -> str:
         return str((state.get("metadata") or {}).get("resourceVersion") or "")
+
+    def changed(self, state: dict[str, Any]) -> None:
+        self.listener.configmap_changed(state)
+
+    def deleted(self, state: dict[str, Any]) -> None:
+        self.listener.configmap_deleted(state)
 
     def forbidden(self, error: ApiError) -> None:
         log.warning("no permission to watch %s (%s); reading it every %.0fs instead (grant watch on it to pick up "
@@ -158,16 +194,16 @@ class ConfigMapWatcher(ObjectWatcher):
                 continue
             if self.resource_version(state) != self.version:
                 self.version = self.resource_version(state)
-                self.on_state(state)
+                self.changed(state)
 
 
 class ConfigFileWatcher:
     """Polls the config file's fingerprint (resolved path, inode, mtime, size) every ``period``
     seconds; a kubelet ConfigMap update swaps the ``..data`` symlink, which changes all of them."""
 
-    def __init__(self, path: str, on_change: Callable[[], None], stop: threading.Event, period: float = 1.0) -> None:
+    def __init__(self, path: str, listener: FileListener, stop: Stop, period: float = 1.0) -> None:
         self.path = path
-        self.on_change = on_change
+        self.listener = listener
         self.stop = stop
         self.period = period
         self.fingerprint = file_fingerprint(path)
@@ -186,8 +222,7 @@ class ConfigFileWatcher:
         if current == self.fingerprint:
             return False
         self.fingerprint = current
-        log.info("config file %s changed; reloading", self.path)
-        self.on_change()
+        self.listener.file_changed(self.path)
         return True
 
 

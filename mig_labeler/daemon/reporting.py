@@ -2,25 +2,28 @@
 
 Owns: ``EventReporter`` (at most one Event per reason per window; a later one in the window is
 kept, the latest wins, and posted when the window ends: delayed, never dropped) and
+``Warnings`` (said once), ``PauseGauge`` (the pause gauge and its log lines),
 ``PassReporter`` (turns a pass's result into the log line, the label counters and the Event that
 say what changed: ``MIG layout 4×3g.20gb → 7×1g.5gb; removed mig-3g.20gb.*; added mig-1g.5gb.*;
 gpu.product → …``) and ``MigConfigReporter`` (the Node's MIG config request: does the layout match
 it, how long has mig-manager been at it, is it stuck, did it fail). The text is built from pure
-pieces owned by the data (``NodeTopology.layout``, ``LabelPlan.describe``). The Daemon hands
-results over; ``kube`` only POSTs.
+pieces owned by the data (``NodeTopology.layout``, ``LabelPlan.describe``). The pass hands
+results over; an ``EventSender`` (``node_events``) POSTs.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from mig_labeler.labels.mig_config import REQUESTED, STATE, UNANSWERED, MigRequest, Verification
-from mig_labeler.metrics import Metrics
+from mig_labeler.daemon.metrics import Metrics
+from mig_labeler.gpu_operator import REQUESTED, STATE, UNANSWERED, MigRequest, Pause
+from mig_labeler.labels.mig_config import Verification
 from mig_labeler.sinks.plan import LabelPlan
 
 if TYPE_CHECKING:
@@ -31,8 +34,10 @@ log = logging.getLogger("mig_labeler")
 EVENT_WINDOW = 60.0  # at most one Event per reason per minute; later ones wait for the window's end
 FAILURES_BEFORE_EVENT = 3
 
-# post(reason, message, type) -> False when it could not be posted yet (no Node known): keep it.
-Post = Callable[[str, str, str], bool]
+
+class EventSender(Protocol):
+    def post(self, reason: str, message: str, event_type: str) -> bool:
+        """False when it could not be posted yet (no Node known): the reporter keeps it."""
 
 
 @dataclass
@@ -43,8 +48,8 @@ class _Pending:
 
 
 class EventReporter:
-    def __init__(self, post: Post, clock: Callable[[], float], window: float = EVENT_WINDOW) -> None:
-        self.post = post
+    def __init__(self, sender: EventSender, clock: Callable[[], float], window: float = EVENT_WINDOW) -> None:
+        self.sender = sender
         self.clock = clock
         self.window = window
         self.last: dict[str, float] = {}
@@ -53,7 +58,7 @@ class EventReporter:
     def report(self, reason: str, message: str, event_type: str) -> None:
         now = self.clock()
         if reason not in self.pending and now - self.last.get(reason, -math.inf) >= self.window:
-            if self.post(reason, message, event_type):
+            if self.sender.post(reason, message, event_type):
                 self.last[reason] = now
                 return
         held = self.pending.get(reason)
@@ -74,9 +79,51 @@ class EventReporter:
             message = held.message
             if held.coalesced > 1:
                 message += f" (the latest of {held.coalesced} in the last minute; the log has each)"
-            if self.post(reason, message, held.event_type):
+            if self.sender.post(reason, message, held.event_type):
                 self.last[reason] = now
                 del self.pending[reason]
+
+
+class Warnings:
+    """Warnings that would repeat every pass, logged once: ``once`` for a fixed message (no Event
+    rights, a sink that cannot be emptied), ``latest`` for the set a pass computed (logged when it
+    first appears, again after it went away)."""
+
+    def __init__(self) -> None:
+        self.said: set[str] = set()
+        self.last: tuple[str, ...] = ()
+
+    def once(self, message: str) -> None:
+        if message not in self.said:
+            self.said.add(message)
+            log.warning("%s", message)
+
+    def latest(self, warnings: tuple[str, ...]) -> None:
+        for warning in warnings:
+            if warning not in self.last:
+                log.warning("%s", warning)
+        self.last = warnings
+
+
+class PauseGauge:
+    """The ``mig_labeler_paused{reason}`` gauge, and one log line when a pause begins or ends. Set
+    from the pass and from the Node watch."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.lock = threading.Lock()
+        self.current: Pause | None = None
+
+    def set(self, paused: Pause | None) -> None:
+        with self.lock:
+            if paused == self.current:
+                return
+            previous, self.current = self.current, paused
+            self.metrics.set_paused(paused.reason if paused is not None else None)
+        if paused is not None:
+            log.info("paused: %s; no NVML calls and no label changes until it ends", paused.message)
+        elif previous is not None:
+            log.info("pause over (%s); scanning now", previous.reason)
 
 
 def describe(changed: Sequence[tuple[str, LabelPlan]], previous: str | None, layout: str | None) -> str:

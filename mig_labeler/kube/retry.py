@@ -24,6 +24,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from mig_labeler.errors import is_transient
+from mig_labeler.stop import Stop
 
 log = logging.getLogger("mig_labeler")
 
@@ -55,19 +56,19 @@ def _log_retry(attempts: int) -> Callable[[RetryCallState], None]:
     return log_retry
 
 
-def api_retry_policy(attempts: int = 5, max_backoff: float = 10.0,
-                     sleep: Callable[[float], None] = time.sleep, deadline: float | None = None) -> Retrying:
-    """``deadline``: seconds the whole call may take, retries included (``--oneshot-timeout``):
-    no retry starts whose backoff would end past it. ``sleep`` is the backoff: pass
-    ``Signals.sleep`` so that a stop ends it at once."""
-    stop: stop_base = stop_after_attempt(attempts)
+def api_retry_policy(attempts: int = 5, max_backoff: float = 10.0, *, stop: Stop | None = None,
+                     sleep: Callable[[float], None] | None = None, deadline: float | None = None) -> Retrying:
+    """``stop``: the stop token, which ends a backoff at once; ``deadline``: seconds the whole call
+    may take, retries included (``--oneshot-timeout``): no retry starts whose backoff would end past
+    it. ``sleep`` replaces the backoff's clock (tests pass a fake clock's)."""
+    give_up: stop_base = stop_after_attempt(attempts)
     if deadline is not None:
-        stop = stop | stop_before_delay(deadline)
+        give_up = give_up | stop_before_delay(deadline)
     return Retrying(
         retry=retry_if_exception(is_transient),
-        stop=stop,
+        stop=give_up,
         wait=wait_retry_after(wait_exponential_jitter(multiplier=0.5, max=max_backoff, jitter=0.5)),
-        sleep=sleep,
+        sleep=sleep or (stop.sleep if stop is not None else time.sleep),
         before_sleep=_log_retry(attempts),
         reraise=True,
     )

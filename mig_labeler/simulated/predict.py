@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mig_labeler.demo.fixture import NodeFixture, parse_fixture
 from mig_labeler.errors import ConfigError, FixtureError
 from mig_labeler.gpu_models import gpu_models
 from mig_labeler.mig_parted import MigPartedConfig
+from mig_labeler.simulated.fixture import NodeFixture, parse_fixture
 
 MAX_GPUS = 64
 

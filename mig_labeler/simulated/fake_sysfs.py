@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from mig_labeler.demo.fixture import NodeFixture
+from mig_labeler.simulated.fixture import NodeFixture
 
 NVIDIA = 0x10DE
 INTEL = 0x8086

@@ -1,11 +1,10 @@
-"""The only module that imports ``kubernetes``: read the Node, apply labels, post Events.
+"""The API calls: read the Node, apply labels, post Events, read and watch one object.
 
-``kubernetes`` is imported when a client is built (``api_client``), not with this module: the
-loop and the sinks use ``NodeState`` and the error types, and a file-only run, which never talks
-to a cluster, would otherwise pay about 0.27 s and 20 MiB for the import (``make bench``).
+``kubernetes`` is imported when a client is built (``kube.connection``), not with this module:
+the loop and the sinks use ``NodeState`` and the error types, and a file-only run, which never
+talks to a cluster, would otherwise pay about 0.27 s and 20 MiB for the import (``make bench``).
 
-Owns: client set-up (in-cluster service account, else --kubeconfig/KUBECONFIG), server-side
-apply of our label set (``application/apply-patch+yaml``, field manager ``mig-labeler``,
+Owns: server-side apply of our label set (``application/apply-patch+yaml``, field manager ``mig-labeler``,
 ``force=true``), reading which label keys our field manager owns, Events, and handing each failure to
 ``api_errors`` for translation into our error types. Knows nothing about GPUs.
 """
@@ -14,31 +13,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import socket
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 import urllib3
-import yaml
 
-from mig_labeler import __version__, yaml_text
-from mig_labeler.api_errors import (
-    ObjectNotFound,
-    WatchExpired,
-    connection_error,
-    first_line,
-    translate_api_exception,
-)
-from mig_labeler.config import decode_text
-from mig_labeler.errors import ApiError, ApiTransient, ConfigError
-from mig_labeler.node_state import FIELD_MANAGER, NodeState, node_state
-from mig_labeler.rate_limit import TokenBucket
-from mig_labeler.signals import Signals
+from mig_labeler.errors import ApiError, ApiTransient
+from mig_labeler.kube.errors import ObjectNotFound, WatchExpired, connection_error, translate_api_exception
+from mig_labeler.kube.node_state import FIELD_MANAGER, NodeState, node_state
+from mig_labeler.kube.rate_limit import TokenBucket
+from mig_labeler.stop import Stop
 
 log = logging.getLogger("mig_labeler")
 
@@ -47,103 +34,7 @@ EVENT_NAMESPACE = "default"  # where Node events live, as the kubelet posts them
 LIST_PAGE = 500  # nodes per LIST page (kubectl's --chunk-size default)
 TIMEOUT = (5.0, 15.0)  # connect, read (seconds): a pass must never hang on the API
 
-
-
 JSON_PATCH = "application/json-patch+json"
-
-
-USER_AGENT = f"mig-labeler/{__version__}"
-
-
-def api_client(kubeconfig: str | None = None, host: str | None = None, user_agent: str = USER_AGENT) -> Any:
-    """The in-cluster service account when there is one (and no --kubeconfig), else a kubeconfig
-    (--kubeconfig/KUBECONFIG, else ~/.kube/config); ``host`` (tests) points the real client at a
-    URL with no credentials. Every problem with the credentials is one ConfigError naming the
-    file, never a traceback from the client's loader."""
-    from kubernetes import client as k8s  # noqa: PLC0415 - see the module docstring
-
-    if host is not None:
-        configuration = k8s.Configuration(host=host)
-    else:
-        configuration = k8s.Configuration()
-        where = _load_config(configuration, kubeconfig)
-        _check_server(configuration.host, where)
-    configuration.retries = False  # our retry policy is the only one: no hidden urllib3 retries
-    client = k8s.ApiClient(configuration)
-    client.user_agent = user_agent  # audit logs and API priority-and-fairness rules can tell us apart
-    return client
-
-
-def _load_config(configuration: Any, kubeconfig: str | None) -> str:
-    """Load credentials into ``configuration``; returns where they came from, for messages."""
-    from kubernetes import config as k8s_config  # noqa: PLC0415 - see the module docstring
-
-    if not kubeconfig:
-        try:
-            k8s_config.load_incluster_config(client_configuration=configuration)
-            return "the in-cluster service account"
-        except k8s_config.ConfigException:
-            pass  # not in a pod: the kubeconfig lookup
-    # Not the client's KUBE_CONFIG_DEFAULT_LOCATION: it captures $KUBECONFIG when first imported.
-    default = os.path.expanduser("~/.kube/config")
-    paths = kubeconfig.split(os.pathsep) if kubeconfig else [default]
-    for path in paths:
-        _check_kubeconfig_file(path, explicit=bool(kubeconfig))
-    where = f"kubeconfig {kubeconfig or paths[0]}"
-    try:
-        k8s_config.load_kube_config(config_file=kubeconfig or paths[0], client_configuration=configuration,
-                                    persist_config=False)
-    except k8s_config.ConfigException as e:
-        raise ConfigError(f"{where}: {e}") from e
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError) as e:
-        raise ConfigError(f"{where} is malformed: {type(e).__name__}: {first_line(e)}") from e
-    return where
-
-
-def _check_kubeconfig_file(path: str, explicit: bool) -> None:
-    if not os.path.isfile(path):
-        if explicit:
-            raise ConfigError(f"kubeconfig {path} does not exist (from --kubeconfig or KUBECONFIG)")
-        raise ConfigError(f"no Kubernetes credentials: not running in a pod, and there is no {path} "
-                          "(pass --kubeconfig PATH or set KUBECONFIG)")
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ConfigError(f"cannot read kubeconfig {path}: {e.strerror or e}") from e
-    text = decode_text(data, f"kubeconfig {path}")
-    try:
-        doc = yaml_text.load(text)
-    except (yaml.YAMLError, ValueError, RecursionError) as e:
-        raise ConfigError(f"kubeconfig {path} is not valid YAML: {first_line(e)}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"kubeconfig {path} must hold a mapping (apiVersion: v1, kind: Config, clusters, ...)")
-    _check_exec_plugin(doc, path)
-
-
-def _check_exec_plugin(doc: dict[str, Any], path: str) -> None:
-    """A credential plugin (``users[].user.exec``, e.g. aws, gke-gcloud-auth-plugin, kubelogin)
-    that is not installed is bad input: the client would log a raw ``ERROR:root`` line and go on
-    without credentials, to a misleading failure further on."""
-    context_name = doc.get("current-context")
-    contexts = {c.get("name"): c.get("context") or {} for c in doc.get("contexts") or [] if isinstance(c, dict)}
-    user_name = (contexts.get(context_name) or {}).get("user")
-    users = {u.get("name"): u.get("user") or {} for u in doc.get("users") or [] if isinstance(u, dict)}
-    plugin = (users.get(user_name) or {}).get("exec") if isinstance(users.get(user_name), dict) else None
-    command = plugin.get("command") if isinstance(plugin, dict) else None
-    if isinstance(command, str) and command and shutil.which(command) is None:
-        raise ConfigError(f"kubeconfig {path}: user {user_name!r} gets credentials from the plugin {command!r}, "
-                          "which is not installed here (not an executable file, nor on PATH)")
-
-
-def _check_server(host: str | None, where: str) -> None:
-    url = urlsplit(host or "")
-    try:
-        url.port  # noqa: B018 - raises ValueError on a port that is not a number
-    except ValueError:
-        url = urlsplit("")
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise ConfigError(f"{where}: server {host!r} is not a URL such as https://10.0.0.1:6443")
 
 
 class KubeClient:
@@ -151,14 +42,18 @@ class KubeClient:
     not through ``CoreV1Api``: importing that one generated module costs 22 MiB of RSS, a third of
     the daemon's memory, for three calls we can spell out."""
 
-    def __init__(self, client: Any, field_manager: str = FIELD_MANAGER, signals: Signals | None = None) -> None:
+    def __init__(self, client: Any, *, stop: Stop | None = None, within: float | None = None,
+                 rate_limit: TokenBucket | None = None, field_manager: str = FIELD_MANAGER) -> None:
+        """``stop``: a stop abandons the request in flight at once (``Stop.abandonable``) and
+        ends a rate-limit wait, instead of waiting out a read timeout: a hung API server must not
+        delay SIGTERM. ``within``: seconds from now after which no request starts (--oneshot-timeout,
+        diff's --timeout); each request's timeouts are cut to what is left. ``rate_limit``:
+        --kube-api-qps/--kube-api-burst, as client-go applies them."""
         self.client = client
         self.field_manager = field_manager
-        self.deadline: float | None = None  # time.monotonic() after which no request starts (--oneshot)
-        # With signals, a stop abandons the request in flight at once (Signals.abandonable) instead
-        # of waiting out its read timeout: a hung API server must not delay SIGTERM.
-        self.signals = signals
-        self.rate_limit: TokenBucket | None = None  # --kube-api-qps/--kube-api-burst, as client-go
+        self.stop = stop
+        self.deadline = None if within is None else time.monotonic() + within
+        self.rate_limit = rate_limit
 
     def _timeout(self) -> tuple[float, float]:
         """(connect, read) seconds: the usual ones, cut down to what the deadline leaves."""
@@ -320,14 +215,14 @@ class KubeClient:
             return self._request(method, resource, name, path, query, body, content_type)
 
         self._wait_for_rate_limit()
-        if self.signals is None:
+        if self.stop is None:
             return request()
-        return self.signals.abandonable(f"{method} {resource}/{name}".rstrip("/"), request)
+        return self.stop.abandonable(f"{method} {resource}/{name}".rstrip("/"), request)
 
     def _wait_for_rate_limit(self) -> None:
         delay = self.rate_limit.reserve() if self.rate_limit is not None else 0.0
         if delay > 0:
-            (self.signals.sleep if self.signals is not None else time.sleep)(delay)
+            (self.stop.sleep if self.stop is not None else time.sleep)(delay)
 
     def _request(self, method: str, resource: str, name: str, path: str, query: list[tuple[str, Any]] | None,
                  body: Any, content_type: str) -> Any:

@@ -1,4 +1,7 @@
-"""YAML parsing with libyaml when PyYAML has it (``yaml.CSafeLoader``, in the wheels we install,
+"""Text documents as we accept them: UTF-8 (``decode_text``), and YAML or JSON parsed with libyaml
+when PyYAML has it. Pure: bytes or text in, a document or our error out; ``text_files`` reads files.
+
+YAML parsing with libyaml when PyYAML has it (``yaml.CSafeLoader``, in the wheels we install,
 several times faster than the pure-Python loader), else the pure ``SafeLoader``: same safe
 constructors, the same ``yaml.YAMLError`` on bad input. Every YAML this package reads goes through
 here (config files, kubeconfigs, fixtures, the files ``check`` reads)."""
@@ -37,3 +40,12 @@ def load_document(text: str, what: str, error: type[ConfigError] = ConfigError, 
     except (ValueError, yaml.YAMLError) as e:
         first = (str(e).splitlines() or [type(e).__name__])[0]
         raise error(f"{what} is not valid YAML or JSON: {first}") from None
+
+
+def decode_text(data: bytes, what: str, error: type[ConfigError] = ConfigError) -> str:
+    """Files we read must be UTF-8, as YAML and JSON require; say where they are not. The one
+    place for it: config files, fixtures (``error=FixtureError``), kubeconfigs, workload files."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{what} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None

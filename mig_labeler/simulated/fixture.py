@@ -12,12 +12,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mig_labeler import yaml_text
-from mig_labeler.config import decode_text
-from mig_labeler.demo.fixture_fields import error_name, int_field, known_keys, list_field, mapping_field, str_field
-from mig_labeler.demo.layout import gpu_instances, layout_problem, place_instances
+from mig_labeler import text_document
 from mig_labeler.errors import FixtureError
 from mig_labeler.gpu_models import CiProfile, GiProfile, GpuModel, gpu_models
+from mig_labeler.simulated.fixture_fields import error_name, int_field, known_keys, list_field, mapping_field, str_field
+from mig_labeler.simulated.layout import gpu_instances, layout_problem, place_instances
+from mig_labeler.text_document import decode_text
 from mig_labeler.topology import CI_INDEX_FOR_SLICES, FABRIC_STATES, MigAttributes
 
 _UUID_NS = uuidlib.UUID("6f0c6c1e-6d69-4d1a-9b1e-6d69676c6162")
@@ -87,7 +87,7 @@ MAX_GPUS = 64  # per node; real machines have at most 16, and a typo in `count` 
 
 
 def bundled_fixtures() -> list[str]:
-    folder = resources.files("mig_labeler").joinpath("demo/fixtures")
+    folder = resources.files("mig_labeler").joinpath("simulated/fixtures")
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -103,7 +103,7 @@ def resolve_fixture(name: str | Path) -> Path:
         if not path.is_file():
             raise FixtureError(f"cannot read fixture {text}: no such file")
         return path
-    bundled = resources.files("mig_labeler").joinpath(f"demo/fixtures/{text.removesuffix('.yaml')}.yaml")
+    bundled = resources.files("mig_labeler").joinpath(f"simulated/fixtures/{text.removesuffix('.yaml')}.yaml")
     if bundled.is_file():
         return Path(str(bundled))
     raise FixtureError(f"cannot read fixture {text}: no such file, and no bundled fixture of that name "
@@ -117,7 +117,7 @@ def load_fixture(path: str | Path) -> NodeFixture:
     except OSError as e:
         raise FixtureError(f"cannot read fixture {path}: {e.strerror or e}") from e
     text = decode_text(data, f"fixture {path}", FixtureError)
-    doc = yaml_text.load_document(text, f"fixture {path}", FixtureError, as_json=path.suffix == ".json")
+    doc = text_document.load_document(text, f"fixture {path}", FixtureError, as_json=path.suffix == ".json")
     try:
         return parse_fixture(doc)
     except FixtureError as e:

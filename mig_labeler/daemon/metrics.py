@@ -13,6 +13,7 @@ from collections import Counter as Tally
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from mig_labeler.errors import ApiError
 from mig_labeler.topology import NodeTopology
 
 PASS_RESULTS = ("success", "paused", "nvml_error", "api_error", "sink_error", "error")
@@ -95,6 +96,10 @@ class Metrics:
         for sink in sinks:
             for result in PUBLISH_RESULTS:
                 self.publish.labels(sink=sink, result=result)
+
+    def count_api_error(self, error: ApiError) -> None:
+        """Every failed API request counts, retried or not, by its HTTP status (0: no answer)."""
+        self.api_errors.labels(code=str(error.status or 0)).inc()
 
     def set_paused(self, reason: str | None) -> None:
         """One series: ``{reason=""} 0`` when not paused, ``{reason="<label>=<value>"} 1`` while paused."""

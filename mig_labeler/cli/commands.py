@@ -3,7 +3,7 @@
 Owns: parsing flags and environment variables (GFD's names accepted) into one frozen ``Config``
 (precedence flag > env > config file > default), logging set-up, and the single place where a
 ``MigLabelerError`` becomes one line on stderr and an exit code. Commands stay thin: each calls
-into ``desired``/``loop``/``kube``.
+into ``pipeline`` (labels), ``daemon`` (run, diff) or ``check``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from typing import Any
 import click
 
 from mig_labeler import __version__
-from mig_labeler.cli_config import build_config, load_file_settings
-from mig_labeler.cli_options import (
+from mig_labeler.cli.config_from_options import GivenOptions, build_config
+from mig_labeler.cli.gfd_flags import COMMANDS, translate
+from mig_labeler.cli.logs import fatal_line, setup_logging, use_format
+from mig_labeler.cli.options import (
     MIG_PARTED_FILE_OPTION,
     TIMEOUT_OPTION,
     kube_options,
@@ -33,6 +35,8 @@ from mig_labeler.config import (
     parse_duration,
     parse_mig_strategy,
 )
+from mig_labeler.daemon.signals import handled
+from mig_labeler.daemon.wake import Wake
 from mig_labeler.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -41,9 +45,8 @@ from mig_labeler.errors import (
     OutputError,
     WorkloadsDoNotFit,
 )
-from mig_labeler.gfd_flags import COMMANDS, translate
-from mig_labeler.logs import fatal_line, setup_logging, use_format
-from mig_labeler.signals import Signals
+from mig_labeler.stop import Stop
+from mig_labeler.text_files import load_config_file
 
 log = logging.getLogger("mig_labeler")
 
@@ -179,17 +182,18 @@ def _require_node_name(config: Config) -> str:
 def run(ctx: click.Context, **_: Any) -> None:
     """Publish this node's labels, every --sleep-interval (or once with --oneshot): to the Node
     object (the default), an NFD NodeFeature object, or an NFD features.d file (--sink)."""
-    signals = Signals()
-    with signals.handled():  # first: a SIGTERM during start-up or a oneshot is a clean stop, not exit 143
-        from mig_labeler.runner import run_daemon  # noqa: PLC0415 - kubernetes is imported only here
+    stop, wake = Stop(), Wake()
+    with handled(stop, wake):  # first: a SIGTERM during start-up or a oneshot is a clean stop, not exit 143
+        from mig_labeler.daemon.root import run_daemon  # noqa: PLC0415 - kubernetes is imported only here
 
-        config = build_config(ctx)
+        given = GivenOptions.of(ctx)
+        config = given.read()
         if config.needs_kubernetes:
             _require_node_name(config)
         setup_logging(config.log_format)
         log.info("mig-labeler %s starting", __version__, extra={"fields": {"settings": config.summary()}})
         _warn(config.warnings)
-        run_daemon(config, reload_config=lambda: build_config(ctx), signals=signals)
+        run_daemon(config, given, stop=stop, wake=wake)
 
 
 @cli.command()
@@ -201,7 +205,7 @@ def run(ctx: click.Context, **_: Any) -> None:
 def diff(ctx: click.Context, timeout: str, **_: Any) -> None:
     """Show what `run --oneshot` would add (+), change (~), remove (-) or adopt (*) on the Node.
     Writes nothing."""
-    from mig_labeler.runner import label_diff  # noqa: PLC0415
+    from mig_labeler.daemon.diff import label_diff  # noqa: PLC0415
 
     config = build_config(ctx)
     _require_node_name(config)
@@ -257,7 +261,7 @@ def check(files: tuple[str, ...], fixtures: tuple[str, ...], gpus: tuple[str, ..
         raise ConfigError("--mig-config goes with --gpu MODEL[:COUNT]")
     found, skipped, autoscalers = check_input.read_workloads(files)
     if fixtures or gpus:
-        strategy, sharing = parse_mig_strategy(mig_strategy or "none"), load_file_settings(config_file).sharing
+        strategy, sharing = parse_mig_strategy(mig_strategy or "none"), load_config_file(config_file).sharing
         nodes = check_input.fixture_nodes(fixtures, strategy, sharing)
         nodes += check_input.predicted_nodes(gpus, mig_config, mig_parted_config, strategy, sharing)
     elif label_files:

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from mig_labeler.gfd_flags import flag
+from mig_labeler.cli.gfd_flags import flag
 
 Decorator = Callable[[Any], Any]
 GO_BOOL = "[=BOOL]"  # a bare GFD boolean means true; =false and Go's other spellings work too

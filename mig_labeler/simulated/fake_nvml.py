@@ -20,9 +20,9 @@ from typing import Any
 
 import pynvml
 
-from mig_labeler.demo.fixture import FixtureGpu, FixtureMigDevice, NodeFixture, load_fixture, resolve_fixture
 from mig_labeler.errors import FixtureError
 from mig_labeler.gpu_models import GiProfile
+from mig_labeler.simulated.fixture import FixtureGpu, FixtureMigDevice, NodeFixture, load_fixture, resolve_fixture
 from mig_labeler.topology import CI_INDEX_FOR_SLICES
 
 MIB = 1 << 20

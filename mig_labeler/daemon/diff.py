@@ -1,0 +1,45 @@
+"""``mig-labeler diff``: the plan ``run --oneshot`` would execute, as lines. Writes nothing.
+
+Owns: one read of the Node (and of the mig-parted ConfigMap, if named) within a time limit,
+retries included (each logged), the labels a pass would want, the Node's MIG config request
+verified as a pass verifies it, and the plan against the Node's labels and ownership.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from mig_labeler.config import Config
+from mig_labeler.daemon.live_settings import fetch_mig_parted_configmap
+from mig_labeler.gpu_operator import mig_request
+from mig_labeler.kube.connection import connect
+from mig_labeler.kube.retry import api_retry_policy
+from mig_labeler.labels.desired import labels_for_topology
+from mig_labeler.sinks.plan import plan_update
+from mig_labeler.sources import open_source
+from mig_labeler.stop import Stop
+
+
+def label_diff(config: Config, started_at: int, host: str | None = None, timeout: float = 30.0,
+               stop: Stop | None = None) -> tuple[list[str], list[str]]:
+    """Diff lines and warnings. ``stop`` ends a request in flight at once (Ctrl-C)."""
+    source = open_source(config.fixture, config.machine_type_file, config.driver_root)
+    topology = source.read()
+    kube = connect(config.kubeconfig, host=host, stop=stop, within=timeout, qps=config.kube_api_qps,
+                   burst=config.kube_api_burst)
+    retry = api_retry_policy(stop=stop, deadline=timeout)
+    try:
+        node = retry(kube.read_node, config.node_name or "")
+        if config.mig_parted_configmap is not None:
+            config = replace(config, mig_parted=fetch_mig_parted_configmap(kube, retry, config.mig_parted_configmap)[0])
+    finally:
+        kube.close()
+    desired = labels_for_topology(topology, config, started_at, mig_request=mig_request(node.labels, {}))
+    plan = plan_update(node.labels, node.owned, desired.labels, node.shared)
+    unchanged = len(desired.labels) - len(plan.add) - len(plan.change) - len(plan.adopt)
+    lines = plan.lines() or ["no changes"]
+    lines.append(f"# {plan.summary()}, {unchanged} unchanged; labels owned by others are never touched")
+    warnings = list(desired.warnings)
+    if desired.verification.mismatch:
+        warnings.append(f"MIG layout mismatch: {desired.verification.mismatch}")
+    return lines, warnings

@@ -1,0 +1,194 @@
+"""The one owner of every setting that can change while the daemon runs.
+
+Owns: the ``Config`` in force and ``started_at`` (``gfd.timestamp``: process start or the last
+reload, as GFD), and every way they change: SIGHUP or a changed config file or mig-parted file
+(read everything again through the ``ConfigSource`` the command line gave), a changed mig-parted
+ConfigMap (read through the API, watched). A bad new setting keeps the running one (one line, a
+counter, an Event). Everyone else reads the ``Config`` they were built with; after a change the
+composition root builds them again. Output modes are not run-time settings: the sinks stay as
+started (their RBAC, mounts and checks came with them).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Protocol
+
+from tenacity import Retrying
+
+from mig_labeler.config import Config
+from mig_labeler.daemon.reporting import PassReporter
+from mig_labeler.daemon.wake import Wake
+from mig_labeler.daemon.watch import ConfigFileWatcher, ConfigMapWatcher
+from mig_labeler.errors import ApiError, ConfigError, MigLabelerError
+from mig_labeler.kube.client import KubeClient
+from mig_labeler.kube.errors import ObjectNotFound
+from mig_labeler.mig_parted import MigPartedConfig, mig_parted_from_configmap
+from mig_labeler.stop import Stop
+
+log = logging.getLogger("mig_labeler")
+
+
+class ConfigSource(Protocol):
+    def read(self) -> Config:
+        """The configuration as the command line's flags, the environment and the config file
+        give it now (raises ``ConfigError`` on a bad one)."""
+        ...
+
+
+class StaticConfig:
+    """A configuration that never changes (``--oneshot``, ``diff``, a caller with its own)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def read(self) -> Config:
+        return self.config
+
+
+class LiveSettings:
+    def __init__(self, source: ConfigSource, config: Config, *, kube: KubeClient | None, wake: Wake, stop: Stop,
+                 retry: Retrying, reporting: PassReporter, clock: Callable[[], float],
+                 started_at: int | None = None) -> None:
+        """``config``: the one the command line built at start-up from ``source``."""
+        self.source = source
+        self.kube = kube
+        self.wake = wake
+        self.stop = stop
+        self.retry = retry
+        self.reporting = reporting
+        self.clock = clock
+        self._config = config
+        self._started_at = int(clock()) if started_at is None else started_at
+        self._lock = threading.Lock()
+        self._configmap_update: dict[str, Any] | None = None  # a changed ConfigMap, not yet parsed
+        self._configmap_version = ""  # resourceVersion of the ConfigMap read at start-up
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def started_at(self) -> int:
+        return self._started_at
+
+    @property
+    def pending(self) -> bool:
+        """A reload was asked for, or the ConfigMap changed: the root rebuilds before the next pass."""
+        return self.wake.reload_asked or self._configmap_update is not None
+
+    # -- start-up --------------------------------------------------------------------------------
+    def read_configmap(self) -> None:
+        """``--mig-parted-configmap``: the config, read once before the first pass (a pass without
+        it would drop ``mig.config.applied``). The watch (``start_watching``) takes it from here."""
+        ref = self._config.mig_parted_configmap
+        if ref is None or self.kube is None:
+            return
+        parsed, self._configmap_version = fetch_mig_parted_configmap(self.kube, self.retry, ref)
+        self._config = replace(self._config, mig_parted=parsed)
+
+    def start_watching(self) -> None:
+        """Watch what can change: the config file and the mig-parted file (a ConfigMap mount is
+        swapped through a symlink, so their fingerprints are polled), the mig-parted ConfigMap."""
+        for path in (self._config.config_file, self._config.mig_parted_file):
+            if path:
+                ConfigFileWatcher(path, self, self.stop).start()
+        ref = self._config.mig_parted_configmap
+        if ref is not None and self.kube is not None:
+            namespace, name, _ = ref
+            ConfigMapWatcher(self.kube, namespace, name, self._configmap_version, self, self.stop).start()
+
+    # -- what the watchers report (their threads) ------------------------------------------------
+    def file_changed(self, path: str) -> None:
+        log.info("config file %s changed; reloading", path)
+        self.wake.request_reload()
+
+    def configmap_changed(self, obj: dict[str, Any]) -> None:
+        """Parsed by the loop's thread before the next pass (a bad one is reported from there,
+        like a bad file)."""
+        with self._lock:
+            self._configmap_update = obj
+        self.wake.now()
+
+    def configmap_deleted(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        log.warning("ConfigMap %s/%s was deleted; layouts are verified against the config last read from it until "
+                    "it is back", meta.get("namespace"), meta.get("name"))
+
+    # -- between two loops: the root asks, then builds again ---------------------------------------
+    def apply_pending(self) -> None:
+        """Take every change asked for since the last call. A reload reads the files again; a
+        ConfigMap change parses the ConfigMap. Either one that fails keeps what runs."""
+        if self.wake.take_reload():
+            self._reread()
+        with self._lock:
+            update, self._configmap_update = self._configmap_update, None
+        if update is not None:
+            self._apply_configmap(update)
+
+    def _reread(self) -> None:
+        try:
+            config = self.source.read()
+        except MigLabelerError as e:
+            self.reporting.reload_failed(str(e))
+            return
+        except Exception as e:  # noqa: BLE001 - nothing a file holds may stop the daemon
+            log.exception("configuration reload failed with an internal error, keeping the previous one")
+            self.reporting.reload_failed(f"internal error: {type(e).__name__}")
+            return
+        self.reporting.reloaded()
+        config = self._keep_sinks(config)
+        if config.mig_parted_configmap:  # read through the API, not from the files a reload reads
+            config = replace(config, mig_parted=self._config.mig_parted)
+        self._config = config
+        self._started_at = int(self.clock())
+        log.info("configuration reloaded", extra={"fields": {"settings": config.summary()}})
+        for warning in config.warnings:
+            log.warning("%s", warning)
+
+    def _keep_sinks(self, config: Config) -> Config:
+        """A reload cannot switch output modes: say so, and keep the running ones."""
+        def selection(c: Config) -> str:
+            return ",".join(c.sinks) + (f" (file {c.output_file})" if "file" in c.sinks else "")
+
+        if selection(config) != selection(self._config):
+            log.warning("the reloaded configuration selects the sinks %s; output modes change only on a restart, "
+                        "so the running sinks stay: %s", selection(config), selection(self._config))
+        return replace(config, sinks=self._config.sinks, output_file=self._config.output_file,
+                       namespace=self._config.namespace, pod_name=self._config.pod_name)
+
+    def _apply_configmap(self, obj: dict[str, Any]) -> None:
+        assert self._config.mig_parted_configmap is not None, "only a ConfigMap watch hands updates over"
+        namespace, name, key = self._config.mig_parted_configmap
+        try:
+            parsed = mig_parted_from_configmap(obj, namespace, name, key)
+        except ConfigError as e:
+            self.reporting.reload_failed(str(e))
+            return
+        self.reporting.reloaded()
+        self._config = replace(self._config, mig_parted=parsed)
+        log.info("mig-parted config reloaded from ConfigMap %s/%s (%d configs)", namespace, name, len(parsed.configs))
+
+
+def fetch_mig_parted_configmap(kube: KubeClient, retry: Retrying,
+                               ref: tuple[str, str, str]) -> tuple[MigPartedConfig, str]:
+    """The parsed config and the ConfigMap's resourceVersion. A missing or forbidden ConfigMap, a
+    missing key or a bad config is a wrong setup: one line, exit 2 (ConfigError)."""
+    namespace, name, key = ref
+    try:
+        obj = retry(kube.read_configmap, namespace, name)
+    except ObjectNotFound:
+        raise ConfigError(f"ConfigMap {namespace}/{name} (--mig-parted-configmap) does not exist") from None
+    except ApiError as e:
+        if e.status != 403:
+            raise
+        raise ConfigError(f"cannot read ConfigMap {namespace}/{name} (--mig-parted-configmap): {e}. Grant get and "
+                          f"watch on it alone: a Role in {namespace} with resourceNames: [{name}] and a RoleBinding "
+                          "to mig-labeler's service account (manifests/overlays/mig-parted-api)") from None
+    parsed = mig_parted_from_configmap(obj, namespace, name, key)
+    log.info("mig-parted config read from ConfigMap %s/%s key %s (%d configs)", namespace, name, key,
+             len(parsed.configs))
+    return parsed, str((obj.get("metadata") or {}).get("resourceVersion") or "")
