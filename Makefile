@@ -61,9 +61,10 @@ wheel-check: $(STAMP)  ## the Dockerfile's install steps: build the wheel, insta
 	build/wheel-check/venv/bin/mig-labeler labels --fixture dgx-a100-mixed --mig-strategy mixed --no-timestamp \
 		| grep -q '^nvidia.com/mig-3g.20gb.count=4$$'
 
-lint: $(STAMP)  ## ruff, mypy, the GitHub workflows against their schema, hadolint on the Dockerfile
+lint: $(STAMP)  ## ruff, mypy, the import contracts (pyproject.toml), the GitHub workflows' schema, hadolint
 	$(BIN)/ruff check mig_labeler tests tools bench
 	$(BIN)/mypy mig_labeler
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/hadolint Dockerfile
 	@! grep -rn "mock.patch\|patch(\"mig_labeler\|patch('mig_labeler" tests/ || (echo "unittest.mock.patch of our own code is banned" && exit 1)

@@ -1,15 +1,15 @@
-"""The rooms are a checked contract, as kopf's import-linter contracts are.
-
-The package is laid out as its data flows: ``sources/`` (NVML, machine type, sysfs) → ``labels/``
-(pure rules) → ``sinks/`` (node, nodefeature, file, behind one interface), with the loop knowing
-only that interface. Only kube.py imports kubernetes, NVML is imported only where it is injected
-from, the functional core does no I/O, and the demo tooling (fake NVML, fixtures) is loaded only
-when ``--fixture`` is given.
+"""The rooms are a checked contract. Which module may import which is import-linter's job
+(``[tool.importlinter]`` in pyproject.toml, run by ``make lint``); this file checks what an import
+graph cannot see: imports made only inside a function, a builtin ``open`` in a pure module, parts
+wired by subclassing or by assigning into each other, and what a real process loads.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,101 +18,73 @@ import pytest
 
 PACKAGE = Path(__file__).parents[1] / "mig_labeler"
 MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
-CORE = {"topology.py", "label_names.py", "config.py", "gate.py", "check.py", "sinks/plan.py"}
-IO_MODULES = {"os", "time", "socket", "subprocess", "pathlib", "threading", "urllib3", "http", "signal", "tempfile",
-              "shutil"}
+# The pure core, as the import contract lists it: no I/O of any kind, files included.
+PURE = ["labels/", "check/autoscalers.py", "check/index.py", "check/model.py", "check/report.py",
+        "check/resources.py", "check/rules.py", "check/selection.py", "check/workloads.py", "config.py",
+        "config_file.py", "mig_parted.py", "text_document.py", "gpu_operator.py", "topology.py", "label_names.py",
+        "sinks/plan.py"]
+# Where the daemon's parts live: each is built with what it uses and nobody assigns into it.
+PARTS = ["daemon/", "kube/", "sinks/", "cli/"]
+LIBRARY_OBJECTS = {"configuration", "client", "log"}  # the kubernetes client's and logging's objects we configure
 
 
 def rel(path: Path) -> str:
     return str(path.relative_to(PACKAGE))
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+def in_rooms(path: Path, rooms: list[str]) -> bool:
+    return any(rel(path) == room or (room.endswith("/") and rel(path).startswith(room)) for room in rooms)
 
 
-def imports(path: Path, top_level_only: bool = False) -> set[str]:
-    """Absolute module names ``path`` imports (``from x import y`` counts ``x`` and ``x.y``).
-    ``top_level_only``: leave out imports inside functions (loaded only when called)."""
-    tree = ast.parse(path.read_text())
-    nodes = ast.iter_child_nodes(tree) if top_level_only else ast.walk(tree)
+def top_level_imports(path: Path) -> set[str]:
+    """Modules ``path`` imports when it is imported (not inside functions, not for type checking)."""
     names: set[str] = set()
-    for node in nodes:
-        if isinstance(node, ast.If):  # `if TYPE_CHECKING:` blocks are not loaded at run time
-            continue
+    for node in ast.iter_child_nodes(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names |= {f"{node.module}.{a.name}" for a in node.names}
+            names |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
     return names
 
 
-def roots(path: Path) -> set[str]:
-    return {name.split(".")[0] for name in imports(path)}
+def test_the_import_contracts_catch_a_kubernetes_import_outside_kube(tmp_path):
+    """``make lint`` fails when someone imports kubernetes outside kube/: the contract run on a
+    copy of the package with one such import added."""
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    if not lint_imports.exists():
+        pytest.skip("import-linter is not installed (make install installs it)")
+    shutil.copytree(PACKAGE, tmp_path / "mig_labeler", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PACKAGE.parent / "pyproject.toml", tmp_path / "pyproject.toml")
+    wake = tmp_path / "mig_labeler" / "daemon" / "wake.py"
+
+    def lint() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(lint_imports), "--no-cache"], cwd=tmp_path, capture_output=True, text=True,
+                              check=False, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+
+    assert lint().returncode == 0, lint().stdout
+    wake.write_text(wake.read_text() + "\nimport kubernetes  # noqa: E402, F401\n")
+    broken = lint()
+    assert broken.returncode == 1 and "mig_labeler.daemon.wake -> kubernetes" in broken.stdout, broken.stdout
 
 
-def ours(path: Path, top_level_only: bool = False) -> set[str]:
-    return {n for n in imports(path, top_level_only) if n.startswith("mig_labeler.")}
+@pytest.mark.parametrize("path", [p for p in MODULES if in_rooms(p, PURE)], ids=rel)
+def test_the_pure_core_opens_no_file(path):
+    """An import graph cannot see the builtin ``open`` or a ``Path`` read: files are read by
+    ``text_files`` (and the other shells), then handed to the pure parsers as text."""
+    reads = {"open", "read_text", "read_bytes", "write_text", "write_bytes"}
+    calls = [node for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Call)]
+    used = {getattr(c.func, "id", None) or getattr(c.func, "attr", None) for c in calls}
+    assert not used & reads
 
 
-def in_stage(path: Path, stage: str) -> bool:
-    return rel(path).startswith(f"{stage}/")
+@pytest.mark.parametrize("path", [p for p in MODULES if not rel(p).startswith("simulated/")], ids=rel)
+def test_the_simulated_node_is_loaded_only_on_demand(path):
+    """Outside simulated/, the fake NVML and fixtures are imported only inside the function that a
+    fixture or a prediction needs: never at import time."""
+    assert not {n for n in top_level_imports(path) if n.startswith("mig_labeler.simulated")}
 
 
-def touches(names: set[str], *packages: str) -> set[str]:
-    return {n for n in names if any(n == p or n.startswith(p + ".") for p in packages)}
-
-
-@pytest.mark.parametrize("path", MODULES, ids=rel)
-def test_only_kube_imports_kubernetes(path):
-    assert "kubernetes" not in roots(path) or rel(path) == "kube.py"
-
-
-@pytest.mark.parametrize("path", MODULES, ids=rel)
-def test_pynvml_is_imported_only_by_the_fake_and_where_it_is_injected(path):
-    assert "pynvml" not in roots(path) or rel(path) in {"demo/fake_nvml.py", "sources/__init__.py"}
-
-
-@pytest.mark.parametrize("path", [p for p in MODULES if rel(p) in CORE or in_stage(p, "labels")], ids=rel)
-def test_the_core_does_no_io(path):
-    assert not roots(path) & (IO_MODULES | {"kubernetes", "pynvml", "prometheus_client"})
-
-
-@pytest.mark.parametrize("path", [p for p in MODULES if in_stage(p, "labels")], ids=rel)
-def test_labels_know_no_source_and_no_sink(path):
-    assert touches(ours(path), "mig_labeler.sources", "mig_labeler.sinks", "mig_labeler.kube.client", "mig_labeler.simulated",
-                   "mig_labeler.daemon.one_pass") == set()
-
-
-@pytest.mark.parametrize("path", [p for p in MODULES if in_stage(p, "sources")], ids=rel)
-def test_sources_know_no_labels_and_no_sink(path):
-    assert touches(ours(path), "mig_labeler.labels", "mig_labeler.sinks", "mig_labeler.kube.client", "mig_labeler.daemon.one_pass") \
-        == set()
-
-
-@pytest.mark.parametrize("path", [p for p in MODULES if in_stage(p, "sinks")], ids=rel)
-def test_sinks_know_no_source_and_no_label_rule(path):
-    assert touches(ours(path), "mig_labeler.sources", "mig_labeler.labels", "mig_labeler.simulated", "mig_labeler.daemon.one_pass",
-                   "mig_labeler.daemon.root") == set()
-
-
-def test_the_loop_knows_only_the_sink_interface():
-    names = ours(PACKAGE / "loop.py")
-    assert touches(names, "mig_labeler.sinks.node", "mig_labeler.sinks.nodefeature", "mig_labeler.sinks.file",
-                   "mig_labeler.sources.nvml", "mig_labeler.simulated") == set()
-    assert "mig_labeler.sinks" in names
-
-
-@pytest.mark.parametrize("path", [p for p in MODULES if not in_stage(p, "demo")], ids=rel)
-def test_demo_tooling_is_loaded_only_on_demand(path):
-    """Outside demo/, the fake NVML and fixtures are imported only inside the function that a
-    fixture needs: never at import time."""
-    assert touches(ours(path, top_level_only=True), "mig_labeler.simulated") == set()
-
-
-def test_the_daemon_runs_without_the_demo_package():
+def test_the_daemon_runs_without_the_simulated_package():
     code = ("import sys, mig_labeler.cli, mig_labeler.daemon.root, mig_labeler.daemon.one_pass, mig_labeler.sources, "
             "mig_labeler.sinks.node, mig_labeler.sinks.nodefeature, mig_labeler.sinks.file, mig_labeler.pipeline; "
             "print(sorted(m for m in sys.modules if m.startswith('mig_labeler.simulated')))")
@@ -123,6 +95,48 @@ def test_the_daemon_runs_without_the_demo_package():
 def test_every_module_says_what_it_owns():
     missing = [rel(p) for p in MODULES if not ast.get_docstring(ast.parse(p.read_text()))]
     assert missing == []
+
+
+def test_no_module_passes_400_lines():
+    """A room that grows past ~400 lines has gained a second job: split it (STYLE.md)."""
+    assert [rel(p) for p in MODULES if len(p.read_text().splitlines()) > 400] == []
+
+
+def test_no_class_extends_a_class_of_another_module_except_errors():
+    """No mixins: a part is composed of others through its constructor, never by inheriting one
+    from another file (errors are the exception: ``ConfigError`` is a ``MigLabelerError``)."""
+    found = []
+    for path in MODULES:
+        name = "mig_labeler." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__")
+        if name.endswith("__main__"):
+            continue
+        module = importlib.import_module(name)
+        for cls in (c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == name):
+            if issubclass(cls, BaseException):
+                continue
+            found += [f"{name}.{cls.__name__}({base.__module__}.{base.__name__})" for base in cls.__mro__[1:]
+                      if base.__module__.startswith("mig_labeler") and base.__module__ != name]
+    assert found == []
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if in_rooms(p, PARTS)], ids=rel)
+def test_no_part_assigns_into_another(path):
+    """A part's attributes are set by its own methods only: ``x.attr = ...`` is ``self.attr`` or a
+    library object being configured, never another part of ours (the daemon once had its client's
+    stop flag, deadline and rate limit assigned from three modules after it was built)."""
+    foreign = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        for target in targets:
+            for element in (target.elts if isinstance(target, ast.Tuple) else [target]):
+                if not isinstance(element, ast.Attribute):
+                    continue
+                owner = element.value
+                while isinstance(owner, ast.Attribute):  # self.server.daemon_threads: self's own object
+                    owner = owner.value
+                if not (isinstance(owner, ast.Name) and owner.id in {"self", "cls", *LIBRARY_OBJECTS}):
+                    foreign.append(f"line {node.lineno}: {ast.unparse(element)}")
+    assert foreign == []
 
 
 def test_a_file_only_run_never_imports_the_kubernetes_client(tmp_path):

@@ -21,9 +21,8 @@ from typing import Any
 import pynvml
 
 from mig_labeler.errors import FixtureError
-from mig_labeler.gpu_models import GiProfile
 from mig_labeler.simulated.fixture import FixtureGpu, FixtureMigDevice, NodeFixture, load_fixture, resolve_fixture
-from mig_labeler.topology import CI_INDEX_FOR_SLICES
+from mig_labeler.simulated.nvml_structs import by_reference, ci_profile_info, error_code, gi_profile_info
 
 MIB = 1 << 20
 
@@ -82,7 +81,7 @@ class FakeNvml:
         self.calls["nvmlInit"] += 1
         self._reload()
         if self.fixture.init_error:
-            raise pynvml.NVMLError(_code(self.fixture.init_error))
+            raise pynvml.NVMLError(error_code(self.fixture.init_error))
         self._init_count += 1
 
     def nvmlShutdown(self) -> None:
@@ -116,7 +115,7 @@ class FakeNvml:
         self._require_init()
         for fault in self.fixture.faults:
             if fault.call == call and (fault.gpu is None or fault.gpu == gpu):
-                raise pynvml.NVMLError(_code(fault.error))
+                raise pynvml.NVMLError(error_code(fault.error))
 
     # -- handle helpers -------------------------------------------------------------------
     def _gpu(self, handle: Any) -> FixtureGpu:
@@ -192,7 +191,7 @@ class FakeNvml:
     def nvmlDeviceGetPciInfoExt(self, handle: Any, c_info: Any) -> None:
         """Fills ``ctypes.byref(nvmlPciInfoExt_v1_t())`` and returns None, as the real binding."""
         self._enter("nvmlDeviceGetPciInfoExt", self._gpu_index(handle))
-        info = _by_reference("nvmlDeviceGetPciInfoExt", c_info, pynvml.nvmlPciInfoExt_v1_t, pynvml.nvmlPciInfoExt_v1)
+        info = by_reference("nvmlDeviceGetPciInfoExt", c_info, pynvml.nvmlPciInfoExt_v1_t, pynvml.nvmlPciInfoExt_v1)
         gpu = self._gpu(handle)
         info.baseClass = (gpu.pci_class >> 16) & 0xFF
         info.subClass = (gpu.pci_class >> 8) & 0xFF
@@ -210,14 +209,14 @@ class FakeNvml:
 
     def nvmlDeviceGetGpuFabricInfoV(self, handle: Any, c_info: Any) -> int:
         self._enter("nvmlDeviceGetGpuFabricInfoV", self._gpu_index(handle))
-        info = _by_reference("nvmlDeviceGetGpuFabricInfoV", c_info, pynvml.c_nvmlGpuFabricInfo_v2_t,
+        info = by_reference("nvmlDeviceGetGpuFabricInfoV", c_info, pynvml.c_nvmlGpuFabricInfo_v2_t,
                              pynvml.nvmlGpuFabricInfo_v2)
         self._fill_fabric(self._gpu(handle), info)
         return pynvml.NVML_SUCCESS
 
     def nvmlDeviceGetGpuFabricInfo(self, handle: Any, c_info: Any) -> int:
         self._enter("nvmlDeviceGetGpuFabricInfo", self._gpu_index(handle))
-        info = _by_reference("nvmlDeviceGetGpuFabricInfo", c_info, pynvml.c_nvmlGpuFabricInfo_t)
+        info = by_reference("nvmlDeviceGetGpuFabricInfo", c_info, pynvml.c_nvmlGpuFabricInfo_t)
         self._fill_fabric(self._gpu(handle), info)
         return pynvml.NVML_SUCCESS
 
@@ -229,7 +228,7 @@ class FakeNvml:
             info.clusterUuid[i] = byte
         info.cliqueId = gpu.fabric.clique_id
         info.state = gpu.fabric.state
-        info.status = _code(gpu.fabric.status) if gpu.fabric.status != "NVML_SUCCESS" else pynvml.NVML_SUCCESS
+        info.status = error_code(gpu.fabric.status) if gpu.fabric.status != "NVML_SUCCESS" else pynvml.NVML_SUCCESS
 
     def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any:
         self._enter("nvmlDeviceGetUtilizationRates", self._gpu_index(handle))
@@ -274,7 +273,7 @@ class FakeNvml:
         match = next((p for p in gpu.gi_profiles if p.gi_profile_index == profile), None)
         if not self._mig_enabled(gpu) or match is None:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
-        return _gi_profile_info(match, version)
+        return gi_profile_info(match, version)
 
     def nvmlDeviceGetGpuInstanceById(self, handle: Any, gi_id: int) -> _GpuInstance:
         self._enter("nvmlDeviceGetGpuInstanceById", self._gpu_index(handle))
@@ -358,22 +357,10 @@ class FakeNvml:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         gpu = self.fixture.gpus[gi.gpu]
         device = self._instance_devices(gi)[0]
-        info = _ci_profile_info(gpu, device.gi, profile, version)
+        info = ci_profile_info(gpu, device.gi, profile, version)
         if info is None:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         return info
-
-
-def _by_reference(call: str, c_info: Any, struct: type[Any], version: int | None = None) -> Any:
-    """The struct behind ``ctypes.byref(...)``. The real binding hands the argument to C as it is,
-    so a struct passed by value is read as a pointer: it crashed the process (SIGSEGV) on a real
-    H100. Refuse it as loudly as a fake can, and check the version field where the call has one."""
-    info = getattr(c_info, "_obj", None)  # what ctypes.byref() wraps
-    if not isinstance(info, struct):
-        raise TypeError(f"{call} needs ctypes.byref({struct.__name__}()); a struct by value crashes real NVML")
-    if version is not None and info.version != version:
-        raise pynvml.NVMLError(pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
-    return info
 
 
 def _checked(fixture: NodeFixture, path: Path | None = None) -> NodeFixture:
@@ -391,53 +378,3 @@ def _checked(fixture: NodeFixture, path: Path | None = None) -> NodeFixture:
             where = f"fixture {path}: " if path else ""
             raise FixtureError(f"{where}{name!r} is not an NVML error name (e.g. NVML_ERROR_GPU_IS_LOST)")
     return fixture
-
-
-def _code(name: str) -> int:
-    code = getattr(pynvml, name, None)
-    if not isinstance(code, int):
-        raise ValueError(f"unknown NVML error name {name!r}")
-    return code
-
-
-def _gi_profile_info(p: GiProfile, version: int) -> Any:
-    info = pynvml.c_nvmlGpuInstanceProfileInfo_v2_t() if version == 2 else pynvml.c_nvmlGpuInstanceProfileInfo_t()
-    a = p.attributes
-    info.id = p.gi_profile_id
-    info.sliceCount = a.slices_gi
-    info.instanceCount = p.max_count
-    info.multiprocessorCount = a.multiprocessors
-    info.copyEngineCount = a.copy_engines
-    info.decoderCount = a.decoders
-    info.encoderCount = a.encoders
-    info.jpegCount = a.jpeg
-    info.ofaCount = a.ofa
-    info.memorySizeMB = a.memory_mib
-    if version == 2:
-        info.name = f"MIG {p.name}".encode()
-    return info
-
-
-def _ci_profile_info(gpu: FixtureGpu, gi: GiProfile, index: int, version: int) -> Any:
-    a = gi.attributes
-    if index == CI_INDEX_FOR_SLICES.get(a.slices_gi):
-        slices, sms, name = a.slices_gi, a.multiprocessors, gi.name
-    else:
-        row = next((c for c in gpu.ci_profiles if c.gi == gi.name and c.ci_profile_index == index), None)
-        if row is None:
-            return None
-        slices, sms, name = row.ci_slices, row.multiprocessors, row.name
-    cls = pynvml.c_nvmlComputeInstanceProfileInfo_v2_t if version == 2 else pynvml.c_nvmlComputeInstanceProfileInfo_t
-    info = cls()
-    info.id = index
-    info.sliceCount = slices
-    info.instanceCount = a.slices_gi // slices  # how many such CIs the GPU instance holds
-    info.multiprocessorCount = sms
-    info.sharedCopyEngineCount = a.copy_engines
-    info.sharedDecoderCount = a.decoders
-    info.sharedEncoderCount = a.encoders
-    info.sharedJpegCount = a.jpeg
-    info.sharedOfaCount = a.ofa
-    if version == 2:
-        info.name = f"MIG {name}".encode()
-    return info

@@ -1,0 +1,78 @@
+"""The structs the fake NVML answers with, as pynvml's ctypes classes, and its error codes.
+
+Owns: filling GPU-instance and compute-instance profile structs (v1 and v2) from the model table,
+refusing a struct passed by value where real NVML takes a pointer, and NVML error names → codes.
+Used by ``fake_nvml`` only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pynvml
+
+from mig_labeler.gpu_models import GiProfile
+from mig_labeler.simulated.fixture import FixtureGpu
+from mig_labeler.topology import CI_INDEX_FOR_SLICES
+
+
+def by_reference(call: str, c_info: Any, struct: type[Any], version: int | None = None) -> Any:
+    """The struct behind ``ctypes.byref(...)``. The real binding hands the argument to C as it is,
+    so a struct passed by value is read as a pointer: it crashed the process (SIGSEGV) on a real
+    H100. Refuse it as loudly as a fake can, and check the version field where the call has one."""
+    info = getattr(c_info, "_obj", None)  # what ctypes.byref() wraps
+    if not isinstance(info, struct):
+        raise TypeError(f"{call} needs ctypes.byref({struct.__name__}()); a struct by value crashes real NVML")
+    if version is not None and info.version != version:
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+    return info
+
+
+def error_code(name: str) -> int:
+    code = getattr(pynvml, name, None)
+    if not isinstance(code, int):
+        raise ValueError(f"unknown NVML error name {name!r}")
+    return code
+
+
+def gi_profile_info(p: GiProfile, version: int) -> Any:
+    info = pynvml.c_nvmlGpuInstanceProfileInfo_v2_t() if version == 2 else pynvml.c_nvmlGpuInstanceProfileInfo_t()
+    a = p.attributes
+    info.id = p.gi_profile_id
+    info.sliceCount = a.slices_gi
+    info.instanceCount = p.max_count
+    info.multiprocessorCount = a.multiprocessors
+    info.copyEngineCount = a.copy_engines
+    info.decoderCount = a.decoders
+    info.encoderCount = a.encoders
+    info.jpegCount = a.jpeg
+    info.ofaCount = a.ofa
+    info.memorySizeMB = a.memory_mib
+    if version == 2:
+        info.name = f"MIG {p.name}".encode()
+    return info
+
+
+def ci_profile_info(gpu: FixtureGpu, gi: GiProfile, index: int, version: int) -> Any:
+    a = gi.attributes
+    if index == CI_INDEX_FOR_SLICES.get(a.slices_gi):
+        slices, sms, name = a.slices_gi, a.multiprocessors, gi.name
+    else:
+        row = next((c for c in gpu.ci_profiles if c.gi == gi.name and c.ci_profile_index == index), None)
+        if row is None:
+            return None
+        slices, sms, name = row.ci_slices, row.multiprocessors, row.name
+    cls = pynvml.c_nvmlComputeInstanceProfileInfo_v2_t if version == 2 else pynvml.c_nvmlComputeInstanceProfileInfo_t
+    info = cls()
+    info.id = index
+    info.sliceCount = slices
+    info.instanceCount = a.slices_gi // slices  # how many such CIs the GPU instance holds
+    info.multiprocessorCount = sms
+    info.sharedCopyEngineCount = a.copy_engines
+    info.sharedDecoderCount = a.decoders
+    info.sharedEncoderCount = a.encoders
+    info.sharedJpegCount = a.jpeg
+    info.sharedOfaCount = a.ofa
+    if version == 2:
+        info.name = f"MIG {name}".encode()
+    return info
