@@ -139,6 +139,35 @@ def test_no_part_assigns_into_another(path):
     assert foreign == []
 
 
+def test_no_part_holds_a_bound_method_of_another(kube_api, tmp_path):
+    """A part gets objects, not callbacks: ``NodeSink(kube, node, ...)``, not
+    ``NodeSink(kube, daemon.node_for_publish, daemon.remember, ...)``. Walks every part a watching
+    daemon with every sink is built of (a thread's target and the retry policy's sleep excepted)."""
+    from .conftest import make_daemon, write_fixture
+
+    daemon = make_daemon(kube_api, write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30"}]}), watch=True,
+                         sinks=("node", "nodefeature", "file"), output_file=str(tmp_path / "gfd"), namespace="ns",
+                         namespace_known=True)
+    seen: set[int] = set()
+    handed: list[str] = []
+
+    def walk(obj: object, where: str) -> None:
+        if id(obj) in seen or not type(obj).__module__.startswith("mig_labeler"):
+            return
+        seen.add(id(obj))
+        fields = dict(vars(obj)) if hasattr(obj, "__dict__") else {}
+        fields |= {s: getattr(obj, s) for s in getattr(type(obj), "__slots__", ()) if hasattr(obj, s)}
+        for name, value in fields.items():
+            for i, item in enumerate(value if isinstance(value, (list, tuple)) else [value]):
+                if inspect.ismethod(item) and type(item.__self__).__module__.startswith("mig_labeler"):
+                    handed.append(f"{where}.{name}: {item.__qualname__}")
+                walk(item, f"{where}.{name}[{i}]" if isinstance(value, (list, tuple)) else f"{where}.{name}")
+
+    walk(daemon, "daemon")
+    daemon.close()
+    assert len(seen) > 15 and handed == []
+
+
 def test_a_file_only_run_never_imports_the_kubernetes_client(tmp_path):
     """The file sink alone, without --node-name, talks to no cluster: the client's import (about
     0.27 s and 20 MiB) is left out. The whole daemon path runs: build, start-up checks, a pass."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from mig_labeler.config import Config, MigStrategy, Sharing, parse_mig_strategy
 from mig_labeler.errors import ConfigError, NodeNotFound
 from mig_labeler.labels.advertised import advertised_resources
 from mig_labeler.text_document import decode_text
+from mig_labeler.text_files import load_config_file
 
 STRATEGY_SUFFIXES = {s.value for s in MigStrategy}
 
@@ -87,6 +89,45 @@ def _documents(name: str) -> list[Any]:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(f"{name}: document {index + 1} is not valid YAML: {first}") from None
     return docs
+
+
+@dataclass(frozen=True)
+class NodeSources:
+    """Where ``check`` takes its nodes from: one of fixtures and predictions, saved labels, or the
+    live cluster (as the command line gave them)."""
+
+    fixtures: Sequence[str] = ()
+    gpus: Sequence[str] = ()
+    mig_config: str | None = None
+    mig_parted_file: str | None = None
+    label_files: Sequence[str] = ()
+    node_names: Sequence[str] = ()
+    all_nodes: bool = False
+    selector: str | None = None
+    mig_strategy: str | None = None
+    config_file: str | None = None
+    kubeconfig: str | None = None
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        """Exactly one source; a mix is a ``ConfigError`` before anything is read."""
+        if sum(bool(x) for x in (self.fixtures or self.gpus, self.label_files, self.node_names or self.all_nodes)) != 1:
+            raise ConfigError("give the nodes one way: --fixture and --gpu, --labels, or --node/--nodes")
+        if self.selector and not self.all_nodes:
+            raise ConfigError("-l/--selector goes with --nodes")
+        if self.mig_config and not self.gpus:
+            raise ConfigError("--mig-config goes with --gpu MODEL[:COUNT]")
+
+
+def nodes_from(given: NodeSources) -> list[Node]:
+    if given.label_files:
+        return label_nodes(given.label_files)
+    if given.node_names or given.all_nodes:
+        return cluster_nodes(given.kubeconfig, list(given.node_names), given.selector, given.timeout)
+    strategy = parse_mig_strategy(given.mig_strategy or "none")
+    sharing = load_config_file(given.config_file).sharing
+    return (fixture_nodes(given.fixtures, strategy, sharing)
+            + predicted_nodes(given.gpus, given.mig_config, given.mig_parted_file, strategy, sharing))
 
 
 def fixture_nodes(specs: Sequence[str], strategy: MigStrategy, sharing: Sharing) -> list[Node]:

@@ -33,7 +33,6 @@ from mig_labeler.cli.options import (
 from mig_labeler.config import (
     Config,
     parse_duration,
-    parse_mig_strategy,
 )
 from mig_labeler.daemon.signals import handled
 from mig_labeler.daemon.wake import Wake
@@ -46,7 +45,6 @@ from mig_labeler.errors import (
     WorkloadsDoNotFit,
 )
 from mig_labeler.stop import Stop
-from mig_labeler.text_files import load_config_file
 
 log = logging.getLogger("mig_labeler")
 
@@ -252,23 +250,11 @@ def check(files: tuple[str, ...], fixtures: tuple[str, ...], gpus: tuple[str, ..
     from mig_labeler.check import report  # noqa: PLC0415
 
     setup_logging("text")
-    sources = sum(bool(x) for x in (fixtures or gpus, label_files, node_names or all_nodes))
-    if sources != 1:
-        raise ConfigError("give the nodes one way: --fixture and --gpu, --labels, or --node/--nodes")
-    if selector and not all_nodes:
-        raise ConfigError("-l/--selector goes with --nodes")
-    if mig_config and not gpus:
-        raise ConfigError("--mig-config goes with --gpu MODEL[:COUNT]")
+    given = check_input.NodeSources(fixtures, gpus, mig_config, mig_parted_config, label_files, node_names, all_nodes,
+                                    selector, mig_strategy, config_file, kubeconfig,
+                                    parse_duration(timeout, "--timeout", 0.0))
     found, skipped, autoscalers = check_input.read_workloads(files)
-    if fixtures or gpus:
-        strategy, sharing = parse_mig_strategy(mig_strategy or "none"), load_config_file(config_file).sharing
-        nodes = check_input.fixture_nodes(fixtures, strategy, sharing)
-        nodes += check_input.predicted_nodes(gpus, mig_config, mig_parted_config, strategy, sharing)
-    elif label_files:
-        nodes = check_input.label_nodes(label_files)
-    else:
-        nodes = check_input.cluster_nodes(kubeconfig, list(node_names), selector,
-                                          parse_duration(timeout, "--timeout", 0.0))
+    nodes = check_input.nodes_from(given)
     results = check_input.run_checks(found, nodes)
     _emit(report.render(results, skipped, nodes, output, autoscalers))
     failing = [r for r in results if not r.fits]
