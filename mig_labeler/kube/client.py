@@ -22,8 +22,15 @@ from typing import Any
 import urllib3
 
 from mig_labeler.errors import ApiError, ApiTransient
-from mig_labeler.kube.errors import ObjectNotFound, WatchExpired, connection_error, translate_api_exception
-from mig_labeler.kube.node_state import FIELD_MANAGER, NodeState, node_state
+from mig_labeler.kube.errors import (
+    BadAnswer,
+    ObjectNotFound,
+    WatchExpired,
+    bad_answer,
+    connection_error,
+    translate_api_exception,
+)
+from mig_labeler.kube.node_state import FIELD_MANAGER, NodeState, NotANode, node_state
 from mig_labeler.kube.rate_limit import TokenBucket
 from mig_labeler.stop import Stop
 
@@ -71,7 +78,7 @@ class KubeClient:
         """Whole Node objects, for ``check``: the named ones (get), else a list (with a label
         selector); the user's own credentials, nodes get/list only."""
         if names:
-            return [self._call("GET", "nodes", n, f"/api/v1/nodes/{n}") for n in names]
+            return [self._node_object(self._call("GET", "nodes", n, f"/api/v1/nodes/{n}"), "GET", n) for n in names]
         items: list[dict[str, Any]] = []
         token, started = "", time.monotonic()
         while True:  # pages of LIST_PAGE, as kubectl does: a 5,000-node cluster in 10 requests
@@ -79,8 +86,11 @@ class KubeClient:
             query += [("labelSelector", selector)] if selector else []
             query += [("continue", token)] if token else []
             page = self._call("GET", "nodes", "", "/api/v1/nodes", query)
-            items += page.get("items") or []
-            token = str((page.get("metadata") or {}).get("continue") or "")
+            found, meta = page.get("items") or [], page.get("metadata") or {}
+            if not isinstance(found, list) or not isinstance(meta, dict):
+                raise self._bad("GET", "nodes", "", "not a list of Nodes")
+            items += [self._node_object(item, "GET", "") for item in found]
+            token = str(meta.get("continue") or "")
             if not token:
                 return items
             if time.monotonic() - started > 1.0:
@@ -88,7 +98,22 @@ class KubeClient:
                 log.info("listed %d nodes%s", len(items), f", {remaining} to go" if remaining else "")
 
     def read_node(self, name: str) -> NodeState:
-        return node_state(self._call("GET", "nodes", name, f"/api/v1/nodes/{name}"), self.field_manager)
+        return self._node(self._call("GET", "nodes", name, f"/api/v1/nodes/{name}"), "GET", name)
+
+    def _node(self, obj: Any, method: str, name: str) -> NodeState:
+        """The answer as a ``NodeState``, or ``BadAnswer`` saying why it is not a Node."""
+        try:
+            return node_state(obj, self.field_manager)
+        except NotANode as e:
+            raise self._bad(method, "nodes", name, str(e)) from None
+
+    def _node_object(self, obj: Any, method: str, name: str) -> dict[str, Any]:
+        """A whole Node object, for ``check``: checked as ``_node`` checks one."""
+        self._node(obj, method, name)
+        return dict(obj)
+
+    def _bad(self, method: str, resource: str, name: str, what: str) -> BadAnswer:
+        return bad_answer(method, resource, name, self.client.configuration.host, what)
 
     def apply_labels(self, name: str, labels: Mapping[str, str]) -> NodeState:
         """Server-side apply of exactly our label set: keys we applied before and leave out are
@@ -96,7 +121,7 @@ class KubeClient:
         body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": dict(labels)}}
         query = [("fieldManager", self.field_manager), ("force", True)]
         response = self._call("PATCH", "nodes", name, f"/api/v1/nodes/{name}", query, body, APPLY_PATCH)
-        return node_state(response, self.field_manager)
+        return self._node(response, "PATCH", name)
 
     def release_claims(self, node: NodeState, keys: frozenset[str]) -> NodeState | None:
         """Take other managers' claims off ``keys``, so that we own them alone; None if there
@@ -119,7 +144,7 @@ class KubeClient:
         path = f"/api/v1/nodes/{node.name}"
         response = self._call("PATCH", "nodes", node.name, path, [("fieldManager", self.field_manager)], ops,
                               JSON_PATCH)
-        return node_state(response, self.field_manager)
+        return self._node(response, "PATCH", node.name)
 
     # -- other objects: the nodefeature sink's NodeFeature, our Pod for owner references --------
     def served_resources(self, group_version: str) -> set[str] | None:
@@ -131,19 +156,30 @@ class KubeClient:
             if e.status == 404:
                 return None
             raise
-        return {str(r.get("name")) for r in found.get("resources") or []}
+        resources = found.get("resources") or []
+        if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
+            raise self._bad("GET", "apis", group_version, "not an API resource list")
+        return {str(r.get("name")) for r in resources}
 
     def get_object(self, path: str, resource: str, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist (its type does: a missing type is an error)."""
         try:
-            return dict(self._call("GET", resource, name, path))
+            return self._object(self._call("GET", resource, name, path), "GET", resource, name)
         except ObjectNotFound:
             return None
 
     def apply_object(self, path: str, resource: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply under our field manager (creates the object if it is missing)."""
         query = [("fieldManager", self.field_manager), ("force", True)]
-        return dict(self._call("PATCH", resource, name, path, query, dict(body), APPLY_PATCH))
+        return self._object(self._call("PATCH", resource, name, path, query, dict(body), APPLY_PATCH), "PATCH",
+                            resource, name)
+
+    def _object(self, obj: dict[str, Any], method: str, resource: str, name: str) -> dict[str, Any]:
+        """An object with the metadata its readers use (name, uid, resourceVersion, labels)."""
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict) or not all(isinstance(meta.get(k, ""), str) for k in ("name", "uid")):
+            raise self._bad(method, resource, name, "not an object with metadata")
+        return obj
 
     def delete_object(self, path: str, resource: str, name: str, uid: str) -> bool:
         """Delete exactly the object we looked at (a uid precondition); False if it is gone already."""
@@ -158,11 +194,17 @@ class KubeClient:
         """Stream our own Node's changes from ``resource_version`` until the server ends the watch
         (``timeoutSeconds``). Bookmarks only advance the resourceVersion. Raises WatchExpired on 410."""
         for kind, obj in self._watch("/api/v1/nodes", "nodes", name, resource_version, timeout_seconds):
-            yield kind, node_state(obj, self.field_manager)
+            if kind == "BOOKMARK":  # a bookmark carries only a resourceVersion, to resume from
+                meta = obj.get("metadata")
+                version = str(meta.get("resourceVersion") or "") if isinstance(meta, dict) else ""
+                yield kind, NodeState("", "", version, {}, frozenset())
+                continue
+            yield kind, self._node(obj, "WATCH", name)
 
     def read_configmap(self, namespace: str, name: str) -> dict[str, Any]:
         """One ConfigMap (the GPU Operator's mig-parted config); ObjectNotFound when it is missing."""
-        return dict(self._call("GET", "configmaps", name, f"/api/v1/namespaces/{namespace}/configmaps/{name}"))
+        path = f"/api/v1/namespaces/{namespace}/configmaps/{name}"
+        return self._object(self._call("GET", "configmaps", name, path), "GET", "configmaps", name)
 
     def watch_configmap(self, namespace: str, name: str, resource_version: str,
                         timeout_seconds: int) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -170,7 +212,8 @@ class KubeClient:
         grants watch by ``resourceNames`` authorize the request: without it, a watch is a watch
         of every ConfigMap in the namespace."""
         path = f"/api/v1/namespaces/{namespace}/configmaps"
-        yield from self._watch(path, "configmaps", name, resource_version, timeout_seconds)
+        for kind, obj in self._watch(path, "configmaps", name, resource_version, timeout_seconds):
+            yield kind, self._object(obj, "WATCH", "configmaps", name)
 
     def _watch(self, path: str, resource: str, name: str, resource_version: str,
                timeout_seconds: int) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -190,7 +233,7 @@ class KubeClient:
                 response.read()
                 raise ApiException.from_response(http_resp=response, body=response.data.decode(errors="replace"),
                                                  data=None)
-            yield from _watch_events(response.response, resource, name)
+            yield from _watch_events(response.response, resource, name, self.client.configuration.host)
         except ApiException as e:
             raise translate_api_exception(e, "WATCH", resource, name) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
@@ -237,7 +280,8 @@ class KubeClient:
             if not 200 <= response.status <= 299:
                 raise ApiException.from_response(http_resp=response, body=response.data.decode(errors="replace"),
                                                  data=None)
-            return json.loads(response.data)
+            return _json_object(response.data, method, resource, name, self.client.configuration.host,
+                                response.status, str(response.getheader("Content-Type") or ""))
         except ApiException as e:
             raise translate_api_exception(e, method, resource, name, self.client.configuration.host) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
@@ -248,7 +292,23 @@ def _json_pointer(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
-def _watch_events(raw: Any, resource: str, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def _json_object(data: bytes, method: str, resource: str, name: str, host: str | None, status: int | None = None,
+                 content_type: str = "") -> dict[str, Any]:
+    """The body as a JSON object, or ``BadAnswer`` naming what it is instead."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):
+        what = "not JSON" if data.strip() else "empty"
+        raise bad_answer(method, resource, name, host, what, status, content_type) from None
+    if not isinstance(obj, dict):
+        raise bad_answer(method, resource, name, host, f"a JSON {type(obj).__name__}, not an object", status)
+    return obj
+
+
+MAX_WATCH_LINE = 8 << 20  # one watch event; a Node is tens of KiB, a ConfigMap at most 1 MiB
+
+
+def _watch_events(raw: Any, resource: str, name: str, host: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
     buffer = b""
     try:
         for chunk in raw.stream(65536, decode_content=True):
@@ -256,14 +316,19 @@ def _watch_events(raw: Any, resource: str, name: str) -> Iterator[tuple[str, dic
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 if line.strip():
-                    yield _watch_event(json.loads(line), resource, name)
+                    yield _watch_event(_json_object(line, "WATCH", resource, name, host), resource, name, host)
+            if len(buffer) > MAX_WATCH_LINE:
+                raise bad_answer("WATCH", resource, name, host, "a line longer than 8 MiB, not a watch event")
     finally:
         raw.release_conn()
 
 
-def _watch_event(event: Mapping[str, Any], resource: str, name: str) -> tuple[str, dict[str, Any]]:
+def _watch_event(event: Mapping[str, Any], resource: str, name: str,
+                 host: str | None) -> tuple[str, dict[str, Any]]:
     """(type, object): ADDED/MODIFIED/DELETED carry the whole object; BOOKMARK only a resourceVersion."""
     obj = event.get("object") or {}
+    if not isinstance(obj, dict):
+        raise bad_answer("WATCH", resource, name, host, "a watch event without an object")
     kind = str(event.get("type"))
     if kind == "ERROR":
         code = obj.get("code")

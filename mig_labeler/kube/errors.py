@@ -110,6 +110,19 @@ def translate_api_exception(e: Any, method: str, resource: str, name: str,
     return ApiError(f"{where}: HTTP {status}: {message}", status)
 
 
+class BadAnswer(ApiTransient):
+    """The API server (or something between us and it: a proxy, a login page) answered with
+    something that is not what the request asks for: not JSON, not an object, not the kind asked
+    for. Retried as any transient failure; the last good labels stay."""
+
+
+def bad_answer(method: str, resource: str, name: str, host: str | None, what: str, status: int | None = None,
+               content_type: str = "") -> BadAnswer:
+    where = f"{method} {resource}/{name}" if name else f"LIST {resource}"
+    hint = ": a proxy or a login page?" if "html" in content_type.lower() else ""
+    return BadAnswer(f"{where}: the answer from {host or 'the API server'} is {what}{hint}", status)
+
+
 class ObjectNotFound(ApiError):
     """404 for an object whose type the server knows (a Status naming the object)."""
 

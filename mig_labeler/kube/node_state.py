@@ -1,7 +1,7 @@
 """What a Node object says, as plain values: its labels, which label keys each field manager
 owns (``metadata.managedFields``), and the labels nfd-master manages.
 
-Owns: ``node_state`` (a Node as the API serves it in, a frozen ``NodeState`` out). Pure: it never
+Owns: ``node_state`` (a Node as the API serves it in, a frozen ``NodeState`` or ``NotANode`` out). Pure: it never
 talks to the API server (that is ``kube``'s job) and knows nothing about GPUs.
 """
 
@@ -52,19 +52,43 @@ def _nfd_label_name(name: str) -> str:
     return name if "/" in name else f"feature.node.kubernetes.io/{name}"
 
 
-def node_state(obj: Mapping[str, Any], field_manager: str = FIELD_MANAGER) -> NodeState:
-    meta = obj.get("metadata") or {}
+class NotANode(ValueError):
+    """The object is not a Node as the API serves one (a proxy's answer, a truncated body)."""
+
+
+def node_state(obj: Any, field_manager: str = FIELD_MANAGER) -> NodeState:
+    """Raises ``NotANode`` naming what is wrong when ``obj`` does not have a Node's shape."""
+    if not isinstance(obj, Mapping):
+        raise NotANode(f"a JSON {type(obj).__name__}, not a Node object")
+    if obj.get("kind", "Node") != "Node":
+        raise NotANode(f"a {str(obj.get('kind'))[:40]!r} object, not a Node")
+    meta = _mapping(obj.get("metadata"), "metadata")
+    name, labels = meta.get("name"), _mapping(meta.get("labels"), "metadata.labels")
+    if not isinstance(name, str) or not name:
+        raise NotANode("a Node without metadata.name")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise NotANode("metadata.labels holds values that are not strings")
+    entries = meta.get("managedFields") or []
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise NotANode("metadata.managedFields is not a list of entries")
     owned: set[str] = set()
     claims: list[LabelClaim] = []
-    for index, entry in enumerate(meta.get("managedFields") or []):
-        labels = ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:labels") or {}
-        keys = frozenset(k.removeprefix("f:") for k in labels if k.startswith("f:"))
+    for index, entry in enumerate(entries):
+        fields = _mapping(_mapping(entry.get("fieldsV1"), "fieldsV1").get("f:metadata"), "fieldsV1")
+        keys = frozenset(k.removeprefix("f:") for k in _mapping(fields.get("f:labels"), "fieldsV1")
+                         if isinstance(k, str) and k.startswith("f:"))
         if entry.get("manager") == field_manager and entry.get("operation") == "Apply":
             owned |= keys
         elif keys:
             claims.append(LabelClaim(index, str(entry.get("manager")), str(entry.get("operation")), keys))
-    nfd = str((meta.get("annotations") or {}).get(NFD_FEATURE_LABELS) or "")
-    return NodeState(meta.get("name", ""), meta.get("uid", ""), str(meta.get("resourceVersion", "")),
-                     dict(meta.get("labels") or {}), frozenset(owned), tuple(claims),
-                     frozenset(_nfd_label_name(n) for n in nfd.split(",") if n))
+    nfd = str(_mapping(meta.get("annotations"), "metadata.annotations").get(NFD_FEATURE_LABELS) or "")
+    return NodeState(name, str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""), dict(labels),
+                     frozenset(owned), tuple(claims), frozenset(_nfd_label_name(n) for n in nfd.split(",") if n))
 
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise NotANode(f"{where} is a JSON {type(value).__name__}, not an object")
+    return value
