@@ -7,7 +7,7 @@ selection rule mig-manager applies: for a GPU, the first entry of the named conf
 ``version: v1`` required, ``mig-configs`` the only other key, at least one config and one entry
 each, ``devices`` and ``mig-enabled`` required, ``mig-devices`` required when enabled and empty
 when not, counts not negative and not all zero, profile names in go-nvlib's grammar, no other key.
-Pure: reading the file is ``load_mig_parted``'s one line of I/O.
+Pure: the file is read by ``text_files.load_mig_parted``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from typing import Any
 
 from mig_labeler import text_document
 from mig_labeler.errors import ConfigError
+
+# No NVIDIA GPU has more than 7 compute slices (A100, A30 4, H100, H200, B200, GB200: the shared
+# spec's mig-profiles.json), and every MIG device takes at least one.
+MAX_MIG_DEVICES = 7
 
 # go-nvlib's MIG profile grammar: [<C>c.]<G>g.<GB>gb[+me|+me.all|+gfx|-me]
 PROFILE = re.compile(r"^(?:[1-9][0-9]*c\.)?[1-9][0-9]*g\.[1-9][0-9]*gb(?:\+me|\+me\.all|\+gfx|-me)?$")
@@ -55,7 +59,8 @@ class MigPartedEntry:
                                                  for f in self.device_filter)
 
     def layout(self) -> list[str]:
-        """The MIG devices the entry asks for, one name each, in the file's order."""
+        """The MIG devices the entry asks for, one name each, in the file's order (counts are
+        bounded by ``MAX_MIG_DEVICES`` when parsed)."""
         return [profile for profile, count in self.mig_devices for _ in range(count)]
 
 
@@ -153,7 +158,12 @@ def _mig_devices(raw: Any, where: str) -> list[tuple[str, int]]:
             raise ConfigError(f"{where}.mig-devices: invalid format for {profile!r} (a MIG profile such as "
                               "1g.10gb, 1g.10gb+me or 1c.3g.20gb)")
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ConfigError(f"{where}.mig-devices: invalid count for {profile!r}: {count!r}")
+            raise ConfigError(f"{where}.mig-devices: invalid count for {profile!r}: {str(count)[:40]!r}")
+        if count > MAX_MIG_DEVICES:  # before anything is built from it: a typo of 1000000000 is not a layout
+            shown = str(count) if count < 10**12 else f"a {len(str(count))}-digit number"
+            raise ConfigError(f"{where}.mig-devices: {shown} × {profile} is more than any GPU holds (at most "
+                              f"{MAX_MIG_DEVICES} MIG devices: every one takes at least one of at most "
+                              f"{MAX_MIG_DEVICES} compute slices)")
         out.append((profile, count))
     if out and all(count == 0 for _, count in out):
         raise ConfigError(f"{where}.mig-devices: all counts for all MigProfiles are 0")

@@ -4,6 +4,8 @@ namespace read through the API (with no more RBAC than get and watch on that one
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -467,3 +469,41 @@ def test_the_request_a_node_makes_and_since_when(labels, held, expected):
 
     request = mig_request(labels, held)
     assert (None if request is None else (request.config, request.state, request.since)) == expected
+
+
+# -- a count no GPU holds is refused before anything is built from it -----------------------------
+HUGE = [10**9, 10**30]
+
+
+def _huge(count: int) -> str:
+    entry = f"{{devices: all, mig-enabled: true, mig-devices: {{1g.5gb: {count}}}}}"
+    return f"version: v1\nmig-configs:\n  all-balanced:\n    - {entry}\n"
+
+
+@pytest.mark.parametrize("count", HUGE)
+def test_a_huge_count_is_exit_2_at_start_with_flat_memory(tmp_path, count):
+    """Memory is the point: the count once became a list of a billion names (1.8 GB, then a hang)."""
+    config = tmp_path / "mig-parted.yaml"
+    config.write_text(_huge(count))
+    code = ("import resource, subprocess, sys\n"
+            "p = subprocess.run([sys.executable, '-m', 'mig_labeler', 'labels', '--gpu', 'A100-SXM4-40GB:8', "
+            f"'--mig-config', 'all-balanced', '--mig-parted-config', {str(config)!r}], capture_output=True, "
+            "text=True)\n"
+            "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, repr(p.stderr))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 2)
+    returncode, peak_kib, stderr = int(out[0]), int(out[1]), out[2]
+    assert returncode == 2 and "more than any GPU holds (at most 7 MIG devices" in stderr, stderr
+    assert stderr.count("\\n") == 1 and "Traceback" not in stderr
+    assert peak_kib < 100 * 1024
+
+
+@pytest.mark.parametrize("count", HUGE)
+def test_a_huge_count_in_the_configmap_is_a_failed_reload_and_the_last_good_config_stays(kube_api, tmp_path, count):
+    with running_configmap_daemon(kube_api, tmp_path) as daemon:
+        before = daemon.config.mig_parted
+        kube_api.put_configmap(CM_NAMESPACE, CM_NAME, {"config.yaml": _huge(count)})
+        wait_until(lambda: sample(daemon, "mig_labeler_config_reloads_total", result="failure") == 1)
+        assert daemon.config.mig_parted == before and sample(daemon, "mig_labeler_config_stale") == 1
+        assert kube_api.labels(NODE)[APPLIED] == "all-balanced"
+        wait_until(lambda: events(kube_api, "ConfigReloadFailed"))
+        assert "more than any GPU holds" in events(kube_api, "ConfigReloadFailed")[0][1]
