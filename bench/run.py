@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 
 from bench.check_scale import bench_check_scale  # noqa: E402
 from bench.mig_config import bench_mig_config  # noqa: E402
-from bench.shutdown import bench_shutdown  # noqa: E402
+from bench.shutdown import bench_shutdown, bench_timeouts  # noqa: E402
 from mig_labeler.config import Config, MigStrategy  # noqa: E402
 from mig_labeler.daemon.root import build_daemon  # noqa: E402
 from mig_labeler.labels.desired import labels_for_topology  # noqa: E402
@@ -449,6 +449,7 @@ def main() -> None:
                 return
             if os.environ.get("BENCH_ONLY") == "shutdown":  # BENCH_ONLY=shutdown: signal-to-exit per state
                 bench_shutdown(api, kubeconfig, row)
+                bench_timeouts(api, kubeconfig, row)
                 return
             if os.environ.get("BENCH_ONLY") == "check":  # BENCH_ONLY=check: check at cluster scale
                 bench_check_scale(Path(tmp), pool_labels, row)
@@ -471,6 +472,7 @@ def main() -> None:
             bench_check()
             bench_sinks(api, kubeconfig)
             bench_shutdown(api, kubeconfig, row)
+            bench_timeouts(api, kubeconfig, row)
             bench_check_scale(Path(tmp), pool_labels, row)
             bench_mig_config(api, Path(tmp), row)
     finally:

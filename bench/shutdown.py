@@ -114,3 +114,38 @@ def bench_shutdown(api: FakeKubeApi, kubeconfig: Path, row: Callable[..., None])
         median, worst = statistics.median(times), max(times)
         row(f"{state}: median / max, exit", f"{median:.3f} / {worst:.3f} s, {sorted(codes)}",
             f"<= {TARGET:g} s", worst <= TARGET)
+
+
+TIMEOUT_LIMIT = 2.0
+TIMEOUTS = [
+    ("diff --timeout 2s, GET never answered", ["diff", "--timeout", "2s"], False),
+    ("diff --timeout 2s, GET half answered", ["diff", "--timeout", "2s"], True),
+    ("run --oneshot --oneshot-timeout 2s, GET never answered", ["run", "--oneshot", "--oneshot-timeout", "2s"], False),
+    ("run --oneshot --oneshot-timeout 2s, GET half answered", ["run", "--oneshot", "--oneshot-timeout", "2s"], True),
+]
+
+
+def bench_timeouts(api: FakeKubeApi, kubeconfig: Path, row: Callable[..., None]) -> None:
+    """The time limits are deadlines: from the process's start to its exit, whatever the server does
+    (every attempt hangs, so the retries would run on without one), start-up included."""
+    print(f"10b. time limit to exit, per state ({RUNS} runs each; from the process's start, start-up included)")
+    for state, args, partial in TIMEOUTS:
+        times, codes = [], set()
+        for i in range(RUNS):
+            node = f"limit-{i}-{time.monotonic_ns()}"
+            api.add_node(node)
+            api.hang_next(count=20, method="GET", partial=partial)
+            began = time.perf_counter()
+            proc = _start(kubeconfig, node, [*args, "--metrics-port", "0"] if args[0] == "run" else args)
+            watchdog = threading.Timer(120, proc.kill)
+            watchdog.start()
+            proc.wait()
+            times.append(time.perf_counter() - began)
+            watchdog.cancel()
+            codes.add(proc.returncode)
+            proc.stderr.close()
+            with api.lock:
+                api.faults.clear()
+        median, worst = statistics.median(times), max(times)
+        row(f"{state}: median / max, exit", f"{median:.3f} / {worst:.3f} s, {sorted(codes)}",
+            f"<= {TIMEOUT_LIMIT + 0.5:g} s", worst <= TIMEOUT_LIMIT + 0.5)

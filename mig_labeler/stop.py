@@ -71,10 +71,12 @@ class Stop:
         if self._event.wait(seconds):
             raise self.stopped("during a retry's backoff")
 
-    def abandonable(self, what: str, call: Callable[[], T]) -> T:
+    def abandonable(self, what: str, call: Callable[[], T], timeout: float | None = None) -> T:
         """Run ``call`` (a blocking request, named ``what`` for the stop's log line) in a worker
-        thread and wait for it or for a stop, whichever comes first. On a stop the worker is left
-        behind (a daemon thread: it dies with the process) and ``Stopped`` is raised."""
+        thread and wait for it, for a stop, or for ``timeout`` seconds, whichever comes first. On a
+        stop the worker is left behind (a daemon thread: it dies with the process) and ``Stopped``
+        is raised; when the time is up, ``TimeoutError`` (a server that trickles bytes never trips
+        a socket's read timeout, so only this bounds the whole request)."""
         if self._event.is_set():
             raise self.stopped(f"before {what}")
         done = threading.Event()
@@ -90,9 +92,11 @@ class Stop:
 
         with self.interrupts(done, what):
             threading.Thread(target=work, name=f"request {what}", daemon=True).start()
-            done.wait()
-        if not outcome:
+            done.wait(timeout)
+        if not outcome and self._event.is_set():
             raise self.stopped(f"while waiting for {what}")
+        if not outcome:
+            raise TimeoutError(what)
         ok, value = outcome[0]
         if not ok:
             raise value

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -243,6 +244,48 @@ def test_a_server_that_never_answers_fails_a_oneshot_at_its_deadline(capsys, sil
                             "--fixture", "a30-mig-off", "--oneshot-timeout", "1s")
     assert code == 1
     assert err.strip().splitlines()[-1].startswith("mig-labeler: error: labels were not published: ")
+
+
+class TricklingServer(SilentServer):
+    """Answers 200 and then one byte every 0.2 s, for ever: no socket read ever times out."""
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket) -> None:
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 999999\r\n\r\n")
+            self.accepted.set()
+            while True:  # the server's pace, not a test waiting
+                conn.sendall(b" ")
+                time.sleep(0.2)
+        except OSError:
+            return
+
+
+@pytest.mark.parametrize("command", [["diff", "--timeout", "1s"], ["run", "--oneshot", "--oneshot-timeout", "1s"]])
+def test_a_server_that_trickles_bytes_for_ever_fails_at_the_time_limit(tmp_path, command):
+    """A socket's read timeout never fires while bytes keep coming: the limit is a deadline on the
+    whole request (the command once waited for ever). Bounded here by communicate's own timeout."""
+    server = TricklingServer()
+    url = server.url
+    try:
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server.url)
+        proc = subprocess.run(_cli(*command, "--node-name", NODE, "--kubeconfig", str(kubeconfig), "--fixture",
+                                   "a30-mig-off", "--metrics-port", "0") if command[0] == "run" else
+                              _cli(*command, "--node-name", NODE, "--kubeconfig", str(kubeconfig), "--fixture",
+                                   "a30-mig-off"), capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        server.close()
+    assert proc.returncode == 1, proc.stderr
+    assert f"GET nodes/{NODE}: no complete answer from {url} within the time limit of 1 s" in proc.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -58,7 +58,8 @@ class KubeClient:
         --kube-api-qps/--kube-api-burst, as client-go applies them."""
         self.client = client
         self.field_manager = field_manager
-        self.stop = stop
+        self.stop = stop or Stop()  # without one, only the deadline ends a wait
+        self.within = within
         self.deadline = None if within is None else time.monotonic() + within
         self.rate_limit = rate_limit
 
@@ -68,7 +69,7 @@ class KubeClient:
             return TIMEOUT
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise ApiError("gave up: the --oneshot-timeout ran out")
+            raise ApiError(f"gave up: the time limit of {self.within:g} s ran out")
         return min(TIMEOUT[0], left), min(TIMEOUT[1], left)
 
     def close(self) -> None:
@@ -258,14 +259,20 @@ class KubeClient:
             return self._request(method, resource, name, path, query, body, content_type)
 
         self._wait_for_rate_limit()
-        if self.stop is None:
-            return request()
-        return self.stop.abandonable(f"{method} {resource}/{name}".rstrip("/"), request)
+        what = f"{method} {resource}/{name}".rstrip("/")
+        left = None if self.deadline is None else self.deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise ApiError(f"{what}: gave up: the time limit of {self.within:g} s ran out")
+        try:
+            return self.stop.abandonable(what, request, timeout=left)
+        except TimeoutError:
+            raise ApiTransient(f"{what}: no complete answer from {self.client.configuration.host} within the time "
+                               f"limit of {self.within:g} s") from None
 
     def _wait_for_rate_limit(self) -> None:
         delay = self.rate_limit.reserve() if self.rate_limit is not None else 0.0
         if delay > 0:
-            (self.stop.sleep if self.stop is not None else time.sleep)(delay)
+            self.stop.sleep(delay)
 
     def _request(self, method: str, resource: str, name: str, path: str, query: list[tuple[str, Any]] | None,
                  body: Any, content_type: str) -> Any:
