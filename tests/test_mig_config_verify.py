@@ -17,6 +17,7 @@ from .conftest import (
     WAIT_LIMIT,
     FakeClock,
     make_daemon,
+    settle,
     wait_for_passes,
     wait_until,
     watching_daemon,
@@ -507,3 +508,17 @@ def test_a_huge_count_in_the_configmap_is_a_failed_reload_and_the_last_good_conf
         assert kube_api.labels(NODE)[APPLIED] == "all-balanced"
         wait_until(lambda: events(kube_api, "ConfigReloadFailed"))
         assert "more than any GPU holds" in events(kube_api, "ConfigReloadFailed")[0][1]
+
+
+def test_a_relist_of_an_unchanged_configmap_after_410_is_no_reload(kube_api, tmp_path):
+    """After an API server restart the watch's version is gone (410): the relist's ADDED carries
+    the same config, which is no change (it once counted, and logged, a reload)."""
+    with running_configmap_daemon(kube_api, tmp_path) as daemon:
+        relists = len([w for w in kube_api.watches() if w.resource == "configmaps"])
+        kube_api.compact()
+        kube_api.break_watches()
+        wait_until(lambda: len([w for w in kube_api.watches() if w.resource == "configmaps"]) >= relists + 2
+                   and kube_api.open_watches == 2)
+        settle(daemon)
+        assert sample(daemon, "mig_labeler_config_reloads_total", result="success") == 0
+        assert sample(daemon, "mig_labeler_config_reloads_total", result="failure") == 0

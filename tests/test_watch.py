@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import threading
 
@@ -157,3 +158,28 @@ def test_a_pending_mig_mode_shortens_the_next_wait(kube_api, tmp_path):
     assert next_wait(60.0, daemon.run_pass().settling) == 5.0
     write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "H100-SXM5-80GB", "mig": ["7g.80gb"]}]})
     assert next_wait(60.0, daemon.run_pass().settling) == 60.0
+
+
+def watch_sample(daemon, name: str, watch: str = "node") -> float | None:
+    return daemon.metrics.registry.get_sample_value(name, {"watch": watch})
+
+
+def test_a_watch_answered_by_a_login_page_is_one_warning_a_gauge_and_a_line_when_it_is_back(running, kube_api,
+                                                                                             caplog):
+    """A proxy answers every reconnect with 200 text/html: the daemon once said nothing (DEBUG),
+    stayed ready and counted no error while it could not see its Node."""
+    daemon, _ = running
+    caplog.set_level(logging.INFO, logger="mig_labeler")
+    assert watch_sample(daemon, "mig_labeler_watch_up") == 1
+    kube_api.garble_next(4, method="GET")
+    kube_api.break_watches()
+    wait_until(lambda: watch_sample(daemon, "mig_labeler_watch_failures_total") == 5)  # the break, 4 pages
+    assert watch_sample(daemon, "mig_labeler_watch_up") == 0
+    blind = [r for r in caplog.records if "keeps failing" in r.getMessage()]
+    assert len(blind) == 1 and blind[0].levelname == "WARNING"
+    assert "is text/html; charset=utf-8, not a watch stream: a proxy or a login page?" in blind[0].getMessage()
+    assert "reads the Node with a GET instead" in blind[0].getMessage()
+    kube_api.edit_labels(NODE, {"nvidia.com/gpu.count": "1"})  # an event for the watch once it is back
+    wait_until(lambda: kube_api.labels(NODE)["nvidia.com/gpu.count"] == "2")
+    wait_until(lambda: watch_sample(daemon, "mig_labeler_watch_up") == 1)
+    assert any(r.getMessage() == f"the watch of node {NODE} is back after 5 failed reconnects" for r in caplog.records)

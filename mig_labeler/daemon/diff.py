@@ -31,7 +31,7 @@ def label_diff(config: Config, started_at: int, host: str | None = None, timeout
     try:
         node = retry(kube.read_node, config.node_name or "")
         if config.mig_parted_configmap is not None:
-            config = replace(config, mig_parted=fetch_mig_parted_configmap(kube, retry, config.mig_parted_configmap)[0])
+            config = replace(config, mig_parted=fetch_mig_parted_configmap(kube, retry, config.mig_parted_configmap)[1])
     finally:
         kube.close()
     desired = labels_for_topology(topology, config, started_at, mig_request=mig_request(node.labels, {}))

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from tenacity import Retrying
 
 from mig_labeler.config import Config
+from mig_labeler.daemon.metrics import Metrics
 from mig_labeler.daemon.reporting import PassReporter
 from mig_labeler.daemon.wake import Wake
 from mig_labeler.daemon.watch import ConfigFileWatcher, ConfigMapWatcher
@@ -51,7 +52,7 @@ class StaticConfig:
 
 class LiveSettings:
     def __init__(self, source: ConfigSource, config: Config, *, kube: KubeClient | None, wake: Wake, stop: Stop,
-                 retry: Retrying, reporting: PassReporter, clock: Callable[[], float],
+                 retry: Retrying, reporting: PassReporter, metrics: Metrics, clock: Callable[[], float],
                  started_at: int | None = None) -> None:
         """``config``: the one the command line built at start-up from ``source``."""
         self.source = source
@@ -60,12 +61,14 @@ class LiveSettings:
         self.stop = stop
         self.retry = retry
         self.reporting = reporting
+        self.metrics = metrics
         self.clock = clock
         self._config = config
         self._started_at = int(clock()) if started_at is None else started_at
         self._lock = threading.Lock()
         self._configmap_update: dict[str, Any] | None = None  # a changed ConfigMap, not yet parsed
         self._configmap_version = ""  # resourceVersion of the ConfigMap read at start-up
+        self._configmap_text: str | None = None  # the config text last taken from it
 
     @property
     def config(self) -> Config:
@@ -87,7 +90,9 @@ class LiveSettings:
         ref = self._config.mig_parted_configmap
         if ref is None or self.kube is None:
             return
-        parsed, self._configmap_version = fetch_mig_parted_configmap(self.kube, self.retry, ref)
+        obj, parsed = fetch_mig_parted_configmap(self.kube, self.retry, ref)
+        self._configmap_version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+        self._configmap_text = configmap_text(obj, ref[2])
         self._config = replace(self._config, mig_parted=parsed)
 
     def start_watching(self) -> None:
@@ -99,7 +104,8 @@ class LiveSettings:
         ref = self._config.mig_parted_configmap
         if ref is not None and self.kube is not None:
             namespace, name, _ = ref
-            ConfigMapWatcher(self.kube, namespace, name, self._configmap_version, self, self.stop).start()
+            ConfigMapWatcher(self.kube, namespace, name, self._configmap_version, self, self.stop,
+                             self.metrics).start()
 
     # -- what the watchers report (their threads) ------------------------------------------------
     def file_changed(self, path: str) -> None:
@@ -108,8 +114,15 @@ class LiveSettings:
 
     def configmap_changed(self, obj: dict[str, Any]) -> None:
         """Parsed by the loop's thread before the next pass (a bad one is reported from there,
-        like a bad file)."""
+        like a bad file). The same text again (a relist after a 410, an edit of another key) is no
+        change: nothing is reloaded, counted or evented."""
+        key = self._config.mig_parted_configmap[2] if self._config.mig_parted_configmap else ""
+        text = configmap_text(obj, key)
         with self._lock:
+            if text is not None and text == self._configmap_text:
+                log.debug("ConfigMap event with the config text already in use; nothing to reload")
+                return
+            self._configmap_text = text
             self._configmap_update = obj
         self.wake.now()
 
@@ -173,9 +186,15 @@ class LiveSettings:
         log.info("mig-parted config reloaded from ConfigMap %s/%s (%d configs)", namespace, name, len(parsed.configs))
 
 
+def configmap_text(obj: dict[str, Any], key: str) -> str | None:
+    data = obj.get("data")
+    text = data.get(key) if isinstance(data, dict) else None
+    return text if isinstance(text, str) else None
+
+
 def fetch_mig_parted_configmap(kube: KubeClient, retry: Retrying,
-                               ref: tuple[str, str, str]) -> tuple[MigPartedConfig, str]:
-    """The parsed config and the ConfigMap's resourceVersion. A missing or forbidden ConfigMap, a
+                               ref: tuple[str, str, str]) -> tuple[dict[str, Any], MigPartedConfig]:
+    """The ConfigMap and the config parsed from it. A missing or forbidden ConfigMap, a
     missing key or a bad config is a wrong setup: one line, exit 2 (ConfigError)."""
     namespace, name, key = ref
     try:
@@ -191,4 +210,4 @@ def fetch_mig_parted_configmap(kube: KubeClient, retry: Retrying,
     parsed = mig_parted_from_configmap(obj, namespace, name, key)
     log.info("mig-parted config read from ConfigMap %s/%s key %s (%d configs)", namespace, name, key,
              len(parsed.configs))
-    return parsed, str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    return obj, parsed

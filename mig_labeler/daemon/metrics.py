@@ -59,6 +59,12 @@ class Metrics:
                             registry=registry)
         self.nvml_inits = Counter("mig_labeler_nvml_inits", "NVML sessions opened (nvmlInit calls); it stands still "
                                   "during a pause.", registry=registry)
+        self.watch_up = Gauge("mig_labeler_watch_up", "1 while a watch (node: our Node; configmap: the mig-parted "
+                              "ConfigMap) is connected, 0 while its reconnects fail: the daemon is blind to changes "
+                              "until it is back (passes still read the Node at each interval).", ["watch"],
+                              registry=registry)
+        self.watch_failures = Counter("mig_labeler_watch_failures", "Failed watch connections and streams, by "
+                                      "watch.", ["watch"], registry=registry)
         self.ready = Gauge("mig_labeler_ready", "1 when the last pass published successfully.", registry=registry)
         self.config_reloads = Counter("mig_labeler_config_reloads", "Configuration reloads (SIGHUP or a changed "
                                       "file) by result: success, or failure (the previous configuration is kept).",

@@ -47,7 +47,7 @@ class OurNode:
         self.pause_gauge = pause_gauge
         self.feeds_nfd = feeds_nfd
         self.cache = NodeCache(tracked=(REQUESTED, STATE), clock=clock)
-        self.watcher = NodeWatcher(kube, name, self, stop, base_backoff=watch_backoff) if watch else None
+        self.watcher = NodeWatcher(kube, name, self, stop, metrics, base_backoff=watch_backoff) if watch else None
         self.fresh: NodeState | None = None  # the Node read at the start of this pass
         self.desired: Mapping[str, str] | None = None  # what the last pass put on the Node itself
 

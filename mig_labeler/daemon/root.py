@@ -150,7 +150,7 @@ def build_daemon(config: Config, source: ConfigSource | None = None, *, host: st
     reports = Reports(events, passes, MigConfigReporter(metrics, events, clock, config.mig_config_stuck_after),
                       pause_gauge, warnings)
     settings = LiveSettings(source or StaticConfig(config), config, kube=kube, wake=wake, stop=stop, retry=retry,
-                            reporting=passes, clock=clock, started_at=started_at)
+                            reporting=passes, metrics=metrics, clock=clock, started_at=started_at)
     outputs = Outputs(config, kube, node, warnings, metrics)
     topology = open_source(config.fixture, config.machine_type_file, config.driver_root)
     return Daemon(settings=settings, source=topology, kube=kube, node=node, outputs=outputs, reports=reports,

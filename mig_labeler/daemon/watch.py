@@ -17,8 +17,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+from mig_labeler.daemon.metrics import Metrics
 from mig_labeler.errors import ApiError, MigLabelerError
-from mig_labeler.kube.client import KubeClient
+from mig_labeler.kube.client import CONNECTED, KubeClient
 from mig_labeler.kube.errors import WatchExpired
 from mig_labeler.kube.node_state import NodeState
 from mig_labeler.stop import Stop
@@ -27,6 +28,7 @@ log = logging.getLogger("mig_labeler")
 
 WATCH_TIMEOUT = 300  # seconds; the server ends each watch, we resume from the last resourceVersion
 MAX_BACKOFF = 30.0
+FAILURES_BEFORE_WARNING = 3  # reconnects in a row (about 7 s of backoff) before the watch is called blind
 
 
 class NodeListener(Protocol):
@@ -53,10 +55,15 @@ class ObjectWatcher(ABC):
 and what to do without watch permission."""
 
     what = "object"
+    kind = "object"  # the watch label of the metrics
+    blind = "changes are not seen until it is back"  # what a failing watch means, for the warning
 
-    def __init__(self, stop: Stop, timeout_seconds: int = WATCH_TIMEOUT, base_backoff: float = 0.5,
-                 name: str = "watch") -> None:
+    def __init__(self, stop: Stop, metrics: Metrics | None = None, timeout_seconds: int = WATCH_TIMEOUT,
+                 base_backoff: float = 0.5, name: str = "watch") -> None:
         self.stop = stop
+        self.metrics = metrics
+        if metrics is not None:  # the series the alert reads exists from the first scrape, at 0
+            metrics.watch_failures.labels(watch=self.kind)
         self.timeout_seconds = timeout_seconds
         self.base_backoff = base_backoff
         self.available = True  # False after a 403 (see ``forbidden``)
@@ -92,18 +99,22 @@ and what to do without watch permission."""
 
     def run(self) -> None:
         failures = 0
+        self._up(True)
         while not self.stop.requested:
             try:
                 if not self.version:
                     self.relists += 1
                 self.connected.set()
                 for kind, state in self.stream(self.version):
+                    if kind == CONNECTED:  # a watch stream: the gauge says up; failures end with an event
+                        self._up(True)
+                        continue
                     self.version = self.resource_version(state) or self.version
                     if kind in ("ADDED", "MODIFIED"):
                         self.changed(state)
                     elif kind == "DELETED":
                         self.deleted(state)
-                    failures = 0
+                    failures = self._recovered(failures)
                     if self.stop.requested:
                         return
             except WatchExpired:
@@ -116,9 +127,8 @@ and what to do without watch permission."""
                     self.forbidden(e)
                     return
                 failures += 1
-                self.connected.clear()
                 delay = min(MAX_BACKOFF, self.base_backoff * 2 ** min(failures, 10))
-                log.debug("watch of %s dropped (%s); reconnecting in %.1fs", self.what, e, delay)
+                self._failed(failures, e, delay)
                 self.stop.wait(delay)
             except MigLabelerError as e:  # NodeNotFound: the pass reports it; keep trying quietly
                 self.connected.clear()
@@ -126,12 +136,42 @@ and what to do without watch permission."""
                 log.debug("watch of %s: %s", self.what, e)
 
 
+    def _failed(self, failures: int, error: ApiError, delay: float) -> None:
+        """One failed connection or stream: counted; the gauge says blind; one WARNING when it keeps
+        failing (a proxy answering with a login page, a partitioned API server), DEBUG before."""
+        self.connected.clear()
+        self._up(False)
+        if self.metrics is not None:
+            self.metrics.watch_failures.labels(watch=self.kind).inc()
+        if failures == FAILURES_BEFORE_WARNING:
+            log.warning("the watch of %s keeps failing (%d reconnects in a row, the last: %s); %s; reconnecting "
+                        "with backoff up to %.0f s", self.what, failures, error, self.blind, MAX_BACKOFF)
+        else:
+            log.debug("watch of %s dropped (%s); reconnecting in %.1fs", self.what, error, delay)
+
+    def _recovered(self, failures: int) -> int:
+        """An event arrived: the watch works (an open stream alone is not proof: a proxy may open
+        one and then send garbage). One INFO line if it had been called blind."""
+        if failures:
+            if failures >= FAILURES_BEFORE_WARNING:
+                log.info("the watch of %s is back after %d failed reconnects", self.what, failures)
+        return 0
+
+    def _up(self, up: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.watch_up.labels(watch=self.kind).set(1 if up else 0)
+
+
 class NodeWatcher(ObjectWatcher):
     """Our own Node (one watch with a field selector); without watch permission the loop polls."""
 
+    kind = "node"
+    blind = "each pass reads the Node with a GET instead, so its changes wait for the next interval"
+
     def __init__(self, kube: KubeClient, node_name: str, listener: NodeListener, stop: Stop,
-                 timeout_seconds: int = WATCH_TIMEOUT, base_backoff: float = 0.5) -> None:
-        super().__init__(stop, timeout_seconds, base_backoff, name="node-watch")
+                 metrics: Metrics | None = None, timeout_seconds: int = WATCH_TIMEOUT,
+                 base_backoff: float = 0.5) -> None:
+        super().__init__(stop, metrics, timeout_seconds, base_backoff, name="node-watch")
         self.listener = listener
         self.kube = kube
         self.node_name = node_name
@@ -159,10 +199,13 @@ class ConfigMapWatcher(ObjectWatcher):
     read at start-up. Without watch permission (a Role granting get only) it reads the ConfigMap
     every ``poll`` seconds instead."""
 
+    kind = "configmap"
+    blind = "a change of the mig-parted config is seen when it is back"
+
     def __init__(self, kube: KubeClient, namespace: str, name: str, version: str, listener: ConfigMapListener,
-                 stop: Stop, poll: float = 60.0, base_backoff: float = 0.5,
+                 stop: Stop, metrics: Metrics | None = None, poll: float = 60.0, base_backoff: float = 0.5,
                  timeout_seconds: int = WATCH_TIMEOUT) -> None:
-        super().__init__(stop, timeout_seconds, base_backoff, name="configmap-watch")
+        super().__init__(stop, metrics, timeout_seconds, base_backoff, name="configmap-watch")
         self.listener = listener
         self.kube = kube
         self.namespace, self.name = namespace, name

@@ -42,6 +42,7 @@ LIST_PAGE = 500  # nodes per LIST page (kubectl's --chunk-size default)
 TIMEOUT = (5.0, 15.0)  # connect, read (seconds): a pass must never hang on the API
 
 JSON_PATCH = "application/json-patch+json"
+CONNECTED = "CONNECTED"  # not a watch event type: the first item of a watch, once the stream is open
 
 
 class KubeClient:
@@ -193,9 +194,10 @@ class KubeClient:
 
     def watch_node(self, name: str, resource_version: str, timeout_seconds: int) -> Iterator[tuple[str, NodeState]]:
         """Stream our own Node's changes from ``resource_version`` until the server ends the watch
-        (``timeoutSeconds``). Bookmarks only advance the resourceVersion. Raises WatchExpired on 410."""
+        (``timeoutSeconds``), after ``CONNECTED`` once the stream is open. Bookmarks only advance the
+        resourceVersion. Raises WatchExpired on 410."""
         for kind, obj in self._watch("/api/v1/nodes", "nodes", name, resource_version, timeout_seconds):
-            if kind == "BOOKMARK":  # a bookmark carries only a resourceVersion, to resume from
+            if kind in (CONNECTED, "BOOKMARK"):  # a bookmark carries only a resourceVersion, to resume from
                 meta = obj.get("metadata")
                 version = str(meta.get("resourceVersion") or "") if isinstance(meta, dict) else ""
                 yield kind, NodeState("", "", version, {}, frozenset())
@@ -214,7 +216,7 @@ class KubeClient:
         of every ConfigMap in the namespace."""
         path = f"/api/v1/namespaces/{namespace}/configmaps"
         for kind, obj in self._watch(path, "configmaps", name, resource_version, timeout_seconds):
-            yield kind, self._object(obj, "WATCH", "configmaps", name)
+            yield kind, obj if kind == CONNECTED else self._object(obj, "WATCH", "configmaps", name)
 
     def _watch(self, path: str, resource: str, name: str, resource_version: str,
                timeout_seconds: int) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -234,7 +236,14 @@ class KubeClient:
                 response.read()
                 raise ApiException.from_response(http_resp=response, body=response.data.decode(errors="replace"),
                                                  data=None)
-            yield from _watch_events(response.response, resource, name, self.client.configuration.host)
+            host = self.client.configuration.host
+            content_type = str(response.getheader("Content-Type") or "")
+            if "json" not in content_type.lower():
+                response.read()
+                raise bad_answer("WATCH", resource, name, host, f"{content_type or 'untyped'}, not a watch stream",
+                                 200, content_type)
+            yield CONNECTED, {}  # the server answered with a watch stream: events may take minutes to come
+            yield from _watch_events(response.response, resource, name, host)
         except ApiException as e:
             raise translate_api_exception(e, "WATCH", resource, name) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
@@ -326,6 +335,9 @@ def _watch_events(raw: Any, resource: str, name: str, host: str | None) -> Itera
                     yield _watch_event(_json_object(line, "WATCH", resource, name, host), resource, name, host)
             if len(buffer) > MAX_WATCH_LINE:
                 raise bad_answer("WATCH", resource, name, host, "a line longer than 8 MiB, not a watch event")
+        if buffer.strip():  # the stream ended inside a line: cut off, or not a watch stream at all
+            _json_object(buffer, "WATCH", resource, name, host)
+            raise bad_answer("WATCH", resource, name, host, "a stream that ended inside an event")
     finally:
         raw.release_conn()
 

@@ -143,6 +143,13 @@ class FakeKubeApi:
         with self.lock:
             self.faults.extend(Fault(status, retry_after, method) for _ in range(count))
 
+    def garble_next(self, count: int, body: bytes = b"<html><body>Sign in to continue</body></html>",
+                    content_type: str = "text/html; charset=utf-8", method: str | None = None) -> None:
+        """The next requests are answered 200 with ``body``: a corporate proxy's login page, a
+        truncated or foreign JSON document. Watches included."""
+        with self.lock:
+            self.faults.extend(Fault(200, None, method, answer=(body, content_type)) for _ in range(count))
+
     def drop_next(self, count: int = 1) -> None:
         self.fail_next(count, 0)
 

@@ -58,6 +58,14 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
             if fault is not None and fault.hang:
                 self._hang(fault.hang == "partial")
                 return
+            if fault is not None and fault.answer is not None:
+                entry.status = 200
+                self.send_response(200)
+                self.send_header("Content-Type", fault.answer[1])
+                self.send_header("Content-Length", str(len(fault.answer[0])))
+                self.end_headers()
+                self.wfile.write(fault.answer[0])
+                return
             if fault is not None:
                 entry.status = fault.status
                 if fault.status == 0:

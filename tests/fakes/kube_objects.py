@@ -18,6 +18,7 @@ class Fault:
     retry_after: float | None = None
     method: str | None = None
     hang: str = ""  # "silent": never answer; "partial": headers and half the body, then nothing
+    answer: tuple[bytes, str] | None = None  # 200 with this body and content type: a proxy, a login page
 
 
 @dataclass
