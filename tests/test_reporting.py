@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from mig_labeler.daemon.reporting import EventReporter
+from mig_labeler.daemon.events import RETRY_AFTER, EventNotPosted, EventReporter
 from mig_labeler.errors import ConfigError
 from mig_labeler.sinks.plan import plan_update
 from mig_labeler.topology import NodeTopology
@@ -60,8 +60,9 @@ def test_an_event_that_cannot_be_posted_yet_is_kept():
     clock, posted, ready = FakeClock(0.0), [], []
     events = EventReporter(Sender(lambda *event: bool(ready) and (posted.append(event) or True)), clock)
     events.report("GPULabelsChanged", "a", "Normal")
-    assert posted == [] and events.due_in() == 0
+    assert posted == [] and events.due_in() == RETRY_AFTER  # tried again a little later, not in a busy loop
     ready.append(True)
+    clock.now += RETRY_AFTER
     events.flush()
     assert [m for _, m, _ in posted] == ["a"]
 
@@ -141,3 +142,85 @@ def test_a_stuck_request_says_how_long_in_units_a_person_reads(seconds, spelled)
     from mig_labeler.daemon.reporting import spell_duration
 
     assert spell_duration(seconds) == spelled
+
+
+# -- Events are delayed, never lost; coalesced ones say the net change; cleared ones are not posted --
+ALL_2G = {"gpus": [{"model": A100, "count": 2, "mig": ["2g.10gb"] * 3}]}
+ALL_3G = {"gpus": [{"model": A100, "count": 2, "mig": ["3g.20gb"] * 2}]}
+ALL_7G = {"gpus": [{"model": A100, "count": 2, "mig": ["7g.40gb"]}]}
+
+
+def test_an_event_refused_with_500_is_posted_at_the_next_pass(kube_api, tmp_path):
+    clock = FakeClock()
+    node_file = write_fixture(tmp_path / "node.yaml", BALANCED)
+    daemon = make_daemon(kube_api, node_file, clock=clock)
+    kube_api.fail_next(1, 500, method="POST")
+    daemon.run_pass()
+    assert kube_api.events == [] and kube_api.labels(NODE)["nvidia.com/mig-3g.20gb.count"] == "2"
+    clock.now += 1  # inside the retry delay: the next pass tries again at once
+    daemon.run_pass()
+    assert [e["reason"] for e in kube_api.events] == ["GPULabelsChanged"]
+    assert kube_api.events[0]["message"].startswith("mig-labeler: layout 4×1g.5gb, 2×2g.10gb, 2×3g.20gb; added ")
+
+
+def test_an_event_that_keeps_failing_is_given_up_with_one_warning(caplog):
+    clock, attempts = FakeClock(0.0), []
+
+    def refuse(*event):
+        attempts.append(event)
+        raise EventNotPosted("POST events/n: HTTP 500: etcdserver: request timed out")
+
+    events = EventReporter(Sender(refuse), clock)
+    events.report("GPULabelsChanged", "mig-labeler: layout 7×1g.5gb", "Normal")
+    for _ in range(5):
+        clock.now += RETRY_AFTER
+        events.flush()
+    lost = [r for r in caplog.records if "could not be posted" in r.getMessage()]
+    assert len(attempts) == 3 and events.due_in() is None
+    assert len(lost) == 1 and lost[0].levelname == "WARNING"
+    assert lost[0].getMessage() == ("Event GPULabelsChanged could not be posted in 3 attempts (the last: POST "
+                                    "events/n: HTTP 500: etcdserver: request timed out); it is lost: mig-labeler: "
+                                    "layout 7×1g.5gb")
+
+
+def test_four_layout_changes_in_one_window_give_events_that_name_the_net_change(kube_api, tmp_path):
+    clock = FakeClock()
+    node_file = write_fixture(tmp_path / "node.yaml", BALANCED)
+    daemon = make_daemon(kube_api, node_file, clock=clock)
+    daemon.run_pass()  # the first layout: one Event, the window begins
+    for layout in (ALL_1G, ALL_2G, ALL_3G, ALL_7G):  # four changes, 10 s apart
+        clock.now += 10
+        write_fixture(node_file, layout)
+        daemon.run_pass()
+    clock.now += 60
+    daemon.run_pass()
+    messages = [e["message"] for e in kube_api.events]
+    assert len(messages) == 2 and messages[0].startswith("mig-labeler: layout 4×1g.5gb, 2×2g.10gb, 2×3g.20gb;")
+    assert messages[1].startswith("mig-labeler: MIG layout 4×3g.20gb → 2×7g.40gb; ")  # the last step
+    assert messages[1].endswith("(net change of 4 in the last minute: 4×1g.5gb, 2×2g.10gb, 2×3g.20gb → "
+                                "2×7g.40gb; the log has each)")
+
+
+def test_a_held_warning_whose_cause_cleared_in_its_window_is_not_posted(kube_api, tmp_path):
+    """A reload that failed twice within a minute, then worked: the held second
+    ConfigReloadFailed ("a restart would fail on it too") is untrue by the time its window ends."""
+    node_file = write_fixture(tmp_path / "node.yaml", BALANCED)
+    clock = FakeClock()
+
+    class BrokenTwice(CommandLine):
+        def read(self):
+            self.reads += 1
+            if self.reads <= 2:
+                raise ConfigError("config file /etc/mig-labeler/config.yaml is not valid YAML: line 3")
+            return self.config
+
+    command_line = BrokenTwice(make_config("mixed", fixture=str(node_file), node_name=NODE))
+    daemon = make_daemon(kube_api, node_file, clock=clock, command_line=command_line)
+    daemon.run_pass()
+    for _ in range(3):  # failed, failed (held), worked
+        clock.now += 10
+        reload_with(daemon, command_line)
+        daemon.run_pass()
+    clock.now += 60
+    daemon.run_pass()
+    assert [e["reason"] for e in kube_api.events].count("ConfigReloadFailed") == 1

@@ -1,9 +1,9 @@
 """Kubernetes Events on our Node, for the ``EventReporter``.
 
 Owns: posting one Event about the Node we know (none while no Node is known yet: the reporter
-keeps it), and what a failure to post means: counted, never a failed pass; without the right to
-create Events, one warning. ``NoEvents`` is the sender when there is no cluster (the file sink
-alone).
+keeps it), and what a failure to post means: counted, never a failed pass; kept for another
+attempt (``EventNotPosted``), except without the right to create Events: one warning.
+``NoEvents`` is the sender when there is no cluster (the file sink alone).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from mig_labeler.daemon.events import EventNotPosted
 from mig_labeler.daemon.metrics import Metrics
 from mig_labeler.daemon.our_node import OurNode
 from mig_labeler.daemon.reporting import Warnings
@@ -35,12 +36,11 @@ class NodeEvents:
             return False
         try:
             self.kube.post_event(node, reason, message, event_type, self.clock())
-        except ApiError as e:  # an Event is best effort: count it, never fail the pass for it
+        except ApiError as e:  # never fails the pass: counted, and kept for another attempt
             self.metrics.count_api_error(e)
-            if e.status == 403:
-                self.warnings.once(f"cannot post Events, labels are still published: {e}")
-            else:
-                log.debug("could not post event %s: %s", reason, e)
+            if e.status != 403:
+                raise EventNotPosted(str(e)) from None
+            self.warnings.once(f"cannot post Events, labels are still published: {e}")
         return True
 
 

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from tenacity import Retrying
 
 from mig_labeler.config import Config
+from mig_labeler.daemon.events import EventReporter
 from mig_labeler.daemon.health import HealthState
 from mig_labeler.daemon.metrics import Metrics
 from mig_labeler.daemon.our_node import OurNode
 from mig_labeler.daemon.outputs import Outputs
-from mig_labeler.daemon.reporting import EventReporter, MigConfigReporter, PassReporter, PauseGauge, Warnings
+from mig_labeler.daemon.reporting import MigConfigReporter, PassReporter, PauseGauge, Warnings
 from mig_labeler.daemon.wake import Wake
 from mig_labeler.errors import ApiError, FixtureError, MigLabelerError, NvmlQueryFailed, NvmlUnavailable, SinkError
 from mig_labeler.gpu_operator import MigRequest, mig_request, pause
@@ -89,7 +90,7 @@ class OnePass:
 
     def run(self) -> PassResult:
         started = time.perf_counter()
-        self.reports.events.flush()  # Events held back by the rate window whose time has come
+        self.reports.events.flush(retry_now=True)  # held Events whose window has ended; failed posts again
         self.health.begin_pass()
         result = self._pass()
         self.metrics.pass_duration.observe(time.perf_counter() - started)

@@ -1,26 +1,23 @@
 """What an operator sees of each pass: log lines, counters and Kubernetes Events, and their text.
 
-Owns: ``EventReporter`` (at most one Event per reason per window; a later one in the window is
-kept, the latest wins, and posted when the window ends: delayed, never dropped) and
-``Warnings`` (said once), ``PauseGauge`` (the pause gauge and its log lines),
+Owns: ``Warnings`` (said once), ``PauseGauge`` (the pause gauge and its log lines),
 ``PassReporter`` (turns a pass's result into the log line, the label counters and the Event that
 say what changed: ``MIG layout 4×3g.20gb → 7×1g.5gb; removed mig-3g.20gb.*; added mig-1g.5gb.*;
 gpu.product → …``) and ``MigConfigReporter`` (the Node's MIG config request: does the layout match
 it, how long has mig-manager been at it, is it stuck, did it fail). The text is built from pure
 pieces owned by the data (``NodeTopology.layout``, ``LabelPlan.describe``). The pass hands
-results over; an ``EventSender`` (``node_events``) POSTs.
+results over; Events go through ``events.EventReporter`` (its window, its retries).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
+from mig_labeler.daemon.events import EventReporter
 from mig_labeler.daemon.metrics import Metrics
 from mig_labeler.gpu_operator import REQUESTED, STATE, UNANSWERED, MigRequest, Pause
 from mig_labeler.labels.mig_config import Verification
@@ -31,57 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mig_labeler")
 
-EVENT_WINDOW = 60.0  # at most one Event per reason per minute; later ones wait for the window's end
 FAILURES_BEFORE_EVENT = 3
-
-
-class EventSender(Protocol):
-    def post(self, reason: str, message: str, event_type: str) -> bool:
-        """False when it could not be posted yet (no Node known): the reporter keeps it."""
-
-
-@dataclass
-class _Pending:
-    message: str
-    event_type: str
-    coalesced: int  # Events of this reason held back in this window; the latest is posted
-
-
-class EventReporter:
-    def __init__(self, sender: EventSender, clock: Callable[[], float], window: float = EVENT_WINDOW) -> None:
-        self.sender = sender
-        self.clock = clock
-        self.window = window
-        self.last: dict[str, float] = {}
-        self.pending: dict[str, _Pending] = {}
-
-    def report(self, reason: str, message: str, event_type: str) -> None:
-        now = self.clock()
-        if reason not in self.pending and now - self.last.get(reason, -math.inf) >= self.window:
-            if self.sender.post(reason, message, event_type):
-                self.last[reason] = now
-                return
-        held = self.pending.get(reason)
-        self.pending[reason] = _Pending(message, event_type, (held.coalesced if held else 0) + 1)
-
-    def due_in(self) -> float | None:
-        """Seconds until the next held Event is due (0: now), None when none is held."""
-        if not self.pending:
-            return None
-        now = self.clock()
-        return max(0.0, min(self.last.get(r, -math.inf) + self.window - now for r in self.pending))
-
-    def flush(self) -> None:
-        """Post every held Event whose window has ended."""
-        now = self.clock()
-        for reason in [r for r in self.pending if now - self.last.get(r, -math.inf) >= self.window]:
-            held = self.pending[reason]
-            message = held.message
-            if held.coalesced > 1:
-                message += f" (the latest of {held.coalesced} in the last minute; the log has each)"
-            if self.sender.post(reason, message, held.event_type):
-                self.last[reason] = now
-                del self.pending[reason]
 
 
 class Warnings:
@@ -153,6 +100,7 @@ class PassReporter:
 
     def succeeded(self, results: Sequence[SinkResult], layout: str | None, woken_at: float | None) -> None:
         self.failures = 0
+        self.events.resolve("GPULabelingFailed")  # a held failure is no news once a pass works
         previous, self.layout = self.layout, layout or self.layout
         changed = [(r.sink, r.outcome) for r in results if r.outcome is not None and not r.outcome.empty]
         if not changed:
@@ -167,7 +115,8 @@ class PassReporter:
         if woken_at is not None:
             self.metrics.reaction.observe(time.perf_counter() - woken_at)
         if not all(outcome.only_timestamp for _, outcome in changed):  # a restart's new timestamp: no Event
-            self.events.report("GPULabelsChanged", f"mig-labeler: {what}", "Normal")
+            span = (previous, layout) if previous is not None and layout is not None else None
+            self.events.report("GPULabelsChanged", f"mig-labeler: {what}", "Normal", span=span)
 
     def failed(self, error: str) -> None:
         self.failures += 1
@@ -183,6 +132,7 @@ class PassReporter:
                            "would fail on it too", "Warning")
 
     def reloaded(self) -> None:
+        self.events.resolve("ConfigReloadFailed")  # fixed inside the window: "a restart would fail" is untrue now
         self.metrics.config_reloads.labels(result="success").inc()
         self.metrics.config_stale.set(0)
 
@@ -212,6 +162,8 @@ class MigConfigReporter:
         if verification.config is not None:
             self.metrics.mig_config_match.labels(config=verification.config).set(0 if verification.mismatch else 1)
         mismatch = verification.mismatch
+        if not mismatch:
+            self.events.resolve("MIGLayoutMismatch")  # it matches again: a held mismatch is not current
         if mismatch and mismatch != self.mismatch:
             log.warning("MIG layout mismatch: %s", mismatch)
             self.events.report("MIGLayoutMismatch", f"mig-labeler: {mismatch}", "Warning")
@@ -232,6 +184,7 @@ class MigConfigReporter:
             self.events.report("MIGConfigStuck", f"mig-labeler: {message}", "Warning")
             self.stuck = request
         elif not stuck and self.stuck is not None:
+            self.events.resolve("MIGConfigStuck")
             now = request.state if request is not None else "gone"
             log.info("the MIG config request %s is no longer stuck: %s is %s", self.stuck.config, STATE, now)
             self.stuck = None

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from tenacity import Retrying
 
 from mig_labeler.config import Config
+from mig_labeler.daemon.events import EventReporter
 from mig_labeler.daemon.health import HealthServer, HealthState
 from mig_labeler.daemon.live_settings import ConfigSource, LiveSettings, StaticConfig
 from mig_labeler.daemon.metrics import Metrics
@@ -27,7 +28,7 @@ from mig_labeler.daemon.node_events import NodeEvents, NoEvents
 from mig_labeler.daemon.one_pass import OnePass, PassResult, Reports
 from mig_labeler.daemon.our_node import OurNode
 from mig_labeler.daemon.outputs import Outputs, feeds_nfd
-from mig_labeler.daemon.reporting import EventReporter, MigConfigReporter, PassReporter, PauseGauge, Warnings
+from mig_labeler.daemon.reporting import MigConfigReporter, PassReporter, PauseGauge, Warnings
 from mig_labeler.daemon.run_loop import STOP, Progress, RunLoop
 from mig_labeler.daemon.wake import Wake
 from mig_labeler.errors import ApiError, MigLabelerError, Stopped

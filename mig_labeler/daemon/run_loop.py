@@ -13,11 +13,11 @@ import logging
 import threading
 import time
 
+from mig_labeler.daemon.events import EventReporter
 from mig_labeler.daemon.health import HealthState
 from mig_labeler.daemon.live_settings import LiveSettings
 from mig_labeler.daemon.metrics import Metrics
 from mig_labeler.daemon.one_pass import OnePass
-from mig_labeler.daemon.reporting import EventReporter
 from mig_labeler.daemon.wake import Wake
 from mig_labeler.errors import MigLabelerError, NodeNotFound, Stopped
 from mig_labeler.stop import Stop
