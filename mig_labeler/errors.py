@@ -102,6 +102,14 @@ class ApiConflict(ApiTransient):
     """409: the object changed under us; re-read and try again."""
 
 
+class Interrupted(MigLabelerError):
+    """SIGINT or SIGTERM ended a command other than ``run`` (130 or 143, as a shell reports them)."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(f"interrupted by {signal_name}")
+        self.exit_code = EXIT_INTERRUPTED if signal_name == "SIGINT" else 143
+
+
 class Stopped(MigLabelerError):
     """A stop request (SIGTERM, SIGINT) ended a wait: the request in flight was abandoned."""
 

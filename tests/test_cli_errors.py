@@ -397,3 +397,30 @@ def test_a_list_denied_by_rbac_hints_at_list_not_get(kube_api):
     client.close()
 
 
+
+
+SIGNAL_DURING_IMPORTS = """
+import os, signal, sys
+from mig_labeler import entry
+entry.install_early_handlers()  # what the console script does first
+os.kill(os.getpid(), signal.{sig})  # now: while the command line and its libraries are imported
+entry.main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize(("sig", "args", "code", "said"), [
+    ("SIGTERM", ["run", "--metrics-port", "0"], 0, "stopping: SIGTERM"),
+    ("SIGINT", ["run", "--oneshot"], 0, "stopping: SIGINT"),
+    ("SIGINT", ["labels"], 130, "mig-labeler: interrupted by SIGINT"),
+    ("SIGTERM", ["diff"], 143, "mig-labeler: interrupted by SIGTERM"),
+    ("SIGHUP", ["labels"], 0, ""),  # the configuration is read for the first time anyway
+])
+def test_a_signal_while_python_imports_us_is_handled(kube_api, kubeconfig, sig, args, code, said):
+    """It once killed run (143, no line), printed a KeyboardInterrupt traceback from importlib for
+    labels (-2) and killed the daemon on SIGHUP (129)."""
+    kube = ["--node-name", NODE, "--kubeconfig", kubeconfig] if args[0] != "labels" else []
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_DURING_IMPORTS.format(sig=sig), *args, *kube, "--fixture",
+                           "a30-mig-off"], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == code and said in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    if args[0] == "run":
+        assert kube_api.writes() == []  # stopped before the first pass

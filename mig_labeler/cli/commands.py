@@ -36,10 +36,12 @@ from mig_labeler.config import (
 )
 from mig_labeler.daemon.signals import handled
 from mig_labeler.daemon.wake import Wake
+from mig_labeler.entry import early_stop, restore_default_handlers
 from mig_labeler.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     ConfigError,
+    Interrupted,
     MigLabelerError,
     OutputError,
     WorkloadsDoNotFit,
@@ -110,6 +112,7 @@ def labels(ctx: click.Context, output: str, gpu: str | None, mig_config: str | N
            **_: Any) -> None:
     """Print the labels this node would get, or (--gpu) a node of that model partitioned by a
     mig-parted config would get. Writes nothing to Kubernetes."""
+    _interruptible()
     from mig_labeler.pipeline import desired_labels  # noqa: PLC0415 - keeps --help fast
     from mig_labeler.sources import open_predicted_source, open_source  # noqa: PLC0415
 
@@ -164,6 +167,15 @@ def _warn(warnings: tuple[str, ...]) -> None:
         log.warning("%s", warning)
 
 
+def _interruptible() -> None:
+    """For commands without signal handlers of their own: a stop signal that came during start-up
+    ends them now, with one line; from here on Ctrl-C interrupts them as usual (exit 130)."""
+    name = early_stop()
+    restore_default_handlers()
+    if name:
+        raise Interrupted(name)
+
+
 def _require_node_name(config: Config) -> str:
     if not config.node_name:
         raise ConfigError("no node name: pass --node-name or set NODE_NAME (in a pod, from spec.nodeName)")
@@ -191,6 +203,8 @@ def run(ctx: click.Context, **_: Any) -> None:
         setup_logging(config.log_format)
         log.info("mig-labeler %s starting", __version__, extra={"fields": {"settings": config.summary()}})
         _warn(config.warnings)
+        if early_stop():  # it came while Python imported us, before the handlers above existed
+            stop.request(early_stop())
         run_daemon(config, given, stop=stop, wake=wake)
 
 
@@ -203,6 +217,7 @@ def run(ctx: click.Context, **_: Any) -> None:
 def diff(ctx: click.Context, timeout: str, **_: Any) -> None:
     """Show what `run --oneshot` would add (+), change (~), remove (-) or adopt (*) on the Node.
     Writes nothing."""
+    _interruptible()
     from mig_labeler.daemon.diff import label_diff  # noqa: PLC0415
 
     config = build_config(ctx)
@@ -246,6 +261,7 @@ def check(files: tuple[str, ...], fixtures: tuple[str, ...], gpus: tuple[str, ..
     """Tell whether GPU workloads can land on these nodes, and why not: labels in nodeSelector and
     node affinity, GPU requests, the MIG strategy's resources. Exit 0 when every workload fits
     somewhere, 1 when one does not, 2 when input cannot be read."""
+    _interruptible()
     from mig_labeler.check import input as check_input  # noqa: PLC0415 - keeps --help fast
     from mig_labeler.check import report  # noqa: PLC0415
 
@@ -281,6 +297,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:  # Ctrl-C outside `run` (click turns KeyboardInterrupt into Abort)
         click.echo(fatal_line("interrupted"), err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except Interrupted as e:  # a stop signal during start-up, before a command other than run
+        click.echo(fatal_line(str(e)), err=True)
+        sys.exit(e.exit_code)
     except MigLabelerError as e:
         click.echo(fatal_line(f"error: {e}"), err=True)
         sys.exit(e.exit_code)
