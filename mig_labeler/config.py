@@ -149,8 +149,8 @@ def parse_duration(text: str, option: str = "--sleep-interval", minimum: float =
     if body == "0":  # time.ParseDuration: "0" is the one number without a unit
         seconds = 0.0
     elif not body or _DURATION_PART.sub("", body) != "":
-        raise ConfigError(f"{option}: invalid duration {text!r}: use a Go duration such as 60s, 1m or 500ms, "
-                          "or 'infinite'")
+        examples = "60s, 1m or 1m30s" if minimum >= 1 else "60s, 1m or 500ms"  # only what the option accepts
+        raise ConfigError(f"{option}: invalid duration {text!r}: use a Go duration such as {examples}, or 'infinite'")
     else:
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(body))
     if not seconds <= GO_MAX_DURATION:  # also catches inf from a thousand-digit number

@@ -322,7 +322,8 @@ def test_tls_to_a_plain_http_server_is_one_line_naming_the_server(capsys, kube_a
                             "--fixture", "a30-mig-off")
     assert code == 1
     line = err.strip().splitlines()[-1]
-    assert f"TLS handshake failed with server {url}" in line and "HTTP 0" not in line
+    assert f"TLS handshake failed with server {url}: wrong version number (is the server plain HTTP?)" in line
+    assert "HTTP 0" not in line and "SSLError" not in line and "\\n" not in line
 
 
 def test_requests_carry_our_user_agent(capsys, kube_api, tmp_path):
@@ -424,3 +425,22 @@ def test_a_signal_while_python_imports_us_is_handled(kube_api, kubeconfig, sig, 
     assert proc.returncode == code and said in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     if args[0] == "run":
         assert kube_api.writes() == []  # stopped before the first pass
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["--version"]])
+def test_help_and_version_to_a_full_disk_are_one_line_and_exit_2(args):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(_cli(*args), stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr == "mig-labeler: error: cannot write the output: No space left on device\n"
+
+
+def test_a_fixture_directory_is_said_to_be_a_directory(capsys, tmp_path):
+    code, _, err = run_main(capsys, "labels", "--fixture", str(tmp_path))
+    assert code == 2 and f"cannot read fixture {tmp_path}: it is a directory" in err
+
+
+def test_the_sleep_interval_error_suggests_only_durations_it_accepts(capsys):
+    code, _, err = run_main(capsys, "run", "--oneshot", "--fixture", "a30-mig-off", "--output-file", "-",
+                            "--sleep-interval", "soon")
+    assert code == 2 and "such as 60s, 1m or 1m30s" in err and "500ms" not in err

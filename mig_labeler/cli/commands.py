@@ -8,6 +8,7 @@ into ``pipeline`` (labels), ``daemon`` (run, diff) or ``check``.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -305,5 +306,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(0)
+    except BrokenPipeError:  # click's own output (--help, --version) into a closed pipe
+        _discard_stdout()
+        sys.exit(0)
+    except OSError as e:
+        if e.errno not in OUTPUT_ERRNOS:
+            raise
+        _discard_stdout()  # click's own output (--help, --version) to a full disk
+        click.echo(fatal_line(f"error: cannot write the output: {e.strerror}"), err=True)
+        sys.exit(EXIT_BAD_INPUT)
     sys.exit(0)
+
+
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT}
 

@@ -75,8 +75,17 @@ def _unresolvable(cause: BaseException, text: str) -> bool:
 
 
 def _tls_reason(text: str) -> str:
+    """What OpenSSL said, without the layers of repr the client wraps it in."""
     match = re.search(r"certificate verify failed: ([^(]+?)(?: \(_ssl|\)|$)", text)
-    return match.group(1).strip() if match else first_line(Exception(text))
+    if match:
+        return match.group(1).strip()
+    match = re.search(r"\[SSL: [A-Z0-9_]+\] ([^(\\'\"]+?)(?: \(_ssl|\\|'|\"|$)", text)
+    if not match:
+        return first_line(Exception(text))
+    reason = match.group(1).strip()
+    if "wrong version number" in reason or "record layer failure" in reason:
+        reason += " (is the server plain HTTP?)"
+    return reason
 
 
 def translate_api_exception(e: Any, method: str, resource: str, name: str,

@@ -100,6 +100,9 @@ def resolve_fixture(name: str | Path) -> Path:
         raise FixtureError("the fixture name is empty")
     path = Path(text)
     if "/" in text or path.exists():
+        if path.is_dir():
+            raise FixtureError(f"cannot read fixture {text}: it is a directory; give a fixture file in it (a .yaml "
+                               "file in the format of docs/how-it-works.md)")
         if not path.is_file():
             raise FixtureError(f"cannot read fixture {text}: no such file")
         return path
