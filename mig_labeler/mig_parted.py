@@ -67,6 +67,7 @@ class MigPartedEntry:
 @dataclass(frozen=True, slots=True)
 class MigPartedConfig:
     configs: dict[str, tuple[MigPartedEntry, ...]]
+    warnings: tuple[str, ...] = ()  # accepted, as mig-parted accepts it, but probably not what was meant
 
     def entry_for(self, name: str, index: int, pci_device_id: int | None,
                   pci_subsystem_id: int | None = None) -> MigPartedEntry | None:
@@ -92,9 +93,16 @@ def mig_parted_from_configmap(obj: Any, namespace: str, name: str, key: str) -> 
 def parse_mig_parted(text: str, where: str = "mig-parted config") -> MigPartedConfig:
     doc = text_document.load_document(text, where)
     try:
-        return _spec(doc)
+        parsed = _spec(doc)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
+    repeated = text_document.duplicate_key(text)
+    if repeated is None:
+        return parsed
+    # mig-parted decodes with sigs.k8s.io/yaml's Unmarshal (not UnmarshalStrict): the last one wins
+    # silently, so mig-manager applies it. The same here, said once.
+    warning = f"{where}: {repeated} is given twice in one mapping; the last one is used, as mig-manager uses it"
+    return MigPartedConfig(parsed.configs, (warning,))
 
 
 def _spec(doc: Any) -> MigPartedConfig:

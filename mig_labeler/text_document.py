@@ -49,3 +49,31 @@ def decode_text(data: bytes, what: str, error: type[ConfigError] = ConfigError) 
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise error(f"{what} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
+
+
+def duplicate_key(text: str) -> str | None:
+    """The first mapping key given twice in the YAML ``text`` (``line 7: 'all-balanced'``), or None.
+    PyYAML keeps the last silently; Go's YAML decoders (mig-parted's) refuse the document. A
+    document that does not parse has no duplicate here: ``load_document`` says what is wrong."""
+    try:
+        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return None
+    seen: set[int] = set()
+    todo = [root] if root is not None else []
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:  # an alias: the same node again
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in keys:
+                        return f"line {key.start_mark.line + 1}: {key.value!r}"
+                    keys.add(key.value)
+                todo += [key, value]
+        elif isinstance(node, yaml.SequenceNode):
+            todo += node.value
+    return None

@@ -85,6 +85,7 @@ def test_a_newcomers_install_command_renders():
     ("migPartedConfig.configMap.name=a,migPartedConfig.configMap.namespace=g,migPartedConfig.localConfigMap.name=b",
      "migPartedConfig: set configMap (the GPU Operator's, read through the API) or localConfigMap"),
     ("migPartedConfig.configMap.name=default-mig-parted-config", "migPartedConfig.configMap.namespace is empty"),
+    ("migPartedConfig.configMap.namespace=gpu-operator", "migPartedConfig.configMap.name is empty"),
     ("migPartedConfig.configMap.namespace=GPU", "at '/migPartedConfig/configMap/namespace'"),
     ("migPartedConfig.stuckAfter=15", "at '/migPartedConfig/stuckAfter'"),
 ])

@@ -76,7 +76,7 @@ def test_a_layout_that_drifts_loses_the_label_with_one_warning_event(kube_api, t
     daemon.run_pass()
     assert APPLIED not in kube_api.labels(NODE)
     assert events(kube_api, "MIGLayoutMismatch") == [
-        ("Warning", "mig-labeler: GPU 0: has 7×1g.5gb, all-balanced wants 2×1g.5gb + 1×2g.10gb + 1×3g.20gb")]
+        ("Warning", "mig-labeler: GPUs 0, 1: has 7×1g.5gb, all-balanced wants 2×1g.5gb + 1×2g.10gb + 1×3g.20gb")]
     assert sample(daemon, "mig_labeler_mig_config_match", config="all-balanced") == 0
 
 
@@ -384,7 +384,7 @@ def test_diff_plans_the_applied_label_as_run_oneshot_would(capsys, kube_api, kub
     write_fixture(node_file, A100_7X1G)  # the layout drifted: diff says what the next pass will do, and why
     code, out, err = run_main(capsys, "diff", *args)
     assert code == 0 and "- nvidia.com/mig.config.applied (was 'all-balanced')" in out.splitlines()
-    assert "MIG layout mismatch: GPU 0: has 7×1g.5gb, all-balanced wants" in err
+    assert "MIG layout mismatch: GPUs 0, 1: has 7×1g.5gb, all-balanced wants" in err
 
 
 def test_a_failed_change_is_one_warning_event_and_no_applied_label(kube_api, tmp_path):
@@ -444,7 +444,7 @@ def test_an_edit_of_the_mounted_mig_parted_config_applies_without_a_restart(kube
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=WAIT_LIMIT)
-    assert "configuration reloaded" in err and "MIG layout mismatch: GPU 0: has 2×1g.5gb" in err, err
+    assert "configuration reloaded" in err and "MIG layout mismatch: GPUs 0, 1: has 2×1g.5gb" in err, err
 
 
 def test_a_mig_parted_config_without_a_node_is_said_to_do_nothing(capsys):

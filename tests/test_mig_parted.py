@@ -257,3 +257,35 @@ def test_a_filter_naming_a_board_selects_only_that_board_read_from_nvml(subsyste
     config = parse_mig_parted(BOARDS)
     verified = verify_mig_config(topology, config, MigRequest("by-board", "success", 0.0))
     assert verified.mismatch is None and verified.labels == {"nvidia.com/mig.config.applied": "by-board"}
+
+
+def test_a_config_name_given_twice_keeps_the_last_as_mig_manager_does_and_says_so(capsys, tmp_path):
+    """mig-parted decodes with sigs.k8s.io/yaml's Unmarshal (non-strict go-yaml v2: setMapIndex
+    overwrites), so mig-manager applies the last of two entries with one name; PyYAML agrees. Said."""
+    path = tmp_path / "dup.yaml"
+    path.write_text("version: v1\nmig-configs:\n  all-balanced:\n    - {devices: all, mig-enabled: false}\n"
+                    "  all-balanced:\n    - {devices: all, mig-enabled: true, mig-devices: {1g.5gb: 7}}\n")
+    config = load_mig_parted(str(path))
+    assert config.configs["all-balanced"][0].mig_enabled
+    assert config.warnings == (f"{path}: line 5: 'all-balanced' is given twice in one mapping; the last one is "
+                               "used, as mig-manager uses it",)
+    from .test_cli import run_main
+
+    code, out, err = run_main(capsys, "labels", "--gpu", "A100-SXM4-40GB:1", "--mig-config", "all-balanced",
+                              "--mig-parted-config", str(path), "--mig-strategy", "mixed")
+    assert code == 0 and "nvidia.com/mig-1g.5gb.count=7" in out and "given twice" in err
+
+
+def test_a_mismatch_names_every_gpu_that_differs_grouped_by_how():
+    """It once named only the first differing GPU (``GPU 4: ...`` while 5, 6 and 7 differed too)."""
+    from mig_labeler.gpu_operator import MigRequest
+    from mig_labeler.labels.mig_config import verify_mig_config
+
+    from .conftest import read
+
+    balanced = {"model": "A100-SXM4-40GB", "count": 4, "mig": ["3g.20gb", "2g.10gb", "1g.5gb", "1g.5gb"]}
+    topology = read({"gpus": [balanced, {"model": "A100-SXM4-40GB", "count": 3, "mig": ["1g.5gb"] * 7},
+                              {"model": "A100-SXM4-40GB"}]})
+    verified = verify_mig_config(topology, load_mig_parted(str(CONFIG)), MigRequest("all-balanced", "success", 0.0))
+    assert verified.mismatch == ("GPUs 4, 5, 6: has 7×1g.5gb, all-balanced wants 2×1g.5gb + 1×2g.10gb + 1×3g.20gb; "
+                                 "GPU 7: MIG is off, all-balanced wants it on")

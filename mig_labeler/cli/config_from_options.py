@@ -202,6 +202,8 @@ def _build(ctx: GivenOptions) -> Config:
         mig_config_stuck_after=_stuck_after(ctx),
         **_sink_settings(ctx, file),
     )
+    if config.mig_parted is not None and config.mig_parted.warnings:
+        config = replace(config, warnings=(*config.warnings, *config.mig_parted.warnings))
     return _unused_mig_parted(config, ctx.info_name)
 
 

@@ -184,6 +184,8 @@ class LiveSettings:
         self.reporting.reloaded()
         self._config = replace(self._config, mig_parted=parsed)
         log.info("mig-parted config reloaded from ConfigMap %s/%s (%d configs)", namespace, name, len(parsed.configs))
+        for warning in parsed.warnings:
+            log.warning("%s", warning)
 
 
 def configmap_text(obj: dict[str, Any], key: str) -> str | None:
@@ -210,4 +212,6 @@ def fetch_mig_parted_configmap(kube: KubeClient, retry: Retrying,
     parsed = mig_parted_from_configmap(obj, namespace, name, key)
     log.info("mig-parted config read from ConfigMap %s/%s key %s (%d configs)", namespace, name, key,
              len(parsed.configs))
+    for warning in parsed.warnings:
+        log.warning("%s", warning)
     return obj, parsed

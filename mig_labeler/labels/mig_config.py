@@ -38,11 +38,20 @@ def verify_mig_config(topology: NodeTopology, mig_parted: MigPartedConfig | None
     if name not in mig_parted.configs:
         return Verification({}, f"{REQUESTED}={name} names no config in the mig-parted config (it has "
                                 f"{', '.join(sorted(mig_parted.configs)[:8])})", name)
+    problems: dict[str, list[int]] = {}  # what differs → the GPUs it differs on, in NVML order
     for gpu in topology.gpus:
         problem = _gpu_problem(gpu, name, mig_parted)
         if problem:
-            return Verification({}, f"GPU {gpu.index}: {problem}", name)
+            problems.setdefault(problem, []).append(gpu.index)
+    if problems:
+        said = "; ".join(f"{_gpus(indices)}: {problem}" for problem, indices in problems.items())
+        return Verification({}, said, name)
     return Verification({APPLIED: name}, config=name)
+
+
+def _gpus(indices: list[int]) -> str:
+    """``GPU 4``, ``GPUs 4, 5, 7``: every GPU that differs in the same way, named once."""
+    return f"GPU {indices[0]}" if len(indices) == 1 else "GPUs " + ", ".join(str(i) for i in indices)
 
 
 def _gpu_problem(gpu: Gpu, name: str, mig_parted: MigPartedConfig) -> str | None:

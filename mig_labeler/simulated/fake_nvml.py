@@ -367,6 +367,10 @@ def _checked(fixture: NodeFixture, path: Path | None = None) -> NodeFixture:
     """Every NVML error name the fixture uses must exist in pynvml (fixture.py stays free of it),
     and every fault must name a call the fake answers (a typo would never fire)."""
     for i, fault in enumerate(fixture.faults):
+        if fault.call in ("nvmlInit", "nvmlInitWithFlags"):
+            where = f"fixture {path}: " if path else ""
+            raise FixtureError(f"{where}faults[{i}]: nvmlInit fails through the top-level key init_error (e.g. "
+                               "init_error: NVML_ERROR_DRIVER_NOT_LOADED), not through faults")
         if not fault.call.startswith("nvml") or not callable(getattr(FakeNvml, fault.call, None)):
             where = f"fixture {path}: " if path else ""
             raise FixtureError(f"{where}faults[{i}].call {fault.call!r} is not an NVML call the fake answers "
