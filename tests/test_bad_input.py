@@ -237,8 +237,8 @@ def test_the_reloaded_configuration_is_logged_with_its_settings_as_fields(kube_a
 
 def test_a_fault_on_nvml_init_points_at_init_error(capsys, tmp_path):
     """A fault on nvmlInit was accepted and did nothing (the fake's init runs before faults apply)."""
-    path = write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30"}],
-                                               "faults": [{"call": "nvmlInit", "error": "NVML_ERROR_DRIVER_NOT_LOADED"}]})
+    fault = {"call": "nvmlInit", "error": "NVML_ERROR_DRIVER_NOT_LOADED"}
+    path = write_fixture(tmp_path / "n.yaml", {"gpus": [{"model": "A30"}], "faults": [fault]})
     code, _, err = run_main(capsys, "labels", "--fixture", str(path))
     assert code == 2 and "faults[0]: nvmlInit fails through the top-level key init_error" in err
     write_fixture(path, {"gpus": [{"model": "A30"}], "init_error": "NVML_ERROR_DRIVER_NOT_LOADED"})

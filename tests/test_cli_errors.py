@@ -105,7 +105,8 @@ def test_a_wrongly_typed_or_impossible_gpu_is_one_line_and_exit_2(capsys, tmp_pa
     ({"cuda_driver_version": "abc"}, "cuda_driver_version must be an integer"),
     ({"init_error": 123}, "init_error 123 is not an NVML_ERROR_* name"),
     ({"init_error": "NVML_ERROR_BOGUS"}, "'NVML_ERROR_BOGUS' is not an NVML error name"),
-    ({"faults": [{"call": "nvmlInit", "error": "NVML_ERROR_NOPE"}]}, "'NVML_ERROR_NOPE' is not an NVML error name"),
+    ({"faults": [{"call": "nvmlDeviceGetMemoryInfo", "error": "NVML_ERROR_NOPE"}]},
+     "'NVML_ERROR_NOPE' is not an NVML error name"),
     ({"gpus": [{"model": "A30", "uuid": "GPU-1"}, {"model": "A30", "uuid": "GPU-1"}]}, "GPU-1 appears twice"),
 ])
 def test_other_bad_fixture_fields_are_one_line_and_exit_2(capsys, tmp_path, doc, message):
@@ -402,8 +403,8 @@ def test_a_list_denied_by_rbac_hints_at_list_not_get(kube_api):
 
 SIGNAL_DURING_IMPORTS = """
 import os, signal, sys
-from mig_labeler import entry
-entry.install_early_handlers()  # what the console script does first
+from mig_labeler import early_signals, entry
+early_signals.install_early_handlers()  # what the console script does first
 os.kill(os.getpid(), signal.{sig})  # now: while the command line and its libraries are imported
 entry.main(sys.argv[1:])
 """

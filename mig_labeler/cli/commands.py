@@ -37,7 +37,7 @@ from mig_labeler.config import (
 )
 from mig_labeler.daemon.signals import handled
 from mig_labeler.daemon.wake import Wake
-from mig_labeler.entry import early_stop, restore_default_handlers
+from mig_labeler.early_signals import early_stop, restore_default_handlers
 from mig_labeler.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
