@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mig_labeler.errors import ConfigError
+from mig_labeler.node_configs import NodeConfigs
 
 DEFAULT_MACHINE_TYPE_FILE = "/sys/class/dmi/id/product_name"
 DEFAULT_OUTPUT_FILE = "/etc/kubernetes/node-feature-discovery/features.d/gfd"
@@ -97,6 +98,7 @@ class Config:
     mig_parted_file: str | None = None  # --mig-parted-config: watched, a change reloads like the config file
     mig_parted_configmap: tuple[str, str, str] | None = None  # (namespace, name, key): read and watched via the API
     mig_config_stuck_after: float = 900.0  # --mig-config-stuck-after: a MIG config request this old is stuck
+    node_configs: NodeConfigs | None = None  # --config-file-srcdir: the node's label picks the config file
 
     def summary(self) -> dict[str, Any]:
         """The effective config as one JSON-able dict, logged once at start-up."""
@@ -124,6 +126,7 @@ class Config:
             "migPartedConfigMap": "/".join(self.mig_parted_configmap[:2]) + f" key {self.mig_parted_configmap[2]}"
             if self.mig_parted_configmap else None,
             "migConfigStuckAfter": self.mig_config_stuck_after,
+            "configFileSrcdir": self.node_configs.directory if self.node_configs else None,
         }
 
     @property

@@ -7,6 +7,8 @@ pure parser (``config_file``, ``mig_parted``). The one room of the core that ope
 
 from __future__ import annotations
 
+import os
+
 from mig_labeler.config_file import FileSettings, parse_config_file
 from mig_labeler.errors import ConfigError
 from mig_labeler.mig_parted import MigPartedConfig, parse_mig_parted
@@ -37,3 +39,13 @@ def load_config_file(path: str | None) -> FileSettings:
 def load_mig_parted(path: str) -> MigPartedConfig:
     """A mig-parted config file (``--mig-parted-config``)."""
     return parse_mig_parted(read_text_file(path, "mig-parted config"), path)
+
+
+def config_names(directory: str) -> set[str]:
+    """The configs in a directory of them, as config-manager lists them: every file except the
+    ``..data`` entries of a mounted ConfigMap, and no directories. Unreadable: ``ConfigError``."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError as e:
+        raise ConfigError(f"cannot read the config directory {directory}: {e.strerror or e}") from e
+    return {e.name for e in entries if not e.name.startswith("..") and not e.is_dir()}

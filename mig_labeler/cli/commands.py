@@ -28,6 +28,7 @@ from mig_labeler.cli.options import (
     kube_options,
     label_options,
     mig_config_options,
+    node_config_options,
     run_options,
     sink_options,
 )
@@ -189,6 +190,7 @@ def _require_node_name(config: Config) -> str:
 @sink_options
 @run_options
 @mig_config_options
+@node_config_options
 @click.pass_context
 def run(ctx: click.Context, **_: Any) -> None:
     """Publish this node's labels, every --sleep-interval (or once with --oneshot): to the Node
@@ -213,6 +215,7 @@ def run(ctx: click.Context, **_: Any) -> None:
 @label_options
 @kube_options
 @mig_config_options
+@node_config_options
 @TIMEOUT_OPTION
 @click.pass_context
 def diff(ctx: click.Context, timeout: str, **_: Any) -> None:
@@ -221,10 +224,12 @@ def diff(ctx: click.Context, timeout: str, **_: Any) -> None:
     _interruptible()
     from mig_labeler.daemon.diff import label_diff  # noqa: PLC0415
 
-    config = build_config(ctx)
+    given = GivenOptions.of(ctx)
+    config = given.read()
     _require_node_name(config)
     setup_logging("text")
-    lines, warnings = label_diff(config, int(time.time()), timeout=parse_duration(timeout, "--timeout", 0.0))
+    lines, warnings = label_diff(config, int(time.time()), timeout=parse_duration(timeout, "--timeout", 0.0),
+                                 options=given)
     _warn(config.warnings + tuple(warnings))
     _emit("".join(f"{line}\n" for line in lines))
 

@@ -30,7 +30,8 @@ from mig_labeler.config import (
 )
 from mig_labeler.config_file import FileSettings
 from mig_labeler.errors import ConfigError
-from mig_labeler.label_names import dns_label_error, dns_subdomain_error
+from mig_labeler.label_names import dns_label_error, dns_subdomain_error, key_error
+from mig_labeler.node_configs import LABEL, NodeConfigs, parse_fallbacks
 from mig_labeler.text_files import load_config_file
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -161,13 +162,19 @@ class GivenOptions:
     def read(self) -> Config:
         return _build(self)
 
+    def read_with(self, config_file: str | None) -> Config:
+        """As ``read``, with ``config_file`` (a node's config from --config-file-srcdir; None: the
+        empty config) in place of --config-file."""
+        return _build(GivenOptions({**self.params, "config_file": config_file, "config_file_srcdir": None},
+                                   self.sources, self.info_name), self.params.get("config_file_srcdir"))
+
 
 def build_config(ctx: click.Context) -> Config:
     """The ``Config`` a command's parsed options give (flag > env > config file > default)."""
     return GivenOptions.of(ctx).read()
 
 
-def _build(ctx: GivenOptions) -> Config:
+def _build(ctx: GivenOptions, chosen_from: str | None = None) -> Config:
     p = ctx.params
     _reject_empty_flags(ctx)
     file = load_config_file(p.get("config_file"))
@@ -200,6 +207,7 @@ def _build(ctx: GivenOptions) -> Config:
         mig_parted_file=str(ctx.params["mig_parted_config"]) if ctx.params.get("mig_parted_config") else None,
         mig_parted_configmap=_mig_parted_configmap(ctx),
         mig_config_stuck_after=_stuck_after(ctx),
+        node_configs=_node_configs(ctx, chosen_from),
         **_sink_settings(ctx, file),
     )
     if config.mig_parted is not None and config.mig_parted.warnings:
@@ -223,6 +231,22 @@ def _unused_mig_parted(config: Config, command: str | None) -> Config:
     flag = "--mig-parted-config" if config.mig_parted else "--mig-parted-configmap"
     return replace(config, warnings=(*config.warnings, f"{flag} is not used without --node-name: what it verifies "
                                      "is the layout the Node's nvidia.com/mig.config asks for"))
+
+
+def _node_configs(ctx: GivenOptions, chosen_from: str | None) -> NodeConfigs | None:
+    """--config-file-srcdir and how a node picks its config (config-manager's names and defaults).
+    ``chosen_from``: the directory a node's config was just taken from (``read_with``)."""
+    directory = chosen_from or str(ctx.params.get("config_file_srcdir") or "").strip()
+    if not directory:
+        return None
+    if ctx.params.get("config_file") and not chosen_from:
+        raise ConfigError("--config-file and --config-file-srcdir name two sources of the config: give one (the "
+                          "directory when nodes pick their config by the nvidia.com/device-plugin.config label)")
+    label = str(ctx.params.get("node_label") or LABEL)
+    if key_error(label):
+        raise ConfigError(f"--node-label {label!r}: {key_error(label)}")
+    fallbacks = parse_fallbacks(str(ctx.params.get("fallback_strategies") or ""), "--fallback-strategies")
+    return NodeConfigs(directory, label, str(ctx.params.get("default_config") or ""), fallbacks)
 
 
 def _mig_parted_configmap(ctx: GivenOptions) -> tuple[str, str, str] | None:

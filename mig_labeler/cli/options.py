@@ -113,6 +113,21 @@ MIG_CONFIG_OPTIONS: list[Decorator] = [
            default="config.yaml", show_default=True, help="The ConfigMap key that holds the config."),
 ]
 
+# Per-node device-plugin configs, with NVIDIA config-manager's flag and variable names.
+NODE_CONFIG_OPTIONS: list[Decorator] = [
+    option("--config-file-srcdir", envvar="CONFIG_FILE_SRCDIR", metavar="DIR",
+           help="A directory of named device-plugin/GFD configs (the device-plugin chart's config.map, mounted): "
+           "each node uses the one its nvidia.com/device-plugin.config label names, as NVIDIA's config-manager "
+           "picks it, and follows a change of the label at once. Instead of --config-file.  [default: off]"),
+    option("--node-label", envvar="NODE_LABEL", metavar="KEY", default="nvidia.com/device-plugin.config",
+           show_default=True, help="The Node label that names the config."),
+    option("--default-config", envvar="DEFAULT_CONFIG", metavar="NAME",
+           help="The config of a node without the label (the device-plugin chart's config.default)."),
+    option("--fallback-strategies", envvar="FALLBACK_STRATEGIES", metavar="LIST", default="named,single",
+           show_default=True, help="Without the label and a default: named (a config called default), single (the "
+           "only config), empty (no config), tried in order."),
+]
+
 # labels --gpu and check --gpu: the file that defines --mig-config (no ConfigMap: nothing is read
 # from a cluster for a node that does not exist).
 MIG_PARTED_FILE_OPTION = option("--mig-parted-config", envvar="MIG_LABELER_MIG_PARTED_CONFIG", metavar="PATH",
@@ -138,3 +153,4 @@ kube_options = with_options(KUBE_OPTIONS)
 run_options = with_options(RUN_OPTIONS)
 mig_config_options = with_options(MIG_CONFIG_OPTIONS)
 sink_options = with_options(SINK_OPTIONS)
+node_config_options = with_options(NODE_CONFIG_OPTIONS)

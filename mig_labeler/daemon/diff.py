@@ -7,22 +7,26 @@ verified as a pass verifies it, and the plan against the Node's labels and owner
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 from mig_labeler.config import Config
-from mig_labeler.daemon.live_settings import fetch_mig_parted_configmap
+from mig_labeler.daemon.live_settings import ConfigSource, fetch_mig_parted_configmap
 from mig_labeler.gpu_operator import mig_request
 from mig_labeler.kube.connection import connect
 from mig_labeler.kube.retry import api_retry_policy
 from mig_labeler.labels.desired import labels_for_topology
+from mig_labeler.node_configs import choose_config
 from mig_labeler.sinks.plan import plan_update
 from mig_labeler.sources import open_source
 from mig_labeler.stop import Stop
+from mig_labeler.text_files import config_names
 
 
 def label_diff(config: Config, started_at: int, host: str | None = None, timeout: float = 30.0,
-               stop: Stop | None = None) -> tuple[list[str], list[str]]:
-    """Diff lines and warnings. ``stop`` ends a request in flight at once (Ctrl-C)."""
+               stop: Stop | None = None, options: ConfigSource | None = None) -> tuple[list[str], list[str]]:
+    """Diff lines and warnings. ``stop`` ends a request in flight at once (Ctrl-C); ``options``: the
+    command line's options, to read the config the node's device-plugin.config label picks."""
     source = open_source(config.fixture, config.machine_type_file, config.driver_root)
     topology = source.read()
     kube = connect(config.kubeconfig, host=host, stop=stop, within=timeout, qps=config.kube_api_qps,
@@ -30,6 +34,11 @@ def label_diff(config: Config, started_at: int, host: str | None = None, timeout
     retry = api_retry_policy(stop=stop, deadline=timeout)
     try:
         node = retry(kube.read_node, config.node_name or "")
+        configs = config.node_configs
+        if configs is not None and options is not None:  # the node's own config, as run picks it
+            name = choose_config(node.labels.get(configs.label, ""), config_names(configs.directory), configs.default,
+                                 configs.fallbacks)
+            config = options.read_with(os.path.join(configs.directory, name) if name else None)
         if config.mig_parted_configmap is not None:
             config = replace(config, mig_parted=fetch_mig_parted_configmap(kube, retry, config.mig_parted_configmap)[1])
     finally:

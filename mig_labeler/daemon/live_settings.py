@@ -12,6 +12,7 @@ started (their RBAC, mounts and checks came with them).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,6 +22,7 @@ from tenacity import Retrying
 
 from mig_labeler.config import Config
 from mig_labeler.daemon.metrics import Metrics
+from mig_labeler.daemon.our_node import OurNode
 from mig_labeler.daemon.reporting import PassReporter
 from mig_labeler.daemon.wake import Wake
 from mig_labeler.daemon.watch import ConfigFileWatcher, ConfigMapWatcher
@@ -28,7 +30,9 @@ from mig_labeler.errors import ApiError, ConfigError, MigLabelerError
 from mig_labeler.kube.client import KubeClient
 from mig_labeler.kube.errors import ObjectNotFound
 from mig_labeler.mig_parted import MigPartedConfig, mig_parted_from_configmap
+from mig_labeler.node_configs import choose_config
 from mig_labeler.stop import Stop
+from mig_labeler.text_files import config_names
 
 log = logging.getLogger("mig_labeler")
 
@@ -37,6 +41,10 @@ class ConfigSource(Protocol):
     def read(self) -> Config:
         """The configuration as the command line's flags, the environment and the config file
         give it now (raises ``ConfigError`` on a bad one)."""
+        ...
+
+    def read_with(self, config_file: str | None) -> Config:
+        """The same with a node's config file (None: the empty config) in place of --config-file."""
         ...
 
 
@@ -49,14 +57,18 @@ class StaticConfig:
     def read(self) -> Config:
         return self.config
 
+    def read_with(self, config_file: str | None) -> Config:
+        raise ConfigError("a node's device-plugin config is applied through the command line's options")
+
 
 class LiveSettings:
-    def __init__(self, source: ConfigSource, config: Config, *, kube: KubeClient | None, wake: Wake, stop: Stop,
-                 retry: Retrying, reporting: PassReporter, metrics: Metrics, clock: Callable[[], float],
-                 started_at: int | None = None) -> None:
+    def __init__(self, source: ConfigSource, config: Config, *, kube: KubeClient | None, node: OurNode | None,
+                 wake: Wake, stop: Stop, retry: Retrying, reporting: PassReporter, metrics: Metrics,
+                 clock: Callable[[], float], started_at: int | None = None) -> None:
         """``config``: the one the command line built at start-up from ``source``."""
         self.source = source
         self.kube = kube
+        self.node = node if config.node_configs is not None else None  # read for its device-plugin.config
         self.wake = wake
         self.stop = stop
         self.retry = retry
@@ -69,6 +81,9 @@ class LiveSettings:
         self._configmap_update: dict[str, Any] | None = None  # a changed ConfigMap, not yet parsed
         self._configmap_version = ""  # resourceVersion of the ConfigMap read at start-up
         self._configmap_text: str | None = None  # the config text last taken from it
+        self._node_label: str | None = None  # the device-plugin.config value last acted on (None: none yet)
+        self._node_config: str | None = None  # the config it picked ("": the empty config; None: none yet)
+        self._blocked: str | None = None  # why no config could be picked yet: passes fail, nothing is published
 
     @property
     def config(self) -> Config:
@@ -79,11 +94,39 @@ class LiveSettings:
         return self._started_at
 
     @property
+    def blocked(self) -> str | None:
+        """Why no device-plugin config could be picked for this node yet (a pass must not publish)."""
+        return self._blocked
+
+    @property
     def pending(self) -> bool:
-        """A reload was asked for, or the ConfigMap changed: the root rebuilds before the next pass."""
-        return self.wake.reload_asked or self._configmap_update is not None
+        """A reload was asked for, the ConfigMap changed, or the node's device-plugin.config label
+        has another value than the one acted on: the root rebuilds before the next pass."""
+        return self.wake.reload_asked or self._configmap_update is not None or self._node_label_changed()
+
+    def _node_labels(self) -> dict[str, str] | None:
+        latest = self.node.latest() if self.node is not None else None
+        return latest.labels if latest is not None else None
+
+    def _node_label_changed(self) -> bool:
+        labels, configs = self._node_labels(), self._config.node_configs
+        return labels is not None and configs is not None and labels.get(configs.label, "") != self._node_label
 
     # -- start-up --------------------------------------------------------------------------------
+    def start_up(self) -> None:
+        """Before the first pass: the mig-parted ConfigMap, and with --config-file-srcdir the Node
+        (its device-plugin.config label picks the config; ``pending`` says so, the root applies it).
+        A Node that cannot be read yet is left to the first pass."""
+        self.read_configmap()
+        if self.node is not None:
+            try:
+                self.node.read()
+            except ApiError as e:
+                log.warning("could not read the Node for its device-plugin config at start-up (%s); the first pass "
+                            "will", e)
+            if self._node_labels() is None:
+                self._blocked = "waiting for the Node: its nvidia.com/device-plugin.config label picks the config"
+
     def read_configmap(self) -> None:
         """``--mig-parted-configmap``: the config, read once before the first pass (a pass without
         it would drop ``mig.config.applied``). The watch (``start_watching``) takes it from here."""
@@ -141,8 +184,38 @@ class LiveSettings:
             update, self._configmap_update = self._configmap_update, None
         if update is not None:
             self._apply_configmap(update)
+        if self._node_label_changed():
+            self._pick_node_config()
+
+    def _pick_node_config(self, again: bool = False) -> None:
+        """The config the node's label picks, as config-manager picks it (``node_configs``). A label
+        naming no config keeps the one in use (as the device plugin does: config-manager fails and
+        its symlink stays): one line, the valid gauge at 0, one Warning Event."""
+        labels, configs = self._node_labels(), self._config.node_configs
+        if labels is None or configs is None:
+            return
+        value = labels.get(configs.label, "")
+        if value == self._node_label and not again:
+            return
+        self._node_label = value
+        try:
+            name = choose_config(value, config_names(configs.directory), configs.default, configs.fallbacks)
+            config = self.source.read_with(os.path.join(configs.directory, name) if name else None)
+        except MigLabelerError as e:
+            self.reporting.node_config_failed(str(e))
+            if self._node_config is None:
+                self._blocked = f"no device-plugin config: {e}"
+            return
+        previous, self._node_config, self._blocked = self._node_config, name, None
+        self.reporting.node_config_chosen(name, value, previous)
+        if previous is not None and name == previous and not again:
+            return
+        self._adopt(config, restarted=previous is not None)
 
     def _reread(self) -> None:
+        if self._config.node_configs is not None and self._node_config is not None:
+            self._pick_node_config(again=True)  # the directory's files may have changed: pick and read again
+            return
         try:
             config = self.source.read()
         except MigLabelerError as e:
@@ -153,10 +226,17 @@ class LiveSettings:
             self.reporting.reload_failed(f"internal error: {type(e).__name__}")
             return
         self.reporting.reloaded()
+        self._adopt(config, restarted=True)
+
+    def _adopt(self, config: Config, restarted: bool) -> None:
+        """``config`` is in force from the next pass; ``restarted``: gfd.timestamp moves, as GFD's
+        restart after a reload or a new config (config-manager signals it) moves it."""
         config = self._keep_sinks(config)
         if config.mig_parted_configmap:  # read through the API, not from the files a reload reads
             config = replace(config, mig_parted=self._config.mig_parted)
         self._config = config
+        if not restarted:
+            return
         self._started_at = int(self.clock())
         log.info("configuration reloaded", extra={"fields": {"settings": config.summary()}})
         for warning in config.warnings:

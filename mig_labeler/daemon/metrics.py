@@ -65,6 +65,12 @@ class Metrics:
                               registry=registry)
         self.watch_failures = Counter("mig_labeler_watch_failures", "Failed watch connections and streams, by "
                                       "watch.", ["watch"], registry=registry)
+        self.node_config = Gauge("mig_labeler_device_plugin_config", "1 for the device-plugin config this node uses "
+                                 "(--config-file-srcdir: picked by its nvidia.com/device-plugin.config label; "
+                                 "config=\"\" is the empty config).", ["config"], registry=registry)
+        self.node_config_valid = Gauge("mig_labeler_device_plugin_config_valid", "0 while the node's "
+                                       "nvidia.com/device-plugin.config label names a config that does not exist "
+                                       "(the last good config stays in use), else 1.", registry=registry)
         self.ready = Gauge("mig_labeler_ready", "1 when the last pass published successfully.", registry=registry)
         self.config_reloads = Counter("mig_labeler_config_reloads", "Configuration reloads (SIGHUP or a changed "
                                       "file) by result: success, or failure (the previous configuration is kept).",

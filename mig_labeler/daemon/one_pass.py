@@ -25,7 +25,15 @@ from mig_labeler.daemon.our_node import OurNode
 from mig_labeler.daemon.outputs import Outputs
 from mig_labeler.daemon.reporting import MigConfigReporter, PassReporter, PauseGauge, Warnings
 from mig_labeler.daemon.wake import Wake
-from mig_labeler.errors import ApiError, FixtureError, MigLabelerError, NvmlQueryFailed, NvmlUnavailable, SinkError
+from mig_labeler.errors import (
+    ApiError,
+    ConfigError,
+    FixtureError,
+    MigLabelerError,
+    NvmlQueryFailed,
+    NvmlUnavailable,
+    SinkError,
+)
 from mig_labeler.gpu_operator import MigRequest, mig_request, pause
 from mig_labeler.labels.desired import labels_for_topology
 from mig_labeler.sinks import SinkResult, handoff_labels
@@ -74,7 +82,9 @@ class Reports:
 class OnePass:
     def __init__(self, config: Config, started_at: int, source: TopologySource, node: OurNode | None,
                  outputs: Outputs, reports: Reports, metrics: Metrics, health: HealthState, wake: Wake,
-                 retry: Retrying, clock: Callable[[], float]) -> None:
+                 retry: Retrying, clock: Callable[[], float], blocked: str | None = None) -> None:
+        """``blocked``: why this pass must not publish (no device-plugin config could be picked):
+        it reads the Node (whose label may unblock it), then fails with that reason."""
         self.config = config
         self.started_at = started_at
         self.source = source
@@ -86,6 +96,7 @@ class OnePass:
         self.wake = wake
         self.retry = retry
         self.clock = clock
+        self.blocked = blocked
         self.layout: str | None = None  # the GPU layout the pass read
 
     def run(self) -> PassResult:
@@ -111,6 +122,9 @@ class OnePass:
                 fresh = self.retry(self.node.read)
             except ApiError as e:  # NodeNotFound is not an ApiError: it ends the pass
                 return PassResult(ok=False, error=str(e), kind="api_error")
+            if self.blocked:  # the Node was read: the loop acts on its label at once, not at the interval
+                self.wake.set()
+                raise ConfigError(self.blocked)
             request = mig_request(fresh.labels, self.node.held())
             self.reports.mig_config.progress(request)  # the Node alone says it: paused or not
             paused = pause(fresh.labels)

@@ -36,9 +36,10 @@ log = logging.getLogger("mig_labeler")
 class OurNode:
     def __init__(self, kube: KubeClient, name: str, *, stop: Stop, wake: Wake, metrics: Metrics,
                  health: HealthState, pause_gauge: PauseGauge, clock: Callable[[], float], feeds_nfd: bool,
-                 watch: bool, watch_backoff: float = 0.5) -> None:
+                 watch: bool, watch_backoff: float = 0.5, config_label: str | None = None) -> None:
         """``feeds_nfd``: a selected sink hands labels over to nfd-master, so its takeover wakes a
-        pass; ``watch``: keep a watch on the Node (else every pass GETs it)."""
+        pass; ``watch``: keep a watch on the Node (else every pass GETs it); ``config_label``: the
+        label that picks the device-plugin config, whose change wakes a pass."""
         self.kube = kube
         self.name = name
         self.wake = wake
@@ -46,6 +47,7 @@ class OurNode:
         self.health = health
         self.pause_gauge = pause_gauge
         self.feeds_nfd = feeds_nfd
+        self.config_label = config_label
         self.cache = NodeCache(tracked=(REQUESTED, STATE), clock=clock)
         self.watcher = NodeWatcher(kube, name, self, stop, metrics, base_backoff=watch_backoff) if watch else None
         self.fresh: NodeState | None = None  # the Node read at the start of this pass
@@ -108,6 +110,9 @@ class OurNode:
                 self.wake.set()
             return
         reason = watch_trigger(previous.labels, node.labels, node.owned, self.desired)
+        label = self.config_label
+        if reason is None and label is not None and previous.labels.get(label) != node.labels.get(label):
+            reason = f"{label} changed"
         if reason is None and self.feeds_nfd:
             reason = handoff_trigger(previous.nfd_labels, node.nfd_labels, node.owned)
         if reason:

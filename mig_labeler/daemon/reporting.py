@@ -131,6 +131,31 @@ class PassReporter:
         self.events.report("ConfigReloadFailed", f"mig-labeler keeps its running configuration: {error}; a restart "
                            "would fail on it too", "Warning")
 
+    def node_config_chosen(self, name: str, value: str, previous: str | None) -> None:
+        """The node's device-plugin config (``name``; "" is the empty config), picked for the label
+        ``value`` ("" when unset). One line and one Normal Event when it changes."""
+        self.metrics.node_config.clear()
+        self.metrics.node_config.labels(config=name).set(1)
+        self.metrics.node_config_valid.set(1)
+        self.events.resolve("DevicePluginConfigMissing")
+        if name == previous:
+            return
+        spelled = name or "the empty config"
+        why = f"label {value!r}" if value else "no label: the default or a fallback"
+        verb = "uses" if previous is None else f"switched from {previous or 'the empty config'} to"
+        log.info("node %s %s device-plugin config %s (%s)", self.node_name, verb, spelled, why)
+        if previous is not None:
+            before = previous or "the empty config"
+            self.events.report("DevicePluginConfigChanged", f"mig-labeler: device-plugin config {before} → {spelled} "
+                               f"({why})", "Normal")
+
+    def node_config_failed(self, error: str) -> None:
+        """The label names no config that exists: the last good config stays; a gauge and an Event."""
+        self.metrics.node_config_valid.set(0)
+        log.error("device-plugin config not changed: %s", error)
+        self.events.report("DevicePluginConfigMissing", f"mig-labeler keeps the device-plugin config it uses: {error}",
+                           "Warning")
+
     def reloaded(self) -> None:
         self.events.resolve("ConfigReloadFailed")  # fixed inside the window: "a restart would fail" is untrue now
         self.metrics.config_reloads.labels(result="success").inc()

@@ -73,14 +73,15 @@ class Daemon:
 
     def _build_pass(self) -> OnePass:
         return OnePass(self.settings.config, self.settings.started_at, self.source, self.node, self.outputs,
-                       self.reports, self.metrics, self.health, self.wake, self.retry, self.clock)
+                       self.reports, self.metrics, self.health, self.wake, self.retry, self.clock,
+                       blocked=self.settings.blocked)
 
     def start_up(self, check_node: bool = False) -> None:
         """Before the first pass, a wrong setup is one line: an unwritable features.d, NFD's CRD
         not installed, a missing mig-parted ConfigMap; ``check_node``: a wrong --node-name fails
         fast instead of looping (a transient API error is left to the loop's retries)."""
         self.outputs.check()
-        self.settings.read_configmap()
+        self.settings.start_up()
         self.one_pass = self._build_pass()  # with the ConfigMap's config
         if check_node and self.kube is not None:
             try:
@@ -89,6 +90,9 @@ class Daemon:
                 log.warning("could not read the Node at start-up (%s); the loop will retry", e)
 
     def run_pass(self) -> PassResult:
+        """One pass with the settings in force (a change pending is taken first, as the loop does)."""
+        if self.settings.pending:
+            self.reload()
         return self.one_pass.run()
 
     def reload(self) -> None:
@@ -145,12 +149,14 @@ def build_daemon(config: Config, source: ConfigSource | None = None, *, host: st
     pause_gauge = PauseGauge(metrics)
     node = (OurNode(kube, config.node_name or "", stop=stop, wake=wake, metrics=metrics, health=health,
                     pause_gauge=pause_gauge, clock=clock, feeds_nfd=feeds_nfd(config), watch=watch,
-                    watch_backoff=watch_backoff) if kube is not None else None)
+                    watch_backoff=watch_backoff, config_label=config.node_configs.label if config.node_configs
+                    else None) if kube is not None else None)
     events = EventReporter(NodeEvents(kube, node, metrics, warnings, clock) if kube and node else NoEvents(), clock)
     passes = PassReporter(metrics, events, config.node_name)
     reports = Reports(events, passes, MigConfigReporter(metrics, events, clock, config.mig_config_stuck_after),
                       pause_gauge, warnings)
-    settings = LiveSettings(source or StaticConfig(config), config, kube=kube, wake=wake, stop=stop, retry=retry,
+    settings = LiveSettings(source or StaticConfig(config), config, kube=kube, node=node, wake=wake, stop=stop,
+                            retry=retry,
                             reporting=passes, metrics=metrics, clock=clock, started_at=started_at)
     outputs = Outputs(config, kube, node, warnings, metrics)
     topology = open_source(config.fixture, config.machine_type_file, config.driver_root)
@@ -162,7 +168,7 @@ def run_daemon(config: Config, source: ConfigSource, *, stop: Stop, wake: Wake, 
     """``mig-labeler run``. ``stop`` and ``wake``: what the CLI's signal handlers, installed before
     start-up began, set."""
     if config.oneshot:
-        _oneshot(config, host, stop)
+        _oneshot(config, source, host, stop)
         return
     registry = CollectorRegistry()
     health = HealthState()
@@ -183,11 +189,11 @@ def run_daemon(config: Config, source: ConfigSource, *, stop: Stop, wake: Wake, 
         daemon.close()
 
 
-def _oneshot(config: Config, host: str | None, stop: Stop) -> None:
+def _oneshot(config: Config, source: ConfigSource, host: str | None, stop: Stop) -> None:
     """One pass, bounded by --oneshot-timeout (each request's timeouts and the retries). A stop
     signal before the pass means no pass; during it, the request in flight is abandoned and the
     oneshot fails (exit 1): the labels were not published."""
-    daemon = build_daemon(config, host=host, stop=stop, within=config.oneshot_timeout)
+    daemon = build_daemon(config, source, host=host, stop=stop, within=config.oneshot_timeout)
     try:
         if stop.requested:
             return
