@@ -184,6 +184,45 @@ def test_an_own_config_map_and_port_are_wired_through():
                        "--set", "metrics.port=9400")
     ds = next(o for o in objects if o["kind"] == "DaemonSet")
     container = ds["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == ["run", "--config-file=/etc/mig-labeler/a100.yaml", "--metrics-port=9400"]
+    # an existing ConfigMap (the device plugin's own) holds named configs: each node picks its own
+    assert container["args"] == ["run", "--config-file-srcdir=/etc/mig-labeler", "--default-config=a100.yaml",
+                                 "--fallback-strategies=named,single", "--metrics-port=9400"]
     assert ds["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == "my-config"
     assert not [o for o in objects if o["kind"] == "ConfigMap"]
+
+
+TIME_SLICING = "version: v1\nsharing:\n  timeSlicing:\n    resources:\n      - {{name: nvidia.com/gpu, replicas: {}}}\n"
+
+
+def test_several_configs_render_per_node_selection_that_the_cli_runs(tmp_path):
+    """The device-plugin chart's time-slicing values (config.map with two configs, config.default)
+    render the directory, the default and the fallbacks; run takes those arguments, and a node
+    labelled nvidia.com/device-plugin.config=a100 gets a100's config, another the default."""
+    for name, replicas in (("any", 4), ("a100", 2)):
+        (tmp_path / f"{name}.yaml").write_text(TIME_SLICING.format(replicas))
+    objects = template("--set-file", f"config.map.any={tmp_path / 'any.yaml'}", "--set-file",
+                       f"config.map.a100={tmp_path / 'a100.yaml'}", "--set", "config.default=any")
+    ds = next(o for o in objects if o["kind"] == "DaemonSet")
+    args = ds["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == ["run", "--config-file-srcdir=/etc/mig-labeler", "--default-config=any",
+                    "--fallback-strategies=named,single"]
+    (config_map,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    mounted = tmp_path / "mounted"
+    mounted.mkdir()
+    for key, text in config_map["data"].items():
+        (mounted / key).write_text(text)
+    import click
+
+    from mig_labeler.cli.commands import run
+    from mig_labeler.cli.config_from_options import GivenOptions
+    from mig_labeler.node_configs import choose_config
+
+    with click.Context(run) as ctx:
+        run.parse_args(ctx, [a.replace("/etc/mig-labeler", str(mounted)) for a in args[1:]])
+        options = GivenOptions.of(ctx)
+    configs = options.read().node_configs
+    assert configs is not None and configs.default == "any"
+    for label, replicas in (("a100", 2), ("", 4)):
+        name = choose_config(label, {p.name for p in mounted.iterdir()}, configs.default, configs.fallbacks)
+        shared = options.read_with(str(mounted / name)).sharing.resources
+        assert [(r.name, r.replicas) for r in shared] == [("nvidia.com/gpu", replicas)]

@@ -103,6 +103,7 @@ class Metrics:
         for result in RELOAD_RESULTS:
             self.config_reloads.labels(result=result)
         self.mig_config_stuck.set(0)
+        self.node_config_valid.set(1)  # 0 only while a node's label names a config that does not exist
 
     def initialise_sinks(self, sinks: list[str]) -> None:
         for sink in sinks:

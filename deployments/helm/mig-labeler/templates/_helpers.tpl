@@ -10,6 +10,12 @@
 {{- if .Values.config.name }}{{ .Values.config.name }}{{ else }}{{ include "mig-labeler.fullname" . }}-config{{ end }}
 {{- end }}
 
+{{/* Per-node configs (config-manager's way) when there is more than one to choose from: an
+external ConfigMap (config.name), or more than one key in config.map. */}}
+{{- define "mig-labeler.perNodeConfigs" -}}
+{{- if or .Values.config.name (gt (len .Values.config.map) 1) }}true{{ end }}
+{{- end }}
+
 {{- define "mig-labeler.configKey" -}}
 {{- if .Values.config.default }}{{ .Values.config.default }}{{ else if .Values.config.map }}{{ keys .Values.config.map | sortAlpha | first }}{{ else }}config.yaml{{ end }}
 {{- end }}
