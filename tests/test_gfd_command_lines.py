@@ -59,6 +59,12 @@ CASES = [
      "nodefeature", None, True),
     ("environment: GFD_OUTPUT_FILE and GFD_NO_TIMESTAMP=True", [], {"GFD_ONESHOT": "TRUE", "GFD_OUTPUT_FILE": OUT,
                                                                   "GFD_NO_TIMESTAMP": "True"}, "file", None, False),
+    ("environment only, no NODE_NAME: GFD's file mode", [], {"NODE_NAME": None, "GFD_ONESHOT": "TRUE",
+                                                              "GFD_OUTPUT_FILE": OUT, "GFD_MIG_STRATEGY": "none"},
+     "file", None, True),
+    ("environment only, no NODE_NAME, GFD_USE_NODE_FEATURE_API=false", [],
+     {"NODE_NAME": None, "GFD_ONESHOT": "TRUE", "GFD_OUTPUT_FILE": OUT, "GFD_USE_NODE_FEATURE_API": "false",
+      "GFD_MIG_STRATEGY": "mixed"}, "file", "mixed", True),
     ("the device plugin chart's GFD environment", ["--oneshot"],
      {"NAMESPACE": "nvidia-device-plugin", "POD_NAME": "gfd-abc", "MIG_STRATEGY": "mixed",
       "FAIL_ON_INIT_ERROR": "true", "GFD_NO_TIMESTAMP": "false", "GFD_SLEEP_INTERVAL": "60s",
@@ -108,7 +114,10 @@ def test_a_gfd_command_line_does_what_it_does_for_gfd(capsys, kube_api, tmp_path
     out = tmp_path / "features.d" / "gfd"
     out.parent.mkdir()
     for name, value in env.items():
-        gfd_env.setenv(name, str(out) if value == OUT else value)
+        if value is None:
+            gfd_env.delenv(name, raising=False)
+        else:
+            gfd_env.setenv(name, str(out) if value == OUT else value)
     code, _, err = run_main(capsys, *[str(out) if a == OUT else a.replace(OUT, str(out)) for a in argv])
     assert code == 0, err
     where = published(kube_api, out, env.get("NAMESPACE", "default"))
@@ -117,6 +126,26 @@ def test_a_gfd_command_line_does_what_it_does_for_gfd(capsys, kube_api, tmp_path
     assert labels.get("nvidia.com/mig.strategy") == strategy
     assert ("nvidia.com/gfd.timestamp" in labels) is timestamp
     assert not (Path.cwd() / "neshot").exists()
+
+
+def test_gfds_static_daemonset_without_node_name_is_one_line_and_exit_2_never_the_help(capsys, gfd_env):
+    """deployments/static/gpu-feature-discovery-daemonset-with-mig-mixed.yaml: MIG_STRATEGY and
+    NVIDIA_MIG_MONITOR_DEVICES, no arguments, no NODE_NAME. It once printed the help and exited 0
+    (a restart loop of Completed containers whose log was the usage text)."""
+    gfd_env.delenv("NODE_NAME")
+    gfd_env.setenv("MIG_STRATEGY", "mixed")
+    gfd_env.setenv("NVIDIA_MIG_MONITOR_DEVICES", "all")
+    code, out, err = run_main(capsys)
+    assert code == 2 and out == "" and err.strip().splitlines() == [
+        "mig-labeler: error: no node name: pass --node-name or set NODE_NAME (in a pod, from spec.nodeName)"]
+
+
+def test_no_arguments_at_a_terminal_is_the_help(capsys, gfd_env):
+    for name in ("NODE_NAME", "KUBECONFIG"):
+        gfd_env.delenv(name, raising=False)
+    gfd_env.setenv("KUBECONFIG", "/home/me/.kube/config")  # set on workstations: not "configured as GFD"
+    code, out, _ = run_main(capsys)
+    assert code == 0 and out.startswith("Usage: mig-labeler")
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -20,7 +20,7 @@ import click
 
 from mig_labeler import __version__
 from mig_labeler.cli.config_from_options import GivenOptions, build_config
-from mig_labeler.cli.gfd_flags import COMMANDS, translate
+from mig_labeler.cli.gfd_flags import COMMANDS, configured_by_environment, translate
 from mig_labeler.cli.logs import fatal_line, setup_logging, use_format
 from mig_labeler.cli.options import (
     MIG_PARTED_FILE_OPTION,
@@ -59,7 +59,7 @@ class GfdGroup(click.Group):
     def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         own = {name: _own_names(command) for name, command in self.commands.items() if name in COMMANDS}
-        args = translate(argv, own, in_pod=bool(os.environ.get("NODE_NAME")))
+        args = translate(argv, own, in_pod=configured_by_environment(os.environ))
         use_format(_log_format(args))
         return super().main(args, *rest, **kwargs)
 

@@ -79,13 +79,25 @@ def flag(name: str) -> GfdFlag:
     return BY_NAME[name]
 
 
+# Variables that say "configured as GFD" when the binary runs with no arguments; KUBECONFIG and
+# NAMESPACE are set on many workstations for other reasons, so a newcomer there still gets the help.
+NOT_GFD_ALONE = {"KUBECONFIG", "NAMESPACE"}
+
+
+def configured_by_environment(environ: Mapping[str, str]) -> bool:
+    """GFD's pods run its binary with no arguments and configure it by environment alone (its
+    static manifests set MIG_STRATEGY; its README's table the GFD_* names): any of those, set and
+    not empty, or NODE_NAME (every DaemonSet sets it), means ``run``."""
+    names = {v for f in GFD_FLAGS for v in f.envvars} - NOT_GFD_ALONE
+    return any(environ.get(name) for name in names)
+
+
 def translate(argv: Sequence[str], own: Mapping[str, tuple[Collection[str], Collection[str]]],
               in_pod: bool = False) -> list[str]:
     """``argv`` after the program name, rewritten for click. ``own`` gives, per command, our own
     option names (long, without dashes) and short letters, which keep their meaning. No
-    arguments at all: ``run`` in a pod (``in_pod``: NODE_NAME is set, as every DaemonSet sets it;
-    GFD's manifests run the binary with no arguments and configure it by environment), else the
-    help, for a newcomer at a terminal."""
+    arguments at all: ``run`` in a pod (``in_pod``: ``configured_by_environment``), else the help,
+    for a newcomer at a terminal."""
     args = list(argv)
     if not args:
         return ["run"] if in_pod else ["--help"]
