@@ -81,6 +81,7 @@ class Config:
     sleep_interval: float = 60.0
     node_name: str | None = None
     kubeconfig: str | None = None
+    kube_context: str | None = None  # --context: a kubeconfig context other than the current one
     metrics_port: int = 8080
     log_format: str = "text"
     oneshot_timeout: float = 30.0  # seconds a --oneshot may spend publishing, retries included

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
+import yaml
 
 from mig_labeler.cli import main
 
@@ -107,3 +111,35 @@ def test_metrics_port_in_use_is_one_line_exit_1(capsys, kubeconfig):
                                 "a30-mig-off", "--metrics-port", str(port))
     assert code == 1 and f"cannot serve /healthz and /metrics on port {port}" in err
     assert "Traceback" not in err
+
+
+def _kubeconfig(path, context: str, server: str):
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": context, "cluster": {"server": server}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
+        "users": [{"name": context, "user": {}}]}))
+    return path
+
+
+def test_a_two_file_kubeconfig_reads_the_cluster_kubectl_reads(capsys, kube_api, tmp_path, monkeypatch):
+    """client-go merges a list with "the first file to set a value wins", current-context included;
+    the Python client's merger took the last current-context and diff planned against the other
+    cluster. The same files through kubectl and through mig-labeler."""
+    from .k8s_tools import tool
+
+    first = _kubeconfig(tmp_path / "a", "eks", kube_api.url)
+    second = _kubeconfig(tmp_path / "b", "fake", "http://127.0.0.1:1")  # nothing listens there
+    merged = f"{first}{os.pathsep}{second}"
+    kubectl = subprocess.run([tool("kubectl"), "config", "view", "--minify", "-o",
+                              "jsonpath={.clusters[0].cluster.server}"], capture_output=True, text=True, check=True,
+                             env={**os.environ, "KUBECONFIG": merged})
+    assert kubectl.stdout == kube_api.url
+    monkeypatch.setenv("KUBECONFIG", merged)
+    code, out, err = run_main(capsys, "diff", "--node-name", NODE, "--fixture", "a30-mig-off")
+    assert code == 0 and out.splitlines()[-1].startswith("#"), err
+    code, out, err = run_main(capsys, "diff", "--node-name", NODE, "--fixture", "a30-mig-off", "--context", "fake",
+                              "--timeout", "2s")
+    assert code == 1 and "cannot reach the API server at 127.0.0.1:1" in err  # kubectl --context fake says so too
+    code, _, err = run_main(capsys, "diff", "--node-name", NODE, "--fixture", "a30-mig-off", "--context", "gke")
+    assert code == 2 and "has no context 'gke' (it has: eks, fake)" in err

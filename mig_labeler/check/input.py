@@ -108,6 +108,7 @@ class NodeSources:
     config_file: str | None = None
     kubeconfig: str | None = None
     timeout: float = 30.0
+    context: str | None = None
 
     def __post_init__(self) -> None:
         """Exactly one source; a mix is a ``ConfigError`` before anything is read."""
@@ -123,7 +124,8 @@ def nodes_from(given: NodeSources) -> list[Node]:
     if given.label_files:
         return label_nodes(given.label_files)
     if given.node_names or given.all_nodes:
-        return cluster_nodes(given.kubeconfig, list(given.node_names), given.selector, given.timeout)
+        return cluster_nodes(given.kubeconfig, list(given.node_names), given.selector, given.timeout,
+                             given.context)
     strategy = parse_mig_strategy(given.mig_strategy or "none")
     sharing = load_config_file(given.config_file).sharing
     return (fixture_nodes(given.fixtures, strategy, sharing)
@@ -196,12 +198,13 @@ def label_nodes(files: Sequence[str]) -> list[Node]:
     return nodes
 
 
-def cluster_nodes(kubeconfig: str | None, names: list[str], selector: str | None, timeout: float) -> list[Node]:
+def cluster_nodes(kubeconfig: str | None, names: list[str], selector: str | None, timeout: float,
+                  context: str | None = None) -> list[Node]:
     """Within ``timeout`` seconds, retries included (each logged)."""
     from mig_labeler.kube.connection import connect  # noqa: PLC0415 - only for the live cluster
     from mig_labeler.kube.retry import api_retry_policy  # noqa: PLC0415
 
-    client = connect(kubeconfig, within=timeout)
+    client = connect(kubeconfig, within=timeout, context=context)
     try:
         found = api_retry_policy(deadline=timeout)(client.node_objects, names, selector)
     except NodeNotFound as e:

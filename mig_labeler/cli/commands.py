@@ -256,14 +256,16 @@ def diff(ctx: click.Context, timeout: str, **_: Any) -> None:
 @click.option("--mig-strategy", metavar="none|single|mixed", help="Strategy of --fixture nodes.  [default: none]")
 @click.option("--config-file", type=click.Path(dir_okay=False), help="Device-plugin/GFD config (sharing) for "
               "--fixture nodes.")
-@click.option("--kubeconfig", envvar="KUBECONFIG", show_envvar=True, type=click.Path(dir_okay=False),
-              help="kubeconfig for --node/--nodes.")
+@click.option("--kubeconfig", envvar="KUBECONFIG", show_envvar=True, metavar="PATH[:PATH...]",
+              help="kubeconfig for --node/--nodes (a list merges as kubectl merges it).")
+@click.option("--context", "kube_context", envvar="MIG_LABELER_CONTEXT", show_envvar=True, metavar="NAME",
+              help="The kubeconfig context for --node/--nodes, as kubectl's --context.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @TIMEOUT_OPTION
 def check(files: tuple[str, ...], fixtures: tuple[str, ...], gpus: tuple[str, ...], mig_config: str | None,
           mig_parted_config: str | None, label_files: tuple[str, ...], node_names: tuple[str, ...], all_nodes: bool,
           selector: str | None, mig_strategy: str | None, config_file: str | None, kubeconfig: str | None,
-          output: str, timeout: str) -> None:
+          kube_context: str | None, output: str, timeout: str) -> None:
     """Tell whether GPU workloads can land on these nodes, and why not: labels in nodeSelector and
     node affinity, GPU requests, the MIG strategy's resources. Exit 0 when every workload fits
     somewhere, 1 when one does not, 2 when input cannot be read."""
@@ -274,7 +276,7 @@ def check(files: tuple[str, ...], fixtures: tuple[str, ...], gpus: tuple[str, ..
     setup_logging("text")
     given = check_input.NodeSources(fixtures, gpus, mig_config, mig_parted_config, label_files, node_names, all_nodes,
                                     selector, mig_strategy, config_file, kubeconfig,
-                                    parse_duration(timeout, "--timeout", 0.0))
+                                    parse_duration(timeout, "--timeout", 0.0), kube_context)
     found, skipped, autoscalers = check_input.read_workloads(files)
     nodes = check_input.nodes_from(given)
     results = check_input.run_checks(found, nodes)

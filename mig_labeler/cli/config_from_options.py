@@ -199,6 +199,7 @@ def _build(ctx: GivenOptions, chosen_from: str | None = None) -> Config:
         else (file.sleep_interval or 60.0),
         node_name=p.get("node_name") or None,
         kubeconfig=p.get("kubeconfig") or None,
+        kube_context=p.get("kube_context") or None,
         metrics_port=int(p.get("metrics_port") or 0) if "metrics_port" in p else 0,
         log_format=p.get("log_format") or "text",
         oneshot_timeout=30.0 if oneshot_timeout is None else parse_duration(oneshot_timeout, "--oneshot-timeout", 0.0),

@@ -59,8 +59,11 @@ LABEL_OPTIONS: list[Decorator] = [
 
 KUBE_OPTIONS: list[Decorator] = [
     gfd_option("node-name", help="Name of this node (the DaemonSet sets NODE_NAME from the downward API)."),
-    gfd_option("kubeconfig", type=click.Path(dir_okay=False),
-               help="kubeconfig file. Default: the in-cluster service account, else ~/.kube/config."),
+    gfd_option("kubeconfig", metavar="PATH[:PATH...]",
+               help="kubeconfig file, or a list merged as kubectl merges it (the first file to set a value wins, "
+               "the current context included). Default: the in-cluster service account, else ~/.kube/config."),
+    option("--context", "kube_context", envvar="MIG_LABELER_CONTEXT", metavar="NAME",
+           help="The kubeconfig context to use, as kubectl's --context.  [default: the current context]"),
     gfd_option("kube-api-qps", metavar="QPS", help="Client-side limit on API requests per second, as "
                "client-go applies it (0: 5; negative: no limit).  [default: 5]"),
     gfd_option("kube-api-burst", metavar="N", help="Requests allowed at once above --kube-api-qps "

@@ -30,7 +30,7 @@ def label_diff(config: Config, started_at: int, host: str | None = None, timeout
     source = open_source(config.fixture, config.machine_type_file, config.driver_root)
     topology = source.read()
     kube = connect(config.kubeconfig, host=host, stop=stop, within=timeout, qps=config.kube_api_qps,
-                   burst=config.kube_api_burst)
+                   burst=config.kube_api_burst, context=config.kube_context)
     retry = api_retry_policy(stop=stop, deadline=timeout)
     try:
         node = retry(kube.read_node, config.node_name or "")

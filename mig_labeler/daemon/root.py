@@ -143,7 +143,7 @@ def build_daemon(config: Config, source: ConfigSource | None = None, *, host: st
     metrics = Metrics(registry or CollectorRegistry())
     health = health or HealthState()
     kube = (connect(config.kubeconfig, host=host, stop=stop, within=within, qps=config.kube_api_qps,
-                    burst=config.kube_api_burst) if config.needs_kubernetes else None)
+                    burst=config.kube_api_burst, context=config.kube_context) if config.needs_kubernetes else None)
     retry = api_retry_policy(stop=stop, sleep=retry_sleep, deadline=within)
     warnings = Warnings()
     pause_gauge = PauseGauge(metrics)

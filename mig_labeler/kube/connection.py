@@ -28,15 +28,18 @@ USER_AGENT = f"mig-labeler/{__version__}"
 
 
 def connect(kubeconfig: str | None, *, host: str | None = None, stop: Stop | None = None,
-            within: float | None = None, qps: float | None = None, burst: int = 10) -> KubeClient:
+            within: float | None = None, qps: float | None = None, burst: int = 10,
+            context: str | None = None) -> KubeClient:
     """A client for the cluster: ``host`` (tests) points the real client at a URL with no
     credentials; ``qps``: the client-side rate limit (--kube-api-qps/--kube-api-burst), none when
     None; ``stop`` and ``within`` as ``KubeClient`` takes them."""
     limiter = client_go_limiter(qps, burst) if qps is not None else None
-    return KubeClient(api_client(kubeconfig, host=host), stop=stop, within=within, rate_limit=limiter)
+    return KubeClient(api_client(kubeconfig, host=host, context=context), stop=stop, within=within,
+                      rate_limit=limiter)
 
 
-def api_client(kubeconfig: str | None = None, host: str | None = None, user_agent: str = USER_AGENT) -> Any:
+def api_client(kubeconfig: str | None = None, host: str | None = None, user_agent: str = USER_AGENT,
+               context: str | None = None) -> Any:
     """The in-cluster service account when there is one (and no --kubeconfig), else a kubeconfig
     (--kubeconfig/KUBECONFIG, else ~/.kube/config); ``host`` (tests) points the real client at a
     URL with no credentials. Every problem with the credentials is one ConfigError naming the
@@ -47,7 +50,7 @@ def api_client(kubeconfig: str | None = None, host: str | None = None, user_agen
         configuration = k8s.Configuration(host=host)
     else:
         configuration = k8s.Configuration()
-        where = _load_config(configuration, kubeconfig)
+        where = _load_config(configuration, kubeconfig, context)
         _check_server(configuration.host, where)
     configuration.retries = False  # our retry policy is the only one: no hidden urllib3 retries
     client = k8s.ApiClient(configuration)
@@ -55,11 +58,11 @@ def api_client(kubeconfig: str | None = None, host: str | None = None, user_agen
     return client
 
 
-def _load_config(configuration: Any, kubeconfig: str | None) -> str:
+def _load_config(configuration: Any, kubeconfig: str | None, context: str | None = None) -> str:
     """Load credentials into ``configuration``; returns where they came from, for messages."""
     from kubernetes import config as k8s_config  # noqa: PLC0415 - see the module docstring
 
-    if not kubeconfig:
+    if not kubeconfig and not context:
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)
             return "the in-cluster service account"
@@ -67,13 +70,17 @@ def _load_config(configuration: Any, kubeconfig: str | None) -> str:
             pass  # not in a pod: the kubeconfig lookup
     # Not the client's KUBE_CONFIG_DEFAULT_LOCATION: it captures $KUBECONFIG when first imported.
     default = os.path.expanduser("~/.kube/config")
-    paths = kubeconfig.split(os.pathsep) if kubeconfig else [default]
-    for path in paths:
-        _check_kubeconfig_file(path, explicit=bool(kubeconfig))
-    where = f"kubeconfig {kubeconfig or paths[0]}"
+    paths = [p for p in kubeconfig.split(os.pathsep) if p] if kubeconfig else [default]
+    docs = [(path, _check_kubeconfig_file(path, explicit=bool(kubeconfig))) for path in paths]
+    # client-go (kubectl, GFD) merges a list: the first file to set a key wins, current-context
+    # included. The Python client's merger keeps the first of each named entry but the *last*
+    # current-context, so it would talk to another cluster than kubectl: name the context here.
+    chosen = context or next((str(d["current-context"]) for _, d in docs if d.get("current-context")), None)
+    _check_exec_plugin([d for _, d in docs], chosen, ":".join(paths))
+    where = f"kubeconfig {':'.join(paths)}" + (f" (context {chosen})" if context else "")
     try:
-        k8s_config.load_kube_config(config_file=kubeconfig or paths[0], client_configuration=configuration,
-                                    persist_config=False)
+        k8s_config.load_kube_config(config_file=os.pathsep.join(paths), context=chosen,
+                                    client_configuration=configuration, persist_config=False)
     except k8s_config.ConfigException as e:
         raise ConfigError(f"{where}: {e}") from e
     except (OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError) as e:
@@ -81,7 +88,7 @@ def _load_config(configuration: Any, kubeconfig: str | None) -> str:
     return where
 
 
-def _check_kubeconfig_file(path: str, explicit: bool) -> None:
+def _check_kubeconfig_file(path: str, explicit: bool) -> dict[str, Any]:
     if not os.path.isfile(path):
         if explicit:
             raise ConfigError(f"kubeconfig {path} does not exist (from --kubeconfig or KUBECONFIG)")
@@ -99,17 +106,29 @@ def _check_kubeconfig_file(path: str, explicit: bool) -> None:
         raise ConfigError(f"kubeconfig {path} is not valid YAML: {first_line(e)}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"kubeconfig {path} must hold a mapping (apiVersion: v1, kind: Config, clusters, ...)")
-    _check_exec_plugin(doc, path)
+    return doc
 
 
-def _check_exec_plugin(doc: dict[str, Any], path: str) -> None:
+def _first_of_each(docs: list[dict[str, Any]], kind: str, field: str) -> dict[Any, Any]:
+    """Named entries (contexts, users) across the files, the first of each name winning (client-go)."""
+    found: dict[Any, Any] = {}
+    for doc in docs:
+        for entry in doc.get(kind) or []:
+            if isinstance(entry, dict) and entry.get("name") not in found:
+                found[entry.get("name")] = entry.get(field) or {}
+    return found
+
+
+def _check_exec_plugin(docs: list[dict[str, Any]], context_name: str | None, path: str) -> None:
     """A credential plugin (``users[].user.exec``, e.g. aws, gke-gcloud-auth-plugin, kubelogin)
     that is not installed is bad input: the client would log a raw ``ERROR:root`` line and go on
     without credentials, to a misleading failure further on."""
-    context_name = doc.get("current-context")
-    contexts = {c.get("name"): c.get("context") or {} for c in doc.get("contexts") or [] if isinstance(c, dict)}
-    user_name = (contexts.get(context_name) or {}).get("user")
-    users = {u.get("name"): u.get("user") or {} for u in doc.get("users") or [] if isinstance(u, dict)}
+    contexts = _first_of_each(docs, "contexts", "context")
+    if context_name is not None and context_name not in contexts:
+        raise ConfigError(f"kubeconfig {path} has no context {context_name!r} (it has: "
+                          f"{', '.join(sorted(str(c) for c in contexts)) or 'none'})")
+    user_name = (contexts.get(context_name) or {}).get("user") if isinstance(contexts.get(context_name), dict) else None
+    users = _first_of_each(docs, "users", "user")
     plugin = (users.get(user_name) or {}).get("exec") if isinstance(users.get(user_name), dict) else None
     command = plugin.get("command") if isinstance(plugin, dict) else None
     if isinstance(command, str) and command and shutil.which(command) is None:
