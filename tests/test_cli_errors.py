@@ -445,3 +445,35 @@ def test_the_sleep_interval_error_suggests_only_durations_it_accepts(capsys):
     code, _, err = run_main(capsys, "run", "--oneshot", "--fixture", "a30-mig-off", "--output-file", "-",
                             "--sleep-interval", "soon")
     assert code == 2 and "such as 60s, 1m or 1m30s" in err and "500ms" not in err
+
+
+# -- what a newcomer types --------------------------------------------------------------------------
+@pytest.mark.parametrize(("args", "first_line"), [
+    (["help"], "Usage: mig-labeler [OPTIONS] COMMAND [ARGS]..."),
+    (["help", "labels"], "Usage: mig-labeler labels [OPTIONS]"),
+])
+def test_help_is_a_command_as_in_gfds_cli(capsys, args, first_line):
+    code, out, _ = run_main(capsys, *args)
+    assert code == 0 and out.splitlines()[0] == first_line
+
+
+@pytest.mark.parametrize("args", [["labels", "--gpu", "A100-SXM4-40GB:8", "--gpu", "A30:2"],
+                                  ["labels", "--fixture", "a30-mig-off", "--fixture=dgx-a100-mixed"]])
+def test_a_single_valued_option_given_twice_is_refused_not_the_last_kept(capsys, args):
+    code, _, err = run_main(capsys, *args)
+    assert code == 2 and f"{args[1]} is given 2 times; give it once; check takes several nodes" in err
+
+
+def test_a_gpu_product_value_for_gpu_suggests_the_model(capsys):
+    code, _, err = run_main(capsys, "labels", "--gpu", "NVIDIA-H100-80GB-HBM3:8")
+    assert code == 2
+    assert "(did you mean H100-SXM5-80GB? its nvidia.com/gpu.product is NVIDIA-H100-80GB-HBM3)" in err
+
+
+def test_a_mig_config_under_strategy_none_says_no_mig_device_is_labelled(capsys, tmp_path):
+    from .test_mig_parted import CONFIG
+
+    code, out, err = run_main(capsys, "labels", "--gpu", "A100-SXM4-40GB:1", "--mig-config", "all-balanced",
+                              "--mig-parted-config", str(CONFIG))
+    assert code == 0 and "nvidia.com/mig-" not in out
+    assert "the MIG strategy is none, so no MIG device is labelled: add --mig-strategy mixed" in err

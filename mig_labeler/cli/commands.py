@@ -61,7 +61,23 @@ class GfdGroup(click.Group):
         own = {name: _own_names(command) for name, command in self.commands.items() if name in COMMANDS}
         args = translate(argv, own, in_pod=configured_by_environment(os.environ))
         use_format(_log_format(args))
+        _refuse_repeated(args)
         return super().main(args, *rest, **kwargs)
+
+
+ONE_EACH = ("--fixture", "--gpu", "--mig-config", "--config-file", "--node-name")  # click keeps the last silently
+
+
+def _refuse_repeated(args: list[str]) -> None:
+    """``labels --gpu A:8 --gpu B:2`` would label B alone without a word: one of each, or exit 2
+    (``check`` takes several nodes: its --fixture and --gpu repeat on purpose)."""
+    if not args or args[0] == "check":
+        return
+    for name in ONE_EACH:
+        given = [a for a in args if a == name or a.startswith(f"{name}=")]
+        if len(given) > 1:
+            hint = "; check takes several nodes (check --gpu A --gpu B)" if name in ("--fixture", "--gpu") else ""
+            raise ConfigError(f"{name} is given {len(given)} times; give it once{hint}")
 
 
 def _log_format(args: list[str]) -> str:
@@ -124,6 +140,9 @@ def labels(ctx: click.Context, output: str, gpu: str | None, mig_config: str | N
         raise ConfigError("give --gpu or --fixture, not both")
     if mig_config and not gpu:
         raise ConfigError("--mig-config goes with --gpu MODEL[:COUNT] (a node's real layout comes from NVML)")
+    if mig_config and config.mig_strategy.value == "none":
+        log.warning("--mig-config %s partitions the GPUs, but the MIG strategy is none, so no MIG device is "
+                    "labelled: add --mig-strategy mixed (or single), as the node's device plugin would use", mig_config)
     source = (open_predicted_source(gpu, mig_config, config.mig_parted) if gpu else
               open_source(config.fixture, config.machine_type_file, config.driver_root))
     result = desired_labels(source, config, int(time.time()))

@@ -101,6 +101,8 @@ def translate(argv: Sequence[str], own: Mapping[str, tuple[Collection[str], Coll
     args = list(argv)
     if not args:
         return ["run"] if in_pod else ["--help"]
+    if args[0] == "help":  # urfave/cli's help command: `help` and `help COMMAND`
+        return [args[1], "--help"] if len(args) == 2 and args[1] in own else ["--help"]
     first = args[0]
     if first.startswith("-") and first != "-":
         word = first.lstrip("-").partition("=")[0]

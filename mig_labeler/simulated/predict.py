@@ -23,7 +23,8 @@ def parse_gpu_spec(text: str) -> tuple[str, int]:
     """``A100-SXM4-80GB:8`` → (model, 8); the count defaults to 1."""
     model, _, count = text.partition(":")
     if model not in gpu_models():
-        raise ConfigError(f"--gpu {text}: unknown GPU model {model!r}; known: {', '.join(sorted(gpu_models()))}")
+        raise ConfigError(f"--gpu {text}: unknown GPU model {model!r}{_did_you_mean(model)}; known: "
+                          f"{', '.join(sorted(gpu_models()))}")
     if not count:
         return model, 1
     if not count.isdigit() or not 1 <= int(count) <= MAX_GPUS:
@@ -57,3 +58,19 @@ def predicted_fixture(model_key: str, count: int, name: str | None, config: MigP
     except FixtureError as e:
         raise ConfigError(f"{name}: cannot be applied to {model_key} ({str(e).removeprefix('gpus[0]: ')}), "
                           "as mig-parted would refuse it") from None
+
+
+def _did_you_mean(given: str) -> str:
+    """The model key for a name an SRE knows: a nvidia.com/gpu.product value (NVML's name with
+    dashes, ``NVIDIA-H100-80GB-HBM3``, ``-SHARED`` or ``-MIG-…`` after it) or NVML's name; else
+    the closest key."""
+    import difflib  # noqa: PLC0415 - only on this error
+
+    base = given.split("-MIG-", maxsplit=1)[0].removesuffix("-SHARED").replace(" ", "-").upper()
+    by_product = {m.nvml_name.replace(" ", "-").upper(): key for key, m in gpu_models().items()}
+    if base in by_product:
+        key = by_product[base]
+        return f" (did you mean {key}? its nvidia.com/gpu.product is {gpu_models()[key].nvml_name.replace(' ', '-')})"
+    close = difflib.get_close_matches(given.upper(), [k.upper() for k in gpu_models()], n=1, cutoff=0.6)
+    nearest = next((k for k in gpu_models() if close and k.upper() == close[0]), None)
+    return f" (did you mean {nearest}?)" if nearest else ""
