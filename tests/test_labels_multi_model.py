@@ -94,3 +94,15 @@ def test_the_warning_names_the_rule_that_chose_the_model():
     topology = read(node({"model": H100, "count": 2, "mig": []}, {"model": H200}))
     warnings = labels_for_topology(topology, make_config("none"), STARTED_AT).warnings
     assert any("describes NVIDIA H200 (a model with full GPUs first" in w for w in warnings)
+
+
+def test_under_strategy_none_the_full_gpus_model_wins_as_in_gfds_new_gpu_labelers():
+    """GFD's newGPULabelers (internal/lm/mig-strategy.go) is the same for none, single and mixed:
+    labelers of MIG-enabled models first, full GPUs' after them, overriding. Under none the device
+    plugin advertises the A30's MIG-enabled GPU as nvidia.com/gpu too; the labels still describe
+    the T4, in GFD and here."""
+    node = {"gpus": [{"model": "A30", "mig": ["2g.12gb", "2g.12gb"]},
+                     {"name": "Tesla T4", "memory_mib": 15360, "compute_capability": [7, 5]}]}
+    for strategy in ("none", "mixed"):
+        labels = labels_of(node, strategy)
+        assert (labels["nvidia.com/gpu.product"], labels["nvidia.com/gpu.count"]) == ("Tesla-T4", "1"), strategy

@@ -158,3 +158,21 @@ def test_diff_plans_against_the_nodes_config(capsys, kube_api, kubeconfig, confi
     kube_api.edit_labels(NODE, {LABEL: "a100"}, manager="kubectl")
     code, out, _ = run_main(capsys, "diff", *args)
     assert code == 0 and "~ nvidia.com/gpu.replicas: '4' -> '2'" in out.splitlines()
+
+
+def test_the_kustomize_overlay_renders_per_node_configs_that_the_cli_runs(tmp_path):
+    from .test_chart import ROOT, render
+
+    objects = render(ROOT / "manifests" / "overlays" / "per-node-configs")
+    ds = next(o for o in objects if o["kind"] == "DaemonSet")
+    args = ds["spec"]["template"]["spec"]["containers"][0]["args"]
+    config_map = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "mig-labeler-config")
+    for key, text in config_map["data"].items():
+        (tmp_path / key).write_text(text)
+    options = given(*[a.replace("/etc/mig-labeler", str(tmp_path)) for a in args[1:]])
+    configs = options.read().node_configs
+    assert configs is not None
+    for label, replicas in (("time-sliced", [("nvidia.com/gpu", 4)]), ("", [])):
+        name = choose_config(label, {p.name for p in tmp_path.iterdir()}, configs.default, configs.fallbacks)
+        shared = options.read_with(str(tmp_path / name)).sharing.resources
+        assert [(r.name, r.replicas) for r in shared] == replicas
