@@ -220,7 +220,11 @@ class SilentServer:
             except OSError:
                 return
             self.conns.append(conn)
-            self.accepted.set()
+            self.serve(conn)
+
+    def serve(self, conn: socket.socket) -> None:
+        """What the server does with a connection: here, nothing at all."""
+        self.accepted.set()
 
     @property
     def url(self) -> str:
@@ -250,14 +254,8 @@ def test_a_server_that_never_answers_fails_a_oneshot_at_its_deadline(capsys, sil
 class TricklingServer(SilentServer):
     """Answers 200 and then one byte every 0.2 s, for ever: no socket read ever times out."""
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+    def serve(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
 
     def _trickle(self, conn: socket.socket) -> None:
         try:

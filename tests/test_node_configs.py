@@ -4,6 +4,8 @@ code (cmd/config-manager updateConfigName), and a running daemon following the n
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 import pytest
@@ -11,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from mig_labeler.cli.commands import run
 from mig_labeler.cli.config_from_options import GivenOptions
-from mig_labeler.daemon.root import build_daemon
+from mig_labeler.daemon.root import Daemon, build_daemon
 from mig_labeler.errors import ConfigError
 from mig_labeler.node_configs import choose_config, parse_fallbacks
 
@@ -76,7 +78,9 @@ def sharing_labels(kube_api) -> dict[str, str]:
                                          "nvidia.com/gpu.sharing-strategy")}
 
 
-def test_a_node_follows_its_device_plugin_config_label_and_back(kube_api, kubeconfig, configs, caplog):
+@contextmanager
+def running(kubeconfig: str, configs) -> Iterator[Daemon]:
+    """``run`` as the chart deploys it with two configs (default: any), watching, first pass done."""
     options = given("--node-name", NODE, "--kubeconfig", kubeconfig, "--fixture", "a30-mig-off", "--no-timestamp",
                     "--config-file-srcdir", str(configs), "--default-config", "any", "--sleep-interval", "1h")
     daemon = build_daemon(options.read(), options, registry=CollectorRegistry(), watch=True, watch_backoff=0.01)
@@ -85,6 +89,15 @@ def test_a_node_follows_its_device_plugin_config_label_and_back(kube_api, kubeco
     thread.start()
     try:
         wait_for_passes(daemon, 1)
+        yield daemon
+    finally:
+        daemon.stop.request()
+        thread.join(WAIT_LIMIT)
+    assert not thread.is_alive()
+
+
+def test_a_node_follows_its_device_plugin_config_label_and_back(kube_api, kubeconfig, configs):
+    with running(kubeconfig, configs) as daemon:
         before = sharing_labels(kube_api)
         assert before == {"nvidia.com/gpu.replicas": "4", "nvidia.com/gpu.product": "NVIDIA-A30-SHARED",
                           "nvidia.com/gpu.sharing-strategy": "time-slicing"}
@@ -98,37 +111,23 @@ def test_a_node_follows_its_device_plugin_config_label_and_back(kube_api, kubeco
         kube_api.edit_labels(NODE, {LABEL: None}, manager="kubectl")
         wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/gpu.replicas") == "4")  # back to the default
         assert sharing_labels(kube_api) == before
-    finally:
-        daemon.stop.request()
-        thread.join(WAIT_LIMIT)
-    assert not thread.is_alive()
 
 
 def test_a_label_naming_no_config_keeps_the_last_good_labels_with_a_gauge_and_one_event(kube_api, kubeconfig,
                                                                                          configs):
-    options = given("--node-name", NODE, "--kubeconfig", kubeconfig, "--fixture", "a30-mig-off", "--no-timestamp",
-                    "--config-file-srcdir", str(configs), "--default-config", "any", "--sleep-interval", "1h")
-    daemon = build_daemon(options.read(), options, registry=CollectorRegistry(), watch=True, watch_backoff=0.01)
-    daemon.start_up()
-    thread = threading.Thread(target=daemon.run_forever, daemon=True)
-    thread.start()
-    try:
-        wait_for_passes(daemon, 1)
+    with running(kubeconfig, configs) as daemon:
         before = sharing_labels(kube_api)
         kube_api.edit_labels(NODE, {LABEL: "h100"}, manager="kubectl")
         wait_until(lambda: daemon.metrics.registry.get_sample_value("mig_labeler_device_plugin_config_valid") == 0)
         done = daemon.passes_done
         daemon.wake.set()
         wait_for_passes(daemon, done + 1)
-        assert sharing_labels(kube_api) == before and thread.is_alive()
+        assert sharing_labels(kube_api) == before
         missing = [e for e in kube_api.events if e["reason"] == "DevicePluginConfigMissing"]
         assert len(missing) == 1 and "names config 'h100', which does not exist" in missing[0]["message"]
         kube_api.edit_labels(NODE, {LABEL: "a100"}, manager="kubectl")
         wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/gpu.replicas") == "2")
         assert daemon.metrics.registry.get_sample_value("mig_labeler_device_plugin_config_valid") == 1
-    finally:
-        daemon.stop.request()
-        thread.join(WAIT_LIMIT)
 
 
 def test_oneshot_uses_the_nodes_config(capsys, kube_api, kubeconfig, configs):
