@@ -142,12 +142,12 @@ class PassReporter:
             return
         spelled = name or "the empty config"
         why = f"label {value!r}" if value else "no label: the default or a fallback"
-        verb = "uses" if previous is None else f"switched from {previous or 'the empty config'} to"
-        log.info("node %s %s device-plugin config %s (%s)", self.node_name, verb, spelled, why)
-        if previous is not None:
-            before = previous or "the empty config"
-            self.events.report("DevicePluginConfigChanged", f"mig-labeler: device-plugin config {before} → {spelled} "
-                               f"({why})", "Normal")
+        if previous is None:
+            log.info("node %s uses device-plugin config %s (%s)", self.node_name, spelled, why)
+            return
+        change = f"device-plugin config {previous or 'the empty config'} → {spelled} ({why})"
+        log.info("node %s: %s", self.node_name, change)
+        self.events.report("DevicePluginConfigChanged", f"mig-labeler: {change}", "Normal")
 
     def node_config_failed(self, error: str) -> None:
         """The label names no config that exists: the last good config stays; a gauge and an Event."""
