@@ -190,3 +190,46 @@ def test_the_fake_refuses_a_struct_passed_by_value_as_real_nvml_would_crash_on_i
     with pytest.raises(pynvml.NVMLError) as err:
         fake.nvmlDeviceGetPciInfoExt(handle, ctypes.byref(unversioned))
     assert err.value.value == pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH
+
+
+OLD_LIBRARY = ["nvmlDeviceGetGpuInstanceProfileInfoV", "nvmlGpuInstanceGetComputeInstanceProfileInfoV"]
+
+
+@pytest.mark.parametrize("fixture", ["dgx-a100-mixed", "hgx-a100-80gb-mixed"])
+def test_a_library_without_the_versioned_profile_calls_labels_the_same(fixture):
+    """A 460-series libnvidia-ml.so has no ...ProfileInfoV symbols (FUNCTION_NOT_FOUND from the
+    binding's symbol lookup): the reader falls back to the v1 calls, as nvml-mig.md asks. It once
+    failed the whole read (labels exit 1) where GFD labelled the node."""
+    import yaml
+
+    from .conftest import fixture_path
+
+    doc = yaml.safe_load(fixture_path(fixture).read_text())
+    new = read(doc)
+    old_fake = fake_from({**doc, "missing_symbols": OLD_LIBRARY})
+    cache = ReaderCache()
+    assert read_topology(old_fake, cache=cache) == read_topology(fake_from(doc))
+    assert cache.legacy_profile_info
+    assert [m.profile for m in read_topology(old_fake, cache=cache).mig_devices] == [m.profile for m in new.mig_devices]
+
+
+def test_compute_instance_profiles_fall_back_too():
+    node = {"gpus": [{"model": "A100-SXM4-40GB",
+                      "mig": [{"profile": "1c.3g.20gb", "gi": "a"}, {"profile": "1c.3g.20gb", "gi": "a"},
+                              {"profile": "1c.3g.20gb", "gi": "a"}, "1g.5gb"]}],
+            "missing_symbols": OLD_LIBRARY}
+    assert [m.profile for m in read(node).mig_devices] == [m.profile for m in read(
+        {k: v for k, v in node.items() if k != "missing_symbols"}).mig_devices]
+
+
+def test_a_failing_utilization_read_never_fails_the_pass_and_is_said_once(caplog):
+    """Read for a metric only: an error other than NOT_SUPPORTED/NO_PERMISSION once failed the
+    whole labelling pass."""
+    node = {"gpus": [{"model": "A30", "count": 2}],
+            "faults": [{"call": "nvmlDeviceGetUtilizationRates", "gpu": 1, "error": "NVML_ERROR_UNKNOWN"}]}
+    fake, cache = fake_from(node), ReaderCache()
+    for _ in range(3):
+        topology = read_topology(fake, cache=cache)
+        assert [g.utilization_percent is None for g in topology.gpus] == [False, True]
+    said = [r for r in caplog.records if "utilization metric of GPU 1 is left out" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "WARNING"

@@ -118,6 +118,12 @@ class FakeNvml:
                 raise pynvml.NVMLError(error_code(fault.error))
 
     # -- handle helpers -------------------------------------------------------------------
+    def _symbol(self, name: str) -> None:
+        """The binding looks ``name`` up in the library (pynvml's ``_nvmlGetFunctionPointer``): an
+        older library that lacks it answers FUNCTION_NOT_FOUND, as the real binding raises it."""
+        if name in self.fixture.missing_symbols:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_FUNCTION_NOT_FOUND)
+
     def _gpu(self, handle: Any) -> FixtureGpu:
         if not isinstance(handle, _GpuHandle):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
@@ -267,6 +273,7 @@ class FakeNvml:
 
     def nvmlDeviceGetGpuInstanceProfileInfo(self, handle: Any, profile: int, version: int = 2) -> Any:
         self._enter("nvmlDeviceGetGpuInstanceProfileInfo", self._gpu_index(handle))
+        self._symbol("nvmlDeviceGetGpuInstanceProfileInfoV" if version == 2 else "nvmlDeviceGetGpuInstanceProfileInfo")
         gpu = self._gpu(handle)
         if not 0 <= profile < pynvml.NVML_GPU_INSTANCE_PROFILE_COUNT:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
@@ -351,6 +358,8 @@ class FakeNvml:
         self, gi: Any, profile: int, eng_profile: int, version: int = 2
     ) -> Any:
         self._enter("nvmlGpuInstanceGetComputeInstanceProfileInfo", getattr(gi, "gpu", None))
+        self._symbol("nvmlGpuInstanceGetComputeInstanceProfileInfoV" if version == 2
+                     else "nvmlGpuInstanceGetComputeInstanceProfileInfo")
         if not isinstance(gi, _GpuInstance):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         if not 0 <= profile < pynvml.NVML_COMPUTE_INSTANCE_PROFILE_COUNT or eng_profile != 0:

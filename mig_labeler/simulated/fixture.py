@@ -74,6 +74,7 @@ class NodeFixture:
     gpus: tuple[FixtureGpu, ...]
     init_error: str | None = None
     faults: tuple[Fault, ...] = ()
+    missing_symbols: frozenset[str] = frozenset()  # functions an older libnvidia-ml.so lacks: FUNCTION_NOT_FOUND
     vgpu: FixtureVgpu | None = None  # None: the fake sysfs holds no vGPU device
 
 
@@ -157,6 +158,8 @@ def parse_fixture(doc: Any) -> NodeFixture:
         init_error=None if init_error is None else error_name(init_error, "init_error"),
         faults=faults,
         vgpu=None if doc.get("vgpu") is None else _vgpu(doc["vgpu"]),
+        missing_symbols=frozenset(str_field(s, f"missing_symbols[{i}]") for i, s in
+                                  enumerate(list_field(doc.get("missing_symbols") or [], "missing_symbols"))),
     )
 
 

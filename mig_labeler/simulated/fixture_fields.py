@@ -40,7 +40,8 @@ def error_name(raw: Any, where: str) -> str:
 
 
 KNOWN_KEYS = {
-    "": {"driver_version", "cuda_driver_version", "machine_type", "gpus", "init_error", "faults", "vgpu"},
+    "": {"driver_version", "cuda_driver_version", "machine_type", "gpus", "init_error", "faults", "vgpu",
+         "missing_symbols"},
     "gpu": {"model", "count", "mig", "mig_mode", "name", "memory_mib", "compute_capability", "mig_capable",
             "pci_class", "pci_device_id", "pci_subsystem_id", "uuid", "fabric"},
     "mig": {"profile", "attributes", "gi"},

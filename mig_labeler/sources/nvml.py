@@ -10,6 +10,7 @@ so this exact code runs in both. A half-read topology is never returned.
 from __future__ import annotations
 
 import ctypes
+import logging
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from mig_labeler.topology import (
     mig_profile_name,
 )
 
+log = logging.getLogger("mig_labeler")
 _NO_SYMBOL = object()  # the binding or the driver lacks a function: try the older one
 DISPLAY_DEVICE_NAMES = frozenset({"DGX Display", "NVIDIA DGX Display"})  # skipped, as go-nvlib does
 
@@ -75,6 +77,8 @@ class ReaderCache:
 
     facts: dict[str, _StaticFacts] = field(default_factory=dict)
     tables: dict[str, _ProfileTables] = field(default_factory=dict)
+    legacy_profile_info: bool = False  # the library lacks the versioned profile-info symbols (pre-R470)
+    metric_errors: set[tuple[int, int | None]] = field(default_factory=set)  # (GPU, code) said once
 
 
 class _Reader:
@@ -195,11 +199,18 @@ class _Reader:
         return facts
 
     def utilization(self, handle: Any, index: int, mig_mode: MigMode | None) -> int | None:
-        """For the utilization metric only; labels never depend on it."""
+        """For the utilization metric only; labels never depend on it, so no error of it fails a
+        pass: any other code than NOT_SUPPORTED/NO_PERMISSION is logged once per GPU and code."""
         if mig_mode is not None and mig_mode.enabled:
             return None
-        rates = self.call("nvmlDeviceGetUtilizationRates", handle, gpu=index,
-                          absent=frozenset({NOT_SUPPORTED, NO_PERMISSION}))
+        try:
+            rates = self.call("nvmlDeviceGetUtilizationRates", handle, gpu=index,
+                              absent=frozenset({NOT_SUPPORTED, NO_PERMISSION}))
+        except NvmlQueryFailed as e:
+            if (index, e.code) not in self.cache.metric_errors:
+                self.cache.metric_errors.add((index, e.code))
+                log.warning("%s; the utilization metric of GPU %d is left out, the labels are not affected", e, index)
+            return None
         return None if rates is None else int(rates.gpu)
 
     def pci_ids(self, handle: Any, index: int) -> dict[str, int | None]:
@@ -243,12 +254,23 @@ class _Reader:
                 devices.append(self.mig_device(handle, mig, index, total_bytes, tables))
         return tuple(devices)
 
+    def profile_info(self, name: str, *args: Any, gpu: int) -> Any:
+        """A GI or CI profile-info call: the versioned struct (v2, the ``…V`` symbol), else, on a
+        library without that symbol (FUNCTION_NOT_FOUND: drivers before R470), the v1 call, as
+        nvml-mig.md says and GFD's go-nvml does. Which one works is remembered for the process."""
+        absent = frozenset({NOT_SUPPORTED, INVALID_ARGUMENT})
+        if not self.cache.legacy_profile_info:
+            try:
+                return self.call(name, *args, 2, gpu=gpu, absent=absent)
+            except NvmlQueryFailed as e:
+                if e.code != FUNCTION_NOT_FOUND:
+                    raise
+                self.cache.legacy_profile_info = True
+        return self.call(name, *args, 1, gpu=gpu, absent=absent)
+
     def scan_gi_profiles(self, handle: Any, index: int, tables: _ProfileTables) -> None:
         for profile_index in range(self.nvml.NVML_GPU_INSTANCE_PROFILE_COUNT):
-            info = self.call(
-                "nvmlDeviceGetGpuInstanceProfileInfo", handle, profile_index, gpu=index,
-                absent=frozenset({NOT_SUPPORTED, INVALID_ARGUMENT}),
-            )
+            info = self.profile_info("nvmlDeviceGetGpuInstanceProfileInfo", handle, profile_index, gpu=index)
             if info is not None:
                 tables.gi_index_by_id.setdefault(int(info.id), profile_index)
 
@@ -278,10 +300,8 @@ class _Reader:
         if key not in tables.ci_index_by_ids:
             for ci_index in range(self.nvml.NVML_COMPUTE_INSTANCE_PROFILE_COUNT):
                 for engine in range(self.nvml.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT):
-                    info = self.call(
-                        "nvmlGpuInstanceGetComputeInstanceProfileInfo", gi, ci_index, engine, gpu=index,
-                        absent=frozenset({NOT_SUPPORTED, INVALID_ARGUMENT}),
-                    )
+                    info = self.profile_info("nvmlGpuInstanceGetComputeInstanceProfileInfo", gi, ci_index, engine,
+                                             gpu=index)
                     if info is not None:
                         tables.ci_index_by_ids.setdefault((gi_profile_id, int(info.id)), ci_index)
         if key not in tables.ci_index_by_ids:
