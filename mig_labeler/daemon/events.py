@@ -59,17 +59,15 @@ class EventReporter:
         Events held in one window."""
         now = self.clock()
         held = self.pending.get(reason)
-        if held is None and now - self.last.get(reason, -math.inf) >= self.window:
-            self.pending[reason] = _Pending(message, event_type, 1, span)
-            self._post(reason, now)
-            return
         if held is None:
             self.pending[reason] = _Pending(message, event_type, 1, span)
+            if now - self.last.get(reason, -math.inf) >= self.window:
+                self._post(reason, now)
             return
-        first = held.span[0] if held.span is not None and span is not None else None
-        self.pending[reason] = _Pending(message, event_type, held.coalesced + 1,
-                                        (first, span[1]) if first is not None and span is not None else span,
-                                        held.attempts, held.retry_at)
+        if held.span is not None and span is not None:  # the net change: first "from", last "to"
+            span = (held.span[0], span[1])
+        self.pending[reason] = replace(held, message=message, event_type=event_type, coalesced=held.coalesced + 1,
+                                       span=span)
 
     def resolve(self, reason: str) -> None:
         """The cause of a held Event has cleared (the layout matches again, a reload worked): it

@@ -135,7 +135,6 @@ and what to do without watch permission."""
                 self.stop.wait(MAX_BACKOFF)
                 log.debug("watch of %s: %s", self.what, e)
 
-
     def _failed(self, failures: int, error: ApiError, delay: float) -> None:
         """One failed connection or stream: counted; the gauge says blind; one WARNING when it keeps
         failing (a proxy answering with a login page, a partitioned API server), DEBUG before."""

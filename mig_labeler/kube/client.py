@@ -96,7 +96,7 @@ class KubeClient:
             if not token:
                 return items
             if time.monotonic() - started > 1.0:
-                remaining = (page.get("metadata") or {}).get("remainingItemCount")
+                remaining = meta.get("remainingItemCount")
                 log.info("listed %d nodes%s", len(items), f", {remaining} to go" if remaining else "")
 
     def read_node(self, name: str) -> NodeState:
