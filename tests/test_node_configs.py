@@ -175,3 +175,16 @@ def test_the_kustomize_overlay_renders_per_node_configs_that_the_cli_runs(tmp_pa
         name = choose_config(label, {p.name for p in tmp_path.iterdir()}, configs.default, configs.fallbacks)
         shared = options.read_with(str(tmp_path / name)).sharing.resources
         assert [(r.name, r.replicas) for r in shared] == replicas
+
+
+def test_an_edit_of_the_mounted_configs_reaches_the_labels_without_a_restart(kube_api, kubeconfig, configs):
+    """The kubelet swaps the ConfigMap mount's ..data link: the node's config is read again."""
+    with running(kubeconfig, configs):
+        assert kube_api.labels(NODE)["nvidia.com/gpu.replicas"] == "4"
+        new = configs / "..2026_12_03_02"
+        new.mkdir()
+        for name, replicas in (("any", 8), ("a100", 2)):
+            (new / name).write_text(TIME_SLICED.format(replicas))
+        (configs / "..data_tmp").symlink_to(new.name)
+        (configs / "..data_tmp").replace(configs / "..data")
+        wait_until(lambda: kube_api.labels(NODE).get("nvidia.com/gpu.replicas") == "8")

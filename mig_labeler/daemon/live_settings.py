@@ -139,9 +139,13 @@ class LiveSettings:
         self._config = replace(self._config, mig_parted=parsed)
 
     def start_watching(self) -> None:
-        """Watch what can change: the config file and the mig-parted file (a ConfigMap mount is
-        swapped through a symlink, so their fingerprints are polled), the mig-parted ConfigMap."""
-        for path in (self._config.config_file, self._config.mig_parted_file):
+        """Watch what can change: the config file, or with --config-file-srcdir the directory of
+        configs (the node's choice is made later, and any of them may become it), and the
+        mig-parted file (a ConfigMap mount is swapped through a symlink, so their fingerprints are
+        polled), the mig-parted ConfigMap."""
+        configs = self._config.node_configs
+        config = configs.directory if configs is not None else self._config.config_file
+        for path in (config, self._config.mig_parted_file):
             if path:
                 ConfigFileWatcher(path, self, self.stop).start()
         ref = self._config.mig_parted_configmap
