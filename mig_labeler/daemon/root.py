@@ -83,9 +83,9 @@ class Daemon:
         self.outputs.check()
         self.settings.start_up()
         self.one_pass = self._build_pass()  # with the ConfigMap's config
-        if check_node and self.kube is not None:
+        if check_node and self.node is not None and self.node.latest() is None:  # unless the settings read it
             try:
-                self.kube.read_node(self.config.node_name or "")
+                self.node.read()
             except ApiError as e:
                 log.warning("could not read the Node at start-up (%s); the loop will retry", e)
 
