@@ -22,6 +22,7 @@ from mig_labeler.daemon.root import Daemon, build_daemon
 from mig_labeler.labels import compute_labels
 from mig_labeler.simulated.fake_nvml import FakeNvml
 from mig_labeler.simulated.fixture import parse_fixture
+from mig_labeler.simulated.nvml_library import FakeNvmlLibrary, bind
 from mig_labeler.sources import TopologySource
 from mig_labeler.topology import NodeTopology
 
@@ -41,20 +42,43 @@ def fixture_path(name: str) -> Path:
 
 
 def fake_from(doc_or_name: Any) -> FakeNvml:
+    """The module-level fake alone (what a fixture answers); the reader's tests use ``binding_from``."""
     if isinstance(doc_or_name, str):
         return FakeNvml(fixture_path(doc_or_name))
     return FakeNvml(parse_fixture(doc_or_name))
+
+
+@dataclasses.dataclass
+class Binding:
+    """The real ``pynvml`` binding (a private copy of the module) over the fake C library."""
+
+    nvml: Any
+    library: FakeNvmlLibrary
+
+    @property
+    def calls(self) -> Any:
+        return self.library.fake.calls
+
+
+def binding_from(doc_or_name: Any) -> Binding:
+    if isinstance(doc_or_name, Path):
+        source: Any = doc_or_name
+    else:
+        source = fixture_path(doc_or_name) if isinstance(doc_or_name, str) else parse_fixture(doc_or_name)
+    library = FakeNvmlLibrary(source)
+    return Binding(bind(library), library)
 
 
 NO_SYSFS = "/nonexistent-sysfs"  # an unreadable PCI scan: no vgpu.* labels, as GFD's vectors (unprivileged)
 
 
 def read(doc_or_name: Any, sysfs: str = NO_SYSFS) -> NodeTopology:
-    """The topology through the production source; the vGPU scan reads ``sysfs`` (never this
-    machine's /sys: tests must not depend on the host's PCI devices)."""
-    fake = fake_from(doc_or_name)
-    source = TopologySource(fake, None, fake, sysfs=sysfs)
-    return source.read()
+    """The topology through the production source and the real pynvml binding; the vGPU scan
+    reads ``sysfs`` (never this machine's /sys: tests must not depend on the host's PCI devices)."""
+    binding = binding_from(doc_or_name)
+    topology = TopologySource(binding.nvml, None, binding.library.fake, sysfs=sysfs).read()
+    assert not binding.library.internal_errors, binding.library.internal_errors
+    return topology
 
 
 def make_config(strategy: str = "none", sharing: Any = None, **overrides: Any) -> Config:

@@ -7,7 +7,7 @@ import pytest
 
 from mig_labeler.errors import NvmlQueryFailed
 
-from .conftest import fake_from, labels_of, read
+from .conftest import binding_from, labels_of, read
 
 CLUSTER = "7b968a6d-c8aa-45e1-9e07-e1e51be99c31"
 OTHER = "0f4e2c1a-0000-4000-8000-00000000beef"
@@ -59,10 +59,10 @@ def test_disagreeing_cliques_give_no_label_and_a_warning():
 def test_without_the_v_symbol_the_older_call_answers():
     doc = node(b200({"cluster_uuid": CLUSTER, "clique_id": 2}),
                faults=[{"call": "nvmlDeviceGetGpuFabricInfoV", "error": "NVML_ERROR_FUNCTION_NOT_FOUND"}])
-    fake = fake_from(doc)
+    fake = binding_from(doc)
     from mig_labeler.sources.nvml import read_topology
 
-    topology = read_topology(fake)
+    topology = read_topology(fake.nvml)
     assert {g.fabric.clique_id for g in topology.gpus} == {2}
     assert fake.calls["nvmlDeviceGetGpuFabricInfo"] == 4
 
@@ -73,7 +73,7 @@ def test_any_other_fabric_error_fails_the_pass():
     from mig_labeler.sources.nvml import read_topology
 
     with pytest.raises(NvmlQueryFailed, match="nvmlDeviceGetGpuFabricInfoV on GPU 1"):
-        read_topology(fake_from(doc))
+        read_topology(binding_from(doc).nvml)
 
 
 @pytest.mark.parametrize(("fabric", "message"), [

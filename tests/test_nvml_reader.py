@@ -6,11 +6,10 @@ import pynvml
 import pytest
 
 from mig_labeler.errors import FixtureError, NvmlQueryFailed, NvmlUnavailable
-from mig_labeler.simulated.fake_nvml import FakeNvml
 from mig_labeler.simulated.fixture import parse_fixture
 from mig_labeler.sources.nvml import ReaderCache, read_topology
 
-from .conftest import fake_from, read, write_fixture
+from .conftest import binding_from, fake_from, read, write_fixture
 
 
 def test_dgx_h100_has_eight_gpus_of_seven_1g10gb_devices():
@@ -41,10 +40,10 @@ def test_display_devices_are_skipped():
 
 
 def test_reader_leaves_nvml_shut_down_after_a_pass():
-    fake = fake_from("a30-mig-off")
-    read_topology(fake)
-    with pytest.raises(pynvml.NVMLError_Uninitialized):
-        fake.nvmlDeviceGetCount()
+    binding = binding_from("a30-mig-off")
+    read_topology(binding.nvml)
+    with pytest.raises(binding.nvml.NVMLError_Uninitialized):
+        binding.nvml.nvmlDeviceGetCount()
 
 
 def test_fake_rejects_parent_only_calls_on_mig_handles_like_nvml():
@@ -132,10 +131,10 @@ def test_pci_info_ext_missing_in_old_driver_leaves_class_unknown():
 
 def test_fixture_file_is_reloaded_on_every_init(tmp_path):
     path = write_fixture(tmp_path / "node.yaml", {"gpus": [{"model": "A100-SXM4-40GB", "mig": ["7g.40gb"]}]})
-    fake = FakeNvml(path)
-    assert [m.profile for m in read_topology(fake).mig_devices] == ["7g.40gb"]
+    nvml = binding_from(path).nvml
+    assert [m.profile for m in read_topology(nvml).mig_devices] == ["7g.40gb"]
     write_fixture(path, {"gpus": [{"model": "A100-SXM4-40GB", "mig": ["3g.20gb", "2g.10gb", "1g.5gb"]}]})
-    assert [m.profile for m in read_topology(fake).mig_devices] == ["3g.20gb", "2g.10gb", "1g.5gb"]
+    assert [m.profile for m in read_topology(nvml).mig_devices] == ["3g.20gb", "2g.10gb", "1g.5gb"]
 
 
 @pytest.mark.parametrize(
@@ -155,11 +154,11 @@ def test_malformed_fixture_is_a_fixture_error(doc, message):
 
 
 def test_static_facts_and_profile_tables_are_read_once_across_passes():
-    fake = fake_from("dgx-h100-7x1g")
+    fake = binding_from("dgx-h100-7x1g")
     cache = ReaderCache()
-    first = read_topology(fake, cache=cache)
+    first = read_topology(fake.nvml, cache=cache)
     fake.calls.clear()
-    assert read_topology(fake, cache=cache) == first
+    assert read_topology(fake.nvml, cache=cache) == first
     assert fake.calls["nvmlDeviceGetGpuInstanceProfileInfo"] == 0
     assert fake.calls["nvmlGpuInstanceGetComputeInstanceProfileInfo"] == 0
     assert fake.calls["nvmlDeviceGetName"] == 0
@@ -168,10 +167,10 @@ def test_static_facts_and_profile_tables_are_read_once_across_passes():
 
 def test_cached_reader_still_sees_a_reconfiguration(tmp_path):
     path = write_fixture(tmp_path / "node.yaml", {"gpus": [{"model": "H100-SXM5-80GB", "mig": ["7g.80gb"]}]})
-    fake, cache = FakeNvml(path), ReaderCache()
-    read_topology(fake, cache=cache)
+    nvml, cache = binding_from(path).nvml, ReaderCache()
+    read_topology(nvml, cache=cache)
     write_fixture(path, {"gpus": [{"model": "H100-SXM5-80GB", "mig": ["3g.40gb", "2g.20gb", "1g.10gb+me"]}]})
-    assert [m.profile for m in read_topology(fake, cache=cache).mig_devices] == ["3g.40gb", "2g.20gb", "1g.10gb+me"]
+    assert [m.profile for m in read_topology(nvml, cache=cache).mig_devices] == ["3g.40gb", "2g.20gb", "1g.10gb+me"]
 
 
 def test_the_fake_refuses_a_struct_passed_by_value_as_real_nvml_would_crash_on_it():
@@ -206,11 +205,11 @@ def test_a_library_without_the_versioned_profile_calls_labels_the_same(fixture):
 
     doc = yaml.safe_load(fixture_path(fixture).read_text())
     new = read(doc)
-    old_fake = fake_from({**doc, "missing_symbols": OLD_LIBRARY})
+    old = binding_from({**doc, "missing_symbols": OLD_LIBRARY}).nvml
     cache = ReaderCache()
-    assert read_topology(old_fake, cache=cache) == read_topology(fake_from(doc))
+    assert read_topology(old, cache=cache) == read_topology(binding_from(doc).nvml)
     assert cache.legacy_profile_info
-    assert [m.profile for m in read_topology(old_fake, cache=cache).mig_devices] == [m.profile for m in new.mig_devices]
+    assert [m.profile for m in read_topology(old, cache=cache).mig_devices] == [m.profile for m in new.mig_devices]
 
 
 def test_compute_instance_profiles_fall_back_too():
@@ -227,9 +226,9 @@ def test_a_failing_utilization_read_never_fails_the_pass_and_is_said_once(caplog
     whole labelling pass."""
     node = {"gpus": [{"model": "A30", "count": 2}],
             "faults": [{"call": "nvmlDeviceGetUtilizationRates", "gpu": 1, "error": "NVML_ERROR_UNKNOWN"}]}
-    fake, cache = fake_from(node), ReaderCache()
+    nvml, cache = binding_from(node).nvml, ReaderCache()
     for _ in range(3):
-        topology = read_topology(fake, cache=cache)
+        topology = read_topology(nvml, cache=cache)
         assert [g.utilization_percent is None for g in topology.gpus] == [False, True]
     said = [r for r in caplog.records if "utilization metric of GPU 1 is left out" in r.getMessage()]
     assert len(said) == 1 and said[0].levelname == "WARNING"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import os
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,38 +21,20 @@ import pynvml
 
 from mig_labeler.errors import FixtureError
 from mig_labeler.simulated.fixture import FixtureGpu, FixtureMigDevice, NodeFixture, load_fixture, resolve_fixture
-from mig_labeler.simulated.nvml_structs import by_reference, ci_profile_info, error_code, gi_profile_info
+from mig_labeler.simulated.nvml_structs import (
+    ComputeInstance,
+    GpuHandle,
+    GpuInstance,
+    MigHandle,
+    by_reference,
+    ci_profile_info,
+    error_code,
+    gi_id,
+    gi_profile_info,
+    symbol_missing,
+)
 
 MIB = 1 << 20
-
-
-@dataclass(frozen=True)
-class _GpuHandle:
-    index: int
-
-
-@dataclass(frozen=True)
-class _MigHandle:
-    gpu: int
-    slot: int
-
-
-@dataclass(frozen=True)
-class _GpuInstance:
-    gpu: int
-    gi_slot: int
-
-
-@dataclass(frozen=True)
-class _ComputeInstance:
-    gpu: int
-    gi_slot: int
-    ci_slot: int
-
-
-def _gi_id(slot: int) -> int:
-    # Instance IDs are driver-assigned and are neither slots nor profile IDs; keep them distinct.
-    return 2 * slot + 1
 
 
 class FakeNvml:
@@ -65,6 +46,7 @@ class FakeNvml:
         self._path = None if isinstance(source, NodeFixture) else resolve_fixture(source)
         self._fixture = _checked(source) if isinstance(source, NodeFixture) else None
         self._stamp: tuple[float, int] | None = None
+        self._visible: tuple[FixtureGpu, ...] = ()
         self._init_count = 0
         self.calls: Counter[str] = Counter()
         self._reload()
@@ -96,6 +78,7 @@ class FakeNvml:
 
     def _reload(self) -> None:
         if self._path is None:
+            self._visible = tuple(g for g in self.fixture.gpus if not g.off_bus)
             return
         try:
             st = os.stat(self._path)
@@ -105,6 +88,7 @@ class FakeNvml:
         if stamp is None or stamp != self._stamp or self._fixture is None:
             self._fixture = _checked(load_fixture(self._path), self._path)
             self._stamp = stamp
+        self._visible = tuple(g for g in self.fixture.gpus if not g.off_bus)  # what NVML enumerates
 
     def _require_init(self) -> None:
         if self._init_count <= 0:
@@ -114,32 +98,32 @@ class FakeNvml:
         self.calls[call] += 1
         self._require_init()
         for fault in self.fixture.faults:
-            if fault.call == call and (fault.gpu is None or fault.gpu == gpu):
+            if fault.fires(call, gpu, self.calls["nvmlInit"]):
                 raise pynvml.NVMLError(error_code(fault.error))
 
     # -- handle helpers -------------------------------------------------------------------
     def _symbol(self, name: str) -> None:
         """The binding looks ``name`` up in the library (pynvml's ``_nvmlGetFunctionPointer``): an
         older library that lacks it answers FUNCTION_NOT_FOUND, as the real binding raises it."""
-        if name in self.fixture.missing_symbols:
+        if symbol_missing(self.fixture, name):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_FUNCTION_NOT_FOUND)
 
     def _gpu(self, handle: Any) -> FixtureGpu:
-        if not isinstance(handle, _GpuHandle):
+        if not isinstance(handle, GpuHandle):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
-        return self.fixture.gpus[handle.index]
+        return self._visible[handle.index]
 
     def _mig(self, handle: Any) -> FixtureMigDevice:
-        if not isinstance(handle, _MigHandle):
+        if not isinstance(handle, MigHandle):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
-        return self.fixture.gpus[handle.gpu].mig_devices[handle.slot]
+        return self._visible[handle.gpu].mig_devices[handle.slot]
 
     def _mig_enabled(self, gpu: FixtureGpu) -> bool:
         return gpu.mig_mode is not None and gpu.mig_mode[0] == pynvml.NVML_DEVICE_MIG_ENABLE
 
     @staticmethod
     def _gpu_index(handle: Any) -> int | None:
-        return getattr(handle, "index", None) if isinstance(handle, _GpuHandle) else getattr(handle, "gpu", None)
+        return getattr(handle, "index", None) if isinstance(handle, GpuHandle) else getattr(handle, "gpu", None)
 
     # -- system ---------------------------------------------------------------------------
     def nvmlSystemGetDriverVersion(self) -> str:
@@ -153,13 +137,13 @@ class FakeNvml:
     # -- devices --------------------------------------------------------------------------
     def nvmlDeviceGetCount(self) -> int:
         self._enter("nvmlDeviceGetCount")
-        return len(self.fixture.gpus)
+        return len(self._visible)
 
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> _GpuHandle:
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> GpuHandle:
         self._enter("nvmlDeviceGetHandleByIndex", index)
-        if not 0 <= index < len(self.fixture.gpus):
+        if not 0 <= index < len(self._visible):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
-        return _GpuHandle(index)
+        return GpuHandle(index)
 
     def nvmlDeviceGetIndex(self, handle: Any) -> int:
         self._enter("nvmlDeviceGetIndex", self._gpu_index(handle))
@@ -168,20 +152,20 @@ class FakeNvml:
 
     def nvmlDeviceGetName(self, handle: Any) -> str:
         self._enter("nvmlDeviceGetName", self._gpu_index(handle))
-        if isinstance(handle, _MigHandle):
-            gpu = self.fixture.gpus[handle.gpu]
+        if isinstance(handle, MigHandle):
+            gpu = self._visible[handle.gpu]
             return f"{gpu.name} MIG {self._mig(handle).profile}"
         return self._gpu(handle).name
 
     def nvmlDeviceGetUUID(self, handle: Any) -> str:
         self._enter("nvmlDeviceGetUUID", self._gpu_index(handle))
-        if isinstance(handle, _MigHandle):
+        if isinstance(handle, MigHandle):
             return self._mig(handle).uuid
         return self._gpu(handle).uuid
 
     def nvmlDeviceGetMemoryInfo(self, handle: Any, version: Any = None) -> Any:
         self._enter("nvmlDeviceGetMemoryInfo", self._gpu_index(handle))
-        if isinstance(handle, _MigHandle):
+        if isinstance(handle, MigHandle):
             total = self._mig(handle).attributes.memory_mib * MIB
         else:
             total = self._gpu(handle).memory_mib * MIB
@@ -191,7 +175,7 @@ class FakeNvml:
 
     def nvmlDeviceGetCudaComputeCapability(self, handle: Any) -> tuple[int, int]:
         self._enter("nvmlDeviceGetCudaComputeCapability", self._gpu_index(handle))
-        gpu = self.fixture.gpus[handle.gpu] if isinstance(handle, _MigHandle) else self._gpu(handle)
+        gpu = self._visible[handle.gpu] if isinstance(handle, MigHandle) else self._gpu(handle)
         return gpu.compute_capability
 
     def nvmlDeviceGetPciInfoExt(self, handle: Any, c_info: Any) -> None:
@@ -209,8 +193,8 @@ class FakeNvml:
         info = pynvml.nvmlPciInfo_t()
         info.pciDeviceId = gpu.pci_device_id
         info.pciSubSystemId = gpu.pci_subsystem_id
-        info.bus = handle.index + 1
-        info.busId = f"00000000:{handle.index + 1:02X}:00.0".encode()
+        info.bus = gpu.bus
+        info.busId = f"00000000:{gpu.bus:02X}:00.0".encode()
         return info
 
     def nvmlDeviceGetGpuFabricInfoV(self, handle: Any, c_info: Any) -> int:
@@ -258,18 +242,18 @@ class FakeNvml:
         gpu = self._gpu(handle)
         return gpu.max_mig_devices if self._mig_enabled(gpu) else 0
 
-    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: Any, index: int) -> _MigHandle:
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: Any, index: int) -> MigHandle:
         self._enter("nvmlDeviceGetMigDeviceHandleByIndex", self._gpu_index(handle))
         gpu = self._gpu(handle)
         if not self._mig_enabled(gpu) or not 0 <= index < gpu.max_mig_devices:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         if index >= len(gpu.mig_devices):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
-        return _MigHandle(handle.index, index)
+        return MigHandle(handle.index, index)
 
     def nvmlDeviceIsMigDeviceHandle(self, handle: Any) -> ctypes.c_uint:
         self._enter("nvmlDeviceIsMigDeviceHandle", self._gpu_index(handle))
-        return ctypes.c_uint(1 if isinstance(handle, _MigHandle) else 0)  # a c_uint, as pynvml returns
+        return ctypes.c_uint(1 if isinstance(handle, MigHandle) else 0)  # a c_uint, as pynvml returns
 
     def nvmlDeviceGetGpuInstanceProfileInfo(self, handle: Any, profile: int, version: int = 2) -> Any:
         self._enter("nvmlDeviceGetGpuInstanceProfileInfo", self._gpu_index(handle))
@@ -282,25 +266,25 @@ class FakeNvml:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         return gi_profile_info(match, version)
 
-    def nvmlDeviceGetGpuInstanceById(self, handle: Any, gi_id: int) -> _GpuInstance:
+    def nvmlDeviceGetGpuInstanceById(self, handle: Any, instance_id: int) -> GpuInstance:
         self._enter("nvmlDeviceGetGpuInstanceById", self._gpu_index(handle))
         gpu = self._gpu(handle)
         if not self._mig_enabled(gpu):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         for device in gpu.mig_devices:
-            if _gi_id(device.gi_slot) == gi_id:
-                return _GpuInstance(handle.index, device.gi_slot)
+            if gi_id(device.gi_slot) == instance_id:
+                return GpuInstance(handle.index, device.gi_slot)
         raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
 
     # -- MIG device handles ---------------------------------------------------------------
-    def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, handle: Any) -> _GpuHandle:
+    def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, handle: Any) -> GpuHandle:
         self._enter("nvmlDeviceGetDeviceHandleFromMigDeviceHandle", self._gpu_index(handle))
         self._mig(handle)
-        return _GpuHandle(handle.gpu)
+        return GpuHandle(handle.gpu)
 
     def nvmlDeviceGetAttributes(self, handle: Any) -> Any:
         self._enter("nvmlDeviceGetAttributes", self._gpu_index(handle))
-        if not isinstance(handle, _MigHandle):  # nvml.h: only MIG device handles
+        if not isinstance(handle, MigHandle):  # nvml.h: only MIG device handles
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         a = self._mig(handle).attributes
         attrs = pynvml.c_nvmlDeviceAttributes()
@@ -317,7 +301,7 @@ class FakeNvml:
 
     def nvmlDeviceGetGpuInstanceId(self, handle: Any) -> int:
         self._enter("nvmlDeviceGetGpuInstanceId", self._gpu_index(handle))
-        return _gi_id(self._mig(handle).gi_slot)
+        return gi_id(self._mig(handle).gi_slot)
 
     def nvmlDeviceGetComputeInstanceId(self, handle: Any) -> int:
         self._enter("nvmlDeviceGetComputeInstanceId", self._gpu_index(handle))
@@ -326,27 +310,27 @@ class FakeNvml:
     # -- GPU and compute instances --------------------------------------------------------
     def _instance_devices(self, gi: Any) -> list[FixtureMigDevice]:
         """The MIG devices (compute instances) of a GPU instance, in CI order."""
-        if not isinstance(gi, (_GpuInstance, _ComputeInstance)):
+        if not isinstance(gi, (GpuInstance, ComputeInstance)):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
-        return [d for d in self.fixture.gpus[gi.gpu].mig_devices if d.gi_slot == gi.gi_slot]
+        return [d for d in self._visible[gi.gpu].mig_devices if d.gi_slot == gi.gi_slot]
 
     def nvmlGpuInstanceGetInfo(self, gi: Any) -> Any:
         self._enter("nvmlGpuInstanceGetInfo", getattr(gi, "gpu", None))
         device = self._instance_devices(gi)[0]
         info = pynvml.c_nvmlGpuInstanceInfo_t()
-        info.id = _gi_id(gi.gi_slot)
+        info.id = gi_id(gi.gi_slot)
         info.profileId = device.gi.gi_profile_id
         return info
 
-    def nvmlGpuInstanceGetComputeInstanceById(self, gi: Any, ci_id: int) -> _ComputeInstance:
+    def nvmlGpuInstanceGetComputeInstanceById(self, gi: Any, ci_id: int) -> ComputeInstance:
         self._enter("nvmlGpuInstanceGetComputeInstanceById", getattr(gi, "gpu", None))
         if not any(d.ci_slot == ci_id for d in self._instance_devices(gi)):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
-        return _ComputeInstance(gi.gpu, gi.gi_slot, ci_id)
+        return ComputeInstance(gi.gpu, gi.gi_slot, ci_id)
 
     def nvmlComputeInstanceGetInfo(self, ci: Any) -> Any:
         self._enter("nvmlComputeInstanceGetInfo", getattr(ci, "gpu", None))
-        if not isinstance(ci, _ComputeInstance):
+        if not isinstance(ci, ComputeInstance):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         device = next(d for d in self._instance_devices(ci) if d.ci_slot == ci.ci_slot)
         info = pynvml.c_nvmlComputeInstanceInfo_t()
@@ -360,11 +344,11 @@ class FakeNvml:
         self._enter("nvmlGpuInstanceGetComputeInstanceProfileInfo", getattr(gi, "gpu", None))
         self._symbol("nvmlGpuInstanceGetComputeInstanceProfileInfoV" if version == 2
                      else "nvmlGpuInstanceGetComputeInstanceProfileInfo")
-        if not isinstance(gi, _GpuInstance):
+        if not isinstance(gi, GpuInstance):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         if not 0 <= profile < pynvml.NVML_COMPUTE_INSTANCE_PROFILE_COUNT or eng_profile != 0:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
-        gpu = self.fixture.gpus[gi.gpu]
+        gpu = self._visible[gi.gpu]
         device = self._instance_devices(gi)[0]
         info = ci_profile_info(gpu, device.gi, profile, version)
         if info is None:
@@ -380,7 +364,8 @@ def _checked(fixture: NodeFixture, path: Path | None = None) -> NodeFixture:
             where = f"fixture {path}: " if path else ""
             raise FixtureError(f"{where}faults[{i}]: nvmlInit fails through the top-level key init_error (e.g. "
                                "init_error: NVML_ERROR_DRIVER_NOT_LOADED), not through faults")
-        if not fault.call.startswith("nvml") or not callable(getattr(FakeNvml, fault.call, None)):
+        answered = fault.call.startswith("nvml") and callable(getattr(FakeNvml, fault.call, None))
+        if fault.call != "*" and not answered:
             where = f"fixture {path}: " if path else ""
             raise FixtureError(f"{where}faults[{i}].call {fault.call!r} is not an NVML call the fake answers "
                                "(e.g. nvmlDeviceGetMemoryInfo)")

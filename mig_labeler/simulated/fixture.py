@@ -57,13 +57,24 @@ class FixtureGpu:
     fabric: FixtureFabric | None = None  # None: the fake answers NOT_SUPPORTED
     pci_device_id: int = 0  # device << 16 | vendor (0x20B010DE); 0: not known for this model
     pci_subsystem_id: int = 0  # the board's subsystem device << 16 | vendor (0x145F10DE); 0: not given
+    off_bus: bool = False  # fallen off the bus: NVML does not enumerate it, the PCI bus (fake sysfs) still shows it
+    bus: int = 0  # its PCI bus number (domain 0, device 0, function 0): NVML's busId and the fake sysfs agree
 
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    call: str
+    call: str  # a pynvml function name, or "*": every call on the GPU (a GPU that is gone)
     gpu: int | None
     error: str  # e.g. "NVML_ERROR_GPU_IS_LOST"
+    from_pass: int = 1  # the first pass (nvmlInit, counted from 1) it fails on
+    until_pass: int | None = None  # the last one; None: every pass from from_pass on
+
+    def fires(self, call: str, gpu: int | None, init_count: int) -> bool:
+        if self.call not in (call, "*") or (self.gpu is not None and self.gpu != gpu):
+            return False
+        if self.call == "*" and gpu is None:  # node-wide calls (driver version, count) still answer
+            return False
+        return self.from_pass <= init_count and (self.until_pass is None or init_count <= self.until_pass)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +95,7 @@ class FixtureVgpu:
     host_driver_branch: str
 
 
+FIRST_GPU_BUS = 0x17  # the fixture's first GPU sits at 0000:17:00.0, the next at 0000:18:00.0, ...
 MAX_GPUS = 64  # per node; real machines have at most 16, and a typo in `count` must not eat the memory
 
 
@@ -181,9 +193,11 @@ def _fault(raw: Any, i: int) -> Fault:
     if "call" not in raw or "error" not in raw:
         raise FixtureError(f"faults[{i}] needs call and error")
     gpu = raw.get("gpu")
+    first = int_field(raw.get("from_pass", 1), f"faults[{i}].from_pass", 1)
+    last = None if raw.get("until_pass") is None else int_field(raw["until_pass"], f"faults[{i}].until_pass", first)
     return Fault(str_field(raw["call"], f"faults[{i}].call"),
                  None if gpu is None else int_field(gpu, f"faults[{i}].gpu"),
-                 error_name(raw["error"], f"faults[{i}].error"))
+                 error_name(raw["error"], f"faults[{i}].error"), first, last)
 
 
 def _model_for(entry: dict, where: str) -> GpuModel | None:
@@ -255,7 +269,15 @@ def _gpu(entry: dict, index: int, where: str) -> FixtureGpu:
         pci_device_id=_pci_id(entry.get("pci_device_id", model.pci_device_id if model else None), where,
                               "pci_device_id"),
         pci_subsystem_id=_pci_id(entry.get("pci_subsystem_id"), where, "pci_subsystem_id"),
+        off_bus=_flag(entry.get("off_bus", False), f"{where}.off_bus"),
+        bus=FIRST_GPU_BUS + index,
     )
+
+
+def _flag(raw: Any, where: str) -> bool:
+    if not isinstance(raw, bool):
+        raise FixtureError(f"{where} must be true or false, not {raw!r}")
+    return raw
 
 
 def _pci_id(raw: Any, where: str, key: str) -> int:

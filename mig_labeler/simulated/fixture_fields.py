@@ -43,14 +43,14 @@ KNOWN_KEYS = {
     "": {"driver_version", "cuda_driver_version", "machine_type", "gpus", "init_error", "faults", "vgpu",
          "missing_symbols"},
     "gpu": {"model", "count", "mig", "mig_mode", "name", "memory_mib", "compute_capability", "mig_capable",
-            "pci_class", "pci_device_id", "pci_subsystem_id", "uuid", "fabric"},
+            "pci_class", "pci_device_id", "pci_subsystem_id", "uuid", "fabric", "off_bus"},
     "mig": {"profile", "attributes", "gi"},
     "attributes": {"memory_mib", "multiprocessors", "engines"},
     "engines": {"copy", "decoder", "encoder", "jpeg", "ofa"},
     "mig_mode": {"current", "pending"},
     "fabric": {"cluster_uuid", "clique_id", "state", "status"},
     "vgpu": {"host_driver_version", "host_driver_branch"},
-    "fault": {"call", "gpu", "error"},
+    "fault": {"call", "gpu", "error", "from_pass", "until_pass"},
 }
 
 

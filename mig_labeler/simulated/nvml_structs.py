@@ -2,17 +2,18 @@
 
 Owns: filling GPU-instance and compute-instance profile structs (v1 and v2) from the model table,
 refusing a struct passed by value where real NVML takes a pointer, and NVML error names → codes.
-Used by ``fake_nvml`` only.
+Also which symbols a fixture's library lacks (``symbol_missing``). Used by the two fakes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pynvml
 
 from mig_labeler.gpu_models import GiProfile
-from mig_labeler.simulated.fixture import FixtureGpu
+from mig_labeler.simulated.fixture import FixtureGpu, NodeFixture
 from mig_labeler.topology import CI_INDEX_FOR_SLICES
 
 
@@ -26,6 +27,60 @@ def by_reference(call: str, c_info: Any, struct: type[Any], version: int | None 
     if version is not None and info.version != version:
         raise pynvml.NVMLError(pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
     return info
+
+
+# Handles the fake gives out: what NVML's opaque pointers stand for.
+@dataclass(frozen=True)
+class GpuHandle:
+    index: int
+
+
+@dataclass(frozen=True)
+class MigHandle:
+    gpu: int
+    slot: int
+
+
+@dataclass(frozen=True)
+class GpuInstance:
+    gpu: int
+    gi_slot: int
+
+
+@dataclass(frozen=True)
+class ComputeInstance:
+    gpu: int
+    gi_slot: int
+    ci_slot: int
+
+
+def gi_id(slot: int) -> int:
+    # Instance IDs are driver-assigned and are neither slots nor profile IDs; keep them distinct.
+    return 2 * slot + 1
+
+
+# The driver release that added a symbol the reader uses, where a source says so: the versioned GI/CI
+# profile-info calls came with R470 (nvml-mig.md; a 460-series library lacks them), the v2 memory
+# struct with R510 (NVIDIA's mock NVML, k8s-test-infra engine/version.go). A fixture with an older
+# driver_version has a library without them, as a real one would.
+SYMBOL_ADDED = {
+    "nvmlDeviceGetGpuInstanceProfileInfoV": (470, 0),
+    "nvmlGpuInstanceGetComputeInstanceProfileInfoV": (470, 0),
+    "nvmlDeviceGetMemoryInfo_v2": (510, 0),
+}
+
+
+def symbol_missing(fixture: NodeFixture, name: str) -> bool:
+    """The fixture's library lacks ``name``: listed in ``missing_symbols``, or newer than its driver."""
+    if name in fixture.missing_symbols:
+        return True
+    added = SYMBOL_ADDED.get(name)
+    return added is not None and _release(fixture.driver_version) < added
+
+
+def _release(driver_version: str) -> tuple[int, int]:
+    fields = [int(f) if f.isdigit() else 0 for f in driver_version.split(".")[:2]]
+    return (fields + [0, 0])[0], (fields + [0, 0])[1]
 
 
 def error_code(name: str) -> int:

@@ -67,12 +67,13 @@ class TopologySource:
 
 
 def open_source(fixture: str | None, machine_type_file: str | None, driver_root: str | None = None) -> TopologySource:
-    if fixture:
-        from mig_labeler.simulated.fake_nvml import FakeNvml
+    if fixture:  # the real pynvml binding over a fake libnvidia-ml answering from the fixture
         from mig_labeler.simulated.fake_sysfs import write_fake_sysfs
+        from mig_labeler.simulated.nvml_library import FakeNvmlLibrary, bind
 
-        fake = FakeNvml(fixture)
-        return TopologySource(fake, machine_type_file, fake, sysfs=str(write_fake_sysfs(fake.fixture)))
+        library = FakeNvmlLibrary(fixture)
+        return TopologySource(bind(library), machine_type_file, library.fake,
+                              sysfs=str(write_fake_sysfs(library.fixture)))
     import pynvml  # loaded only when real NVML is wanted
 
     return TopologySource(pynvml, machine_type_file, driver_root=driver_root)
