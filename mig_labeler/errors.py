@@ -13,6 +13,8 @@ Exit codes (README, "Exit codes"):
 
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_BAD_INPUT = 2
@@ -65,6 +67,19 @@ class NvmlQueryFailed(MigLabelerError):
         self.call = call
         self.gpu = gpu
         self.code = code
+
+
+class AllGpusLost(NvmlQueryFailed):
+    """Every GPU NVML enumerates is gone: there is nothing true to label, so the pass fails and the
+    published labels stay (``lost``: the ``topology.LostGpu`` of each, for reports)."""
+
+    def __init__(self, lost: tuple[Any, ...]) -> None:
+        said = "; ".join(f"{gpu.describe()}: {gpu.error}" for gpu in lost)
+        MigLabelerError.__init__(self, f"every GPU NVML lists is lost: {said}")
+        self.call = "nvmlDevice"
+        self.gpu = lost[0].index if len(lost) == 1 else None
+        self.code = None
+        self.lost = lost
 
 
 class InvalidLabel(MigLabelerError):

@@ -127,7 +127,7 @@ OWNABLE_KEYS = frozenset(PREFIX + k for k in (
     "gpu.replicas", "gpu.sharing-strategy", "gpu.compute.major", "gpu.compute.minor", "gpu.multiprocessors",
     "gpu.slices.gi", "gpu.slices.ci",
     "gpu.engines.copy", "gpu.engines.decoder", "gpu.engines.encoder", "gpu.engines.jpeg", "gpu.engines.ofa",
-    "mig.capable", "mig.strategy", "mps.capable", "gpu.clique", "mig.config.applied",
+    "mig.capable", "mig.strategy", "mps.capable", "gpu.clique", "mig.config.applied", "gpu.healthy-count",
     "vgpu.present", "vgpu.host-driver-version", "vgpu.host-driver-branch",
 ))
 # Per-profile MIG keys: nvidia.com/mig-<profile>.<attribute>, the profile as mig_resource_name

@@ -96,6 +96,7 @@ class Gpu:
     fabric: GpuFabric | None = None  # None: NVML has no fabric info for this GPU (NOT_SUPPORTED)
     pci_device_id: int | None = None  # NVML's pciDeviceId (0x20B010DE), what mig-parted's device-filter matches
     pci_subsystem_id: int | None = None  # NVML's pciSubSystemId (the board), for a filter that names one
+    pci_bus_id: str | None = None  # "0000:17:00.0" (sysfs spelling); None: NVML did not say
 
     @property
     def mig_capable(self) -> bool:
@@ -136,12 +137,31 @@ class Vgpu:
 
 
 @dataclass(frozen=True, slots=True)
+class LostGpu:
+    """A GPU NVML enumerates that stopped answering (GPU_IS_LOST, RESET_REQUIRED, or UNKNOWN twice
+    in a row): left out of the pass, reported. What is known of it may be None."""
+
+    index: int
+    error: str
+    uuid: str | None = None
+    name: str | None = None
+    pci_bus_id: str | None = None
+
+    def describe(self) -> str:
+        known = [f"UUID {self.uuid}" if self.uuid else "", f"PCI {self.pci_bus_id}" if self.pci_bus_id else ""]
+        return f"GPU {self.index}" + (f" ({', '.join(k for k in known if k)})" if any(known) else "")
+
+
+@dataclass(frozen=True, slots=True)
 class NodeTopology:
     driver_version: str  # "550.54.15": two or three dot-separated fields (checked by the reader)
     cuda_driver_version: int  # 12040 → CUDA 12.4
-    gpus: tuple[Gpu, ...]
+    gpus: tuple[Gpu, ...]  # the GPUs that answer (display devices skipped)
     machine_type: str | None = None  # DMI product name; None: unreadable
     vgpu: Vgpu | None = None  # None: the PCI devices could not be scanned, so no vgpu.* labels
+    lost: tuple[LostGpu, ...] = ()  # enumerated by NVML, not answering: left out of every label but gpu.count
+    nvml_bus_ids: frozenset[str] | None = None  # every device NVML enumerates; None: some bus ID unknown
+    missing_from_nvml: tuple[str, ...] = ()  # NVIDIA GPUs on the PCI bus that NVML does not enumerate
 
     @property
     def mig_devices(self) -> tuple[MigDevice, ...]:

@@ -81,6 +81,11 @@ def read(doc_or_name: Any, sysfs: str = NO_SYSFS) -> NodeTopology:
     return topology
 
 
+def healthy_count(doc: dict) -> dict[str, str]:
+    """Our label beside GFD's: the GPUs of a fixture document that answer (none lost here)."""
+    return {"nvidia.com/gpu.healthy-count": str(sum(g.get("count", 1) for g in doc.get("gpus") or []))}
+
+
 def make_config(strategy: str = "none", sharing: Any = None, **overrides: Any) -> Config:
     overrides.setdefault("no_timestamp", True)
     return Config(mig_strategy=MigStrategy(strategy), sharing=parse_sharing(sharing), **overrides)

@@ -69,7 +69,7 @@ def test_without_the_v_symbol_the_older_call_answers():
 
 def test_any_other_fabric_error_fails_the_pass():
     doc = node(b200({"cluster_uuid": CLUSTER, "clique_id": 2}),
-               faults=[{"call": "nvmlDeviceGetGpuFabricInfoV", "error": "NVML_ERROR_UNKNOWN", "gpu": 1}])
+               faults=[{"call": "nvmlDeviceGetGpuFabricInfoV", "error": "NVML_ERROR_NO_PERMISSION", "gpu": 1}])
     from mig_labeler.sources.nvml import read_topology
 
     with pytest.raises(NvmlQueryFailed, match="nvmlDeviceGetGpuFabricInfoV on GPU 1"):
@@ -107,6 +107,7 @@ GB200_TRAY = {  # the bundled fixture, as a whole map (strategy none): what GFD 
     "nvidia.com/mps.capable": "false",
     "nvidia.com/gpu.mode": "compute",
     "nvidia.com/gpu.present": "true",
+    "nvidia.com/gpu.healthy-count": "4",
     "nvidia.com/gpu.product": "NVIDIA-GB200",
     "nvidia.com/gpu.count": "4",
     "nvidia.com/gpu.replicas": "1",

@@ -19,7 +19,8 @@ import yaml
 from .conftest import labels_of
 
 VECTORS = sorted((Path(__file__).parent / "fixtures" / "gfd").glob("*.yaml"))
-OTHER_LABELERS = {"nvidia.com/gpu.machine", "nvidia.com/gpu.mode", "nvidia.com/gpu.present", "nvidia.com/gpu.clique"}
+OTHER_LABELERS = {"nvidia.com/gpu.machine", "nvidia.com/gpu.mode", "nvidia.com/gpu.present", "nvidia.com/gpu.clique",
+                  "nvidia.com/gpu.healthy-count"}
 
 
 def resource_labels(labels: dict[str, str]) -> dict[str, str]:

@@ -20,7 +20,8 @@ def node(*gpus: dict) -> dict:
 
 def gpu_block(labels: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in labels.items() if k.startswith("nvidia.com/gpu.")
-            and k not in ("nvidia.com/gpu.mode", "nvidia.com/gpu.present", "nvidia.com/gpu.machine")}
+            and k not in ("nvidia.com/gpu.mode", "nvidia.com/gpu.present", "nvidia.com/gpu.machine",
+                          "nvidia.com/gpu.healthy-count")}
 
 
 def test_a_model_with_full_gpus_wins_over_a_mig_enabled_model_with_as_many_gpus():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import labels_of
+from .conftest import healthy_count, labels_of
 
 A100 = "A100-SXM4-40GB"
 SYSTEM = {
@@ -121,7 +121,7 @@ SCENARIOS = [
 
 @pytest.mark.parametrize(("topology", "strategy", "expected"), [pytest.param(*s[1:], id=s[0]) for s in SCENARIOS])
 def test_scenario_gives_exactly_the_gfd_label_map(topology, strategy, expected):
-    assert labels_of(topology, strategy) == expected
+    assert labels_of(topology, strategy) == expected | healthy_count(topology)
 
 
 def test_a100_pcie_single_strategy_matches_nvidias_r460_example():
@@ -140,7 +140,7 @@ def test_a100_pcie_single_strategy_matches_nvidias_r460_example():
         "nvidia.com/gpu.family": "ampere", "nvidia.com/gpu.compute.major": "8", "nvidia.com/gpu.compute.minor": "0",
         "nvidia.com/mig.strategy": "single",
     } | block("nvidia.com/gpu", "NVIDIA-A100-PCIE-40GB-MIG-1g.5gb", 7, 4864, 14, 1, 1, 1, 0)
-    assert labels_of(doc, "single") == expected
+    assert labels_of(doc, "single") == expected | healthy_count(doc)
 
 
 def test_a100_r450_mixed_example_uses_todays_names_for_old_memory_values():

@@ -113,7 +113,7 @@ def test_nvml_failure_keeps_the_last_good_labels_and_marks_not_ready(kube_api, n
     daemon.run_pass()
     good = kube_api.labels(NODE)
     write_fixture(node_file, LAYOUT_A | {"faults": [{"call": "nvmlDeviceGetAttributes", "gpu": 1,
-                                                    "error": "NVML_ERROR_GPU_IS_LOST"}]})
+                                                    "error": "NVML_ERROR_NOT_SUPPORTED"}]})
     result = daemon.run_pass()
     assert not result.ok and result.kind == "nvml_error"
     assert kube_api.labels(NODE) == good

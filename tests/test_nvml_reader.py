@@ -82,12 +82,58 @@ def test_init_failure_is_nvml_unavailable_with_a_clear_reason(code, message):
         read({"init_error": code, "gpus": [{"model": "A30"}]})
 
 
-def test_gpu_lost_fails_the_whole_read_naming_call_and_gpu():
+LOST_AT_MEMORY = {"gpus": [{"model": "A100-SXM4-40GB", "count": 4, "mig": ["3g.20gb", "3g.20gb"]}],
+                  "faults": [{"call": "nvmlDeviceGetMemoryInfo", "gpu": 2, "error": "NVML_ERROR_GPU_IS_LOST"}]}
+
+
+def test_a_lost_gpu_is_left_out_and_named_while_the_others_are_read():
+    """It once failed the whole read (the node's labels froze, nothing said which GPU)."""
+    topology = read(LOST_AT_MEMORY)
+    assert [g.index for g in topology.gpus] == [0, 1, 3]
+    assert len(topology.mig_devices) == 6
+    (lost,) = topology.lost
+    assert (lost.index, lost.name, lost.pci_bus_id) == (2, "NVIDIA A100-SXM4-40GB", "0000:19:00.0")
+    assert lost.uuid is not None and lost.uuid.startswith("GPU-")
+    assert "nvmlDeviceGetMemoryInfo on GPU 2 failed: GPU is lost" in lost.error
+    assert lost.describe() == f"GPU 2 (UUID {lost.uuid}, PCI 0000:19:00.0)"
+
+
+def test_a_gpu_that_answers_nothing_is_lost_with_what_this_process_read_of_it_before():
+    doc = {"gpus": [{"model": "H100-SXM5-80GB", "count": 2}],
+           "faults": [{"call": "*", "gpu": 1, "error": "NVML_ERROR_GPU_IS_LOST", "from_pass": 2, "until_pass": 2}]}
+    nvml, cache = binding_from(doc).nvml, ReaderCache()
+    first = read_topology(nvml, cache=cache)
+    second = read_topology(nvml, cache=cache)
+    assert [g.index for g in second.gpus] == [0]
+    assert (second.lost[0].uuid, second.lost[0].pci_bus_id) == (first.gpus[1].uuid, first.gpus[1].pci_bus_id)
+    third = read_topology(nvml, cache=cache)  # it came back: read again, nothing restarted
+    assert third == first and not third.lost
+
+
+def test_a_gpu_lost_from_the_start_is_known_by_its_index_alone():
+    doc = {"gpus": [{"model": "A30", "count": 2}], "faults": [{"call": "*", "gpu": 0, "error": "NVML_ERROR_GPU_IS_LOST"}]}
+    topology = read(doc)
+    assert [g.index for g in topology.gpus] == [1]
+    assert topology.lost[0].describe() == "GPU 0"
+    assert topology.nvml_bus_ids is None  # a bus ID unknown: the PCI comparison cannot be made
+
+
+@pytest.mark.parametrize("error", ["NVML_ERROR_UNKNOWN", "NVML_ERROR_RESET_REQUIRED"])
+def test_unknown_on_every_attempt_and_reset_required_mean_gone_too(error):
+    doc = {"gpus": [{"model": "A30", "count": 2}],
+           "faults": [{"call": "nvmlDeviceGetCudaComputeCapability", "gpu": 1, "error": error}]}
+    binding = binding_from(doc)
+    topology = read_topology(binding.nvml)
+    assert [g.index for g in topology.gpus] == [0] and topology.lost[0].index == 1
+    tries = 2 if error == "NVML_ERROR_UNKNOWN" else 1  # UNKNOWN is read again at once before giving up
+    assert binding.calls["nvmlDeviceGetCudaComputeCapability"] == 1 + tries
+
+
+def test_an_error_that_does_not_mean_gone_still_fails_the_read_naming_call_and_gpu():
     doc = {"gpus": [{"model": "A100-SXM4-40GB", "count": 4}],
-           "faults": [{"call": "nvmlDeviceGetMemoryInfo", "gpu": 3, "error": "NVML_ERROR_GPU_IS_LOST"}]}
-    with pytest.raises(NvmlQueryFailed, match="nvmlDeviceGetMemoryInfo on GPU 3 failed: GPU is lost") as err:
+           "faults": [{"call": "nvmlDeviceGetMemoryInfo", "gpu": 3, "error": "NVML_ERROR_INSUFFICIENT_SIZE"}]}
+    with pytest.raises(NvmlQueryFailed, match="nvmlDeviceGetMemoryInfo on GPU 3 failed: Insufficient Size"):
         read(doc)
-    assert err.value.code == pynvml.NVML_ERROR_GPU_IS_LOST
 
 
 def test_attributes_not_supported_fails_the_read_instead_of_guessing():

@@ -47,7 +47,8 @@ SHARING = [None,
                                           {"name": "nvidia.com/mig-1g.5gb", "replicas": 2}]}},
            {"mps": {"resources": [{"name": "nvidia.com/gpu", "replicas": 2}]}}]
 STRATEGIES = ["none", "single", "mixed"]
-OTHER_LABELERS = {"nvidia.com/gpu.machine", "nvidia.com/gpu.mode", "nvidia.com/gpu.present", "nvidia.com/gpu.clique"}
+OTHER_LABELERS = {"nvidia.com/gpu.machine", "nvidia.com/gpu.mode", "nvidia.com/gpu.present", "nvidia.com/gpu.clique",
+                  "nvidia.com/gpu.healthy-count"}
 
 
 def is_resource_key(key: str) -> bool:

@@ -71,6 +71,9 @@ class Metrics:
         self.node_config_valid = Gauge("mig_labeler_device_plugin_config_valid", "0 while the node's "
                                        "nvidia.com/device-plugin.config label names a config that does not exist "
                                        "(the last good config stays in use), else 1.", registry=registry)
+        self.gpus = Gauge("mig_labeler_gpus", "GPUs by state: healthy (answering NVML), lost (listed by NVML, "
+                          "not answering: GPU_IS_LOST), missing (on the PCI bus, not listed by NVML).", ["state"],
+                          registry=registry)
         self.ready = Gauge("mig_labeler_ready", "1 when the last pass published successfully.", registry=registry)
         self.config_reloads = Counter("mig_labeler_config_reloads", "Configuration reloads (SIGHUP or a changed "
                                       "file) by result: success, or failure (the previous configuration is kept).",

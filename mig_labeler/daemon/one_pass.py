@@ -19,6 +19,7 @@ from tenacity import Retrying
 
 from mig_labeler.config import Config
 from mig_labeler.daemon.events import EventReporter
+from mig_labeler.daemon.gpu_health import GpuHealthReporter
 from mig_labeler.daemon.health import HealthState
 from mig_labeler.daemon.metrics import Metrics
 from mig_labeler.daemon.our_node import OurNode
@@ -26,6 +27,7 @@ from mig_labeler.daemon.outputs import Outputs
 from mig_labeler.daemon.reporting import MigConfigReporter, PassReporter, PauseGauge, Warnings
 from mig_labeler.daemon.wake import Wake
 from mig_labeler.errors import (
+    AllGpusLost,
     ApiError,
     ConfigError,
     FixtureError,
@@ -77,6 +79,7 @@ class Reports:
     mig_config: MigConfigReporter
     pause: PauseGauge
     warnings: Warnings
+    gpus: GpuHealthReporter
 
 
 class OnePass:
@@ -135,12 +138,17 @@ class OnePass:
         self.metrics.nvml_inits.inc()
         try:
             topology = self.source.read()
+        except AllGpusLost as e:
+            self.reports.gpus.all_lost(e.lost)
+            self.metrics.nvml_errors.labels(call=e.call).inc()
+            return PassResult(ok=False, error=f"NVML: {e}; keeping the published labels", kind="nvml_error")
         except (NvmlUnavailable, NvmlQueryFailed, FixtureError) as e:
             self.metrics.nvml_errors.labels(call=getattr(e, "call", "nvmlInit")).inc()
             return PassResult(ok=False, error=f"NVML: {e}; keeping the published labels", kind="nvml_error")
         except MigLabelerError as e:  # the vGPU scan found a malformed record: GFD fails the pass too
             return PassResult(ok=False, error=f"{e}; keeping the published labels", kind="nvml_error")
         self.metrics.observe_topology(topology)
+        self.reports.gpus.observe(topology)
         self.layout = topology.layout()
         desired = labels_for_topology(topology, self.config, self.started_at, source_warnings=self.source.warnings,
                                       mig_request=request)

@@ -21,6 +21,7 @@ from tenacity import Retrying
 
 from mig_labeler.config import Config
 from mig_labeler.daemon.events import EventReporter
+from mig_labeler.daemon.gpu_health import GpuHealthReporter
 from mig_labeler.daemon.health import HealthServer, HealthState
 from mig_labeler.daemon.live_settings import ConfigSource, LiveSettings, StaticConfig
 from mig_labeler.daemon.metrics import Metrics
@@ -154,7 +155,7 @@ def build_daemon(config: Config, source: ConfigSource | None = None, *, host: st
     events = EventReporter(NodeEvents(kube, node, metrics, warnings, clock) if kube and node else NoEvents(), clock)
     passes = PassReporter(metrics, events, config.node_name)
     reports = Reports(events, passes, MigConfigReporter(metrics, events, clock, config.mig_config_stuck_after),
-                      pause_gauge, warnings)
+                      pause_gauge, warnings, GpuHealthReporter(metrics, events))
     settings = LiveSettings(source or StaticConfig(config), config, kube=kube, node=node, wake=wake, stop=stop,
                             retry=retry,
                             reporting=passes, metrics=metrics, clock=clock, started_at=started_at)

@@ -24,6 +24,7 @@ LABELERS: tuple[Labeler, ...] = (
     mig.mig_strategy_labels,
     system.gpu_mode,
     system.gpu_present,
+    system.gpu_health,
     fabric.clique_labels,
 )
 

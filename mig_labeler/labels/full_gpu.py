@@ -55,9 +55,10 @@ def full_gpu_labels(topology: NodeTopology, config: Config) -> dict[str, str]:
     # A full GPU of the model overrides its MIG-enabled siblings, as GFD merges full models last.
     sharing = sharing_for(GPU_RESOURCE, config) if full else WITHOUT_SHARING
     gpu = representative(full or same_model)
-    labels = resource_labels(
-        GPU_RESOURCE, product_value(model, shared=sharing.shared_suffix), len(same_model), sharing
-    )
+    # A lost GPU of the model still counts (the node has it; the device plugin keeps it in the
+    # capacity, unhealthy); its other facts are not read. gpu.healthy-count says how many answer.
+    count = len(same_model) + sum(1 for lost in topology.lost if lost.name == model)
+    labels = resource_labels(GPU_RESOURCE, product_value(model, shared=sharing.shared_suffix), count, sharing)
     if gpu.memory_mib:
         labels[f"{GPU_RESOURCE}.memory"] = str(gpu.memory_mib)
     major, minor = gpu.compute_capability

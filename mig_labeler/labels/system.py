@@ -1,7 +1,7 @@
 """Node-wide labels: driver/CUDA versions, machine type, capabilities, GPU mode, presence.
 
-Owns the keys ``cuda.*``, ``gpu.machine``, ``mig.capable``, ``mps.capable``, ``gpu.mode`` and
-``gpu.present``. Pure functions of (topology, config); called only when the node has GPUs.
+Owns the keys ``cuda.*``, ``gpu.machine``, ``mig.capable``, ``mps.capable``, ``gpu.mode``,
+``gpu.present`` and ``gpu.healthy-count``. Pure functions of (topology, config); called only when the node has GPUs.
 """
 
 from __future__ import annotations
@@ -65,3 +65,13 @@ def gpu_mode(topology: NodeTopology, config: Config) -> dict[str, str]:
 def gpu_present(topology: NodeTopology, config: Config) -> dict[str, str]:
     """labels.md #5: not a GFD label, but the seed's pods and our DaemonSet select on it."""
     return {"nvidia.com/gpu.present": "true"} if config.gpu_present_label else {}
+
+
+HEALTHY_COUNT_KEY = "nvidia.com/gpu.healthy-count"
+
+
+def gpu_health(topology: NodeTopology, config: Config) -> dict[str, str]:
+    """Not a GFD label: the GPUs that answer NVML (all models; a lost GPU does not, display
+    devices are not GPUs). Equal to ``gpu.count`` on a healthy single-model node; lower when a
+    GPU is lost, which ``gpu.count`` (the GPUs the node has) does not show."""
+    return {HEALTHY_COUNT_KEY: str(len(topology.gpus))}

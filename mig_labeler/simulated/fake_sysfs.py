@@ -3,17 +3,19 @@
 Owns: ``config_space`` (the bytes a PCI function's ``config`` file holds: IDs, status, a
 capability list with power-management, PCI Express and vendor-specific capabilities, and for a
 vGPU the ``VF`` signature and host driver record) and ``write_fake_sysfs`` (one device per
-fixture GPU, plus a non-NVIDIA bridge; the first GPU is the vGPU when the fixture has ``vgpu``).
+fixture GPU, at the bus address NVML reports for it, bound to the ``nvidia`` driver, a GPU fallen off
+the bus included; plus a non-NVIDIA bridge; the first GPU is the vGPU when the fixture has ``vgpu``).
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from mig_labeler.simulated.fixture import NodeFixture
+from mig_labeler.simulated.fixture import FIRST_GPU_BUS, NodeFixture
 
 NVIDIA = 0x10DE
 INTEL = 0x8086
@@ -48,13 +50,20 @@ def write_fake_sysfs(fixture: NodeFixture, root: Path | None = None) -> Path:
     devices = root / "bus" / "pci" / "devices"
     devices.mkdir(parents=True, exist_ok=True)
     vgpu = (fixture.vgpu.host_driver_version, fixture.vgpu.host_driver_branch) if fixture.vgpu else None
-    entries: list[tuple[str, int, int, tuple[str, str] | None]] = [("0000:00:00.0", INTEL, 0x1237, None)]
-    entries += [(f"0000:{0x17 + i:02x}:00.0", NVIDIA, 0x20B0, vgpu if i == 0 else None)
-                for i in range(max(len(fixture.gpus), 1 if vgpu else 0))]
-    for address, vendor, device, record in entries:
+    drivers = root / "bus" / "pci" / "drivers"
+    for driver in ("nvidia", "pcieport"):
+        (drivers / driver).mkdir(parents=True, exist_ok=True)
+    classes = [g.pci_class for g in fixture.gpus] or [0x030200]
+    entries: list[tuple[str, int, int, int, tuple[str, str] | None]] = [("0000:00:00.0", INTEL, 0x1237, 0x060000, None)]
+    entries += [(f"0000:{FIRST_GPU_BUS + i:02x}:00.0", NVIDIA, 0x20B0, classes[min(i, len(classes) - 1)],
+                 vgpu if i == 0 else None) for i in range(max(len(fixture.gpus), 1 if vgpu else 0))]
+    for address, vendor, device, klass, record in entries:
         path = devices / address
         path.mkdir(exist_ok=True)
         (path / "vendor").write_text(f"0x{vendor:04x}\n")
         (path / "device").write_text(f"0x{device:04x}\n")
+        (path / "class").write_text(f"0x{klass:06x}\n")
         (path / "config").write_bytes(config_space(vendor, device, record))
+        if not (path / "driver").is_symlink():  # sysfs: driver → ../../../bus/pci/drivers/<name>
+            os.symlink(f"../../../bus/pci/drivers/{'nvidia' if vendor == NVIDIA else 'pcieport'}", path / "driver")
     return root

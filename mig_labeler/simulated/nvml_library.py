@@ -180,6 +180,8 @@ def _copy(answer: Any, target: Structure) -> None:
             getattr(target, name)[:] = list(value)
         elif isinstance(value, (int, bytes)):
             setattr(target, name, value)
+        elif isinstance(value, str):  # pynvml's structs read char arrays as str
+            setattr(target, name, value.encode())
 
 
 _ids = itertools.count(0x1000, 0x10)  # handle values: never NULL, never reused

@@ -1,9 +1,10 @@
 """Sources, the first stage: where the node's facts come from.
 
 Owns: ``TopologySource`` (real NVML, or the fake one with ``--fixture``; the machine-type file;
-the PCI config space for vGPU). The NVML call sequence lives in ``sources.nvml``, the vGPU scan
-in ``sources.vgpu``. The simulated node (``simulated/``: fake NVML, fixtures, fake sysfs) is
-imported only when a fixture or a prediction is asked for.
+the PCI config space for vGPU; the PCI bus compared with NVML's GPUs). The NVML call sequence lives
+in ``sources.nvml``, the vGPU scan in ``sources.vgpu``, the bus scan in ``sources.pci_bus``. The
+simulated node (``simulated/``: fake NVML, fixtures, fake sysfs) is imported only when a fixture or
+a prediction is asked for.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mig_labeler.config import DEFAULT_MACHINE_TYPE_FILE
-from mig_labeler.errors import ConfigError, NvmlUnavailable
+from mig_labeler.errors import AllGpusLost, ConfigError, NvmlUnavailable
 from mig_labeler.sources.driver_root import LIBRARY_NOT_FOUND, load_from_driver_root
 from mig_labeler.sources.machine import read_machine_type, read_machine_type_checked
 from mig_labeler.sources.nvml import ReaderCache, read_topology
+from mig_labeler.sources.pci_bus import gpus_on_bus, missing_from_nvml
 from mig_labeler.sources.vgpu import read_vgpu
 from mig_labeler.topology import NodeTopology, Vgpu
 
@@ -44,7 +46,15 @@ class TopologySource:
                 raise
             load_from_driver_root(self.nvml, self.driver_root)  # raises, naming the paths tried
             topology = read_topology(self.nvml, cache=self.cache)
-        return replace(topology, machine_type=self.machine_type(), vgpu=self.vgpu())
+        if topology.lost and not topology.gpus:
+            raise AllGpusLost(topology.lost)
+        missing = missing_from_nvml(gpus_on_bus(self.sysfs), topology.nvml_bus_ids)
+        topology = replace(topology, machine_type=self.machine_type(), vgpu=self.vgpu(), missing_from_nvml=missing)
+        self.warnings += [f"{gpu.describe()} is lost and left out of the labels ({gpu.error}); gpu.count still "
+                          "counts it, gpu.healthy-count does not" for gpu in topology.lost]
+        self.warnings += [f"the PCI bus shows NVIDIA GPU {address} (bound to the nvidia driver) but NVML does not "
+                          "list it: fallen off the bus?" for address in topology.missing_from_nvml]
+        return topology
 
     def vgpu(self) -> Vgpu | None:
         return read_vgpu(self.sysfs)
