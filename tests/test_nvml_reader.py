@@ -111,7 +111,8 @@ def test_a_gpu_that_answers_nothing_is_lost_with_what_this_process_read_of_it_be
 
 
 def test_a_gpu_lost_from_the_start_is_known_by_its_index_alone():
-    doc = {"gpus": [{"model": "A30", "count": 2}], "faults": [{"call": "*", "gpu": 0, "error": "NVML_ERROR_GPU_IS_LOST"}]}
+    doc = {"gpus": [{"model": "A30", "count": 2}],
+           "faults": [{"call": "*", "gpu": 0, "error": "NVML_ERROR_GPU_IS_LOST"}]}
     topology = read(doc)
     assert [g.index for g in topology.gpus] == [1]
     assert topology.lost[0].describe() == "GPU 0"
