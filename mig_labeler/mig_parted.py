@@ -12,6 +12,7 @@ Pure: the file is read by ``text_files.load_mig_parted``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,11 @@ class MigPartedEntry:
 class MigPartedConfig:
     configs: dict[str, tuple[MigPartedEntry, ...]]
     warnings: tuple[str, ...] = ()  # accepted, as mig-parted accepts it, but probably not what was meant
+    source: str = ""  # where it was read (a file, a ConfigMap and which of the operator's), for messages
+
+    def digest(self, name: str) -> str:
+        """A short hash of what config ``name`` holds: which content a verification used."""
+        return hashlib.sha256(repr(self.configs.get(name)).encode()).hexdigest()[:12]
 
     def entry_for(self, name: str, index: int, pci_device_id: int | None,
                   pci_subsystem_id: int | None = None) -> MigPartedEntry | None:

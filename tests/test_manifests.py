@@ -42,7 +42,10 @@ def test_each_entry_point_renders_the_expected_objects(rendered):
     policy = sorted([*core, "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"])
     without_policy = {"core", "nodefeature", "file"}  # the NFD modes never write a Node: nothing to fence
     mig_parted_role = sorted([*policy, "Role", "RoleBinding"])  # get/watch on the operator's ConfigMap
-    expected = {n: core if n in without_policy else (mig_parted_role if n == "mig-parted-api" else policy)
+    # NAMESPACE/auto: get/watch on the operator's ConfigMaps, get on its ClusterPolicy
+    operator = sorted([*mig_parted_role, "ClusterRole", "ClusterRoleBinding"])
+    expected = {n: core if n in without_policy else (mig_parted_role if n == "mig-parted-api" else
+                                                       operator if n == "mig-parted-operator" else policy)
                 for n in rendered}
     assert {name: kinds(objs) for name, objs in rendered.items()} == expected
     sidecar = next(o for o in rendered["sidecar"] if o["kind"] == "DaemonSet")
@@ -83,10 +86,10 @@ MIG_PARTED_CONFIGMAP = ("gpu-operator", "default-mig-parted-config", "config.yam
 
 
 def mode_of(entry: str) -> str:
-    return "mig-parted-api" if entry == "mig-parted-api" else MODES.get(entry, ("node",))[0]
+    return entry if entry.startswith("mig-parted-") and entry != "mig-parted-file" else MODES.get(entry, ("node",))[0]
 
 
-@pytest.mark.parametrize("mode", ["node", "nodefeature", "file", "mig-parted-api"])
+@pytest.mark.parametrize("mode", ["node", "nodefeature", "file", "mig-parted-api", "mig-parted-operator"])
 def test_rbac_grants_exactly_what_the_code_calls(rendered, kube_api, tmp_path, mode):
     """The daemon as each entry point deploys it (watching), through a change and an Event: the
     (Cluster)Roles grant exactly the verbs the fake API server saw, no more, no fewer. The
@@ -98,6 +101,15 @@ def test_rbac_grants_exactly_what_the_code_calls(rendered, kube_api, tmp_path, m
     if configmap:
         kube_api.granted_names["configmaps"] = {configmap[1]}
         kube_api.put_configmap(configmap[0], configmap[1], {"config.yaml": MIG_PARTED.read_text()})
+    if mode == "mig-parted-operator":  # the node's generated config, the default, the ClusterPolicy's by name
+        configmap = ("gpu-operator", "auto", "config.yaml")
+        kube_api.gpu_operator_installed = True
+        kube_api.granted_names["clusterpolicies"] = {"cluster-policy"}
+        kube_api.cluster_policies["cluster-policy"] = {"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy",
+                                                       "metadata": {"name": "cluster-policy", "uid": "u"},
+                                                       "spec": {"migManager": {"enabled": True}}}
+        for name in ("default-mig-parted-config", "gpu-node-1-mig-config"):
+            kube_api.put_configmap("gpu-operator", name, {"config.yaml": MIG_PARTED.read_text()})
     # A NodeFeature an earlier nodefeature-mode pod left (created by its first apply): the other
     # modes retire (delete) it on start; the nodefeature mode re-points its ownerReferences at the
     # new pod, which the OwnerReferencesPermissionEnforcement admission plugin (OpenShift) authorizes
@@ -119,7 +131,8 @@ def test_rbac_grants_exactly_what_the_code_calls(rendered, kube_api, tmp_path, m
     thread = threading.Thread(target=daemon.run_forever, daemon=True)
     thread.start()
     # the daemon's own Event: its pass is over (the earlier daemon's Event must not stand in for it)
-    wait_until(lambda: daemon.node.watcher.connected.is_set() and kube_api.open_watches == (2 if configmap else 1)
+    watches = {"mig-parted-api": 2, "mig-parted-operator": 3}.get(mode, 1)  # + the generated and the default
+    wait_until(lambda: daemon.node.watcher.connected.is_set() and kube_api.open_watches == watches
                and len(kube_api.events) > events_before and daemon.passes_done >= 1)
     daemon.stop.request()
     thread.join(timeout=5)
@@ -128,7 +141,11 @@ def test_rbac_grants_exactly_what_the_code_calls(rendered, kube_api, tmp_path, m
     assert entries
     for name in entries:
         assert cluster_role_grants(rendered[name]) == used, name
-    if configmap:
+    if mode == "mig-parted-operator":
+        (policy_role,) = [o for o in rendered[mode] if o["metadata"]["name"] == "mig-labeler-cluster-policy"
+                          and o["kind"] == "ClusterRole"]
+        assert policy_role["rules"][0]["resourceNames"] == ["cluster-policy"]  # that one object alone
+    elif configmap:
         (role,) = [o for o in rendered["mig-parted-api"] if o["kind"] == "Role"
                    and o["metadata"]["namespace"] == configmap[0]]
         assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [configmap[1]],
@@ -172,7 +189,8 @@ def test_rendered_counts_are_stable(rendered):
     # core: namespace, service account, cluster role + binding, role + binding, config map, DaemonSet;
     # the node-writing entry points add the admission policy and its binding
     assert {name: len(objs) for name, objs in rendered.items()} == {
-        n: 8 if n in ("core", "nodefeature", "file") else (12 if n == "mig-parted-api" else 10) for n in rendered}
+        n: 8 if n in ("core", "nodefeature", "file") else {"mig-parted-api": 12, "mig-parted-operator": 14}.get(n, 10)
+        for n in rendered}
 
 
 

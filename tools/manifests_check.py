@@ -35,6 +35,7 @@ KUBERNETES_VERSION = "1.37.0"  # the newest schema kubernetes-validate ships
 MINIMUM_VERSIONS = {"core": "1.25.0", "base": "1.30.0", "mig-single": "1.30.0", "mig-mixed": "1.30.0",
                     "nodefeature": "1.25.0", "file": "1.25.0",
                     "sidecar": "1.30.0", "mig-parted-api": "1.30.0", "mig-parted-file": "1.30.0",
+                    "mig-parted-operator": "1.30.0",
                     "per-node-configs": "1.30.0"}
 EXAMPLES_MINIMUM = "1.25.0"
 GPU_RESOURCE_PREFIXES = ("nvidia.com/gpu", "nvidia.com/mig-")

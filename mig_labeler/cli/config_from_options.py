@@ -259,7 +259,7 @@ def _mig_parted_configmap(ctx: GivenOptions) -> tuple[str, str, str] | None:
         raise ConfigError("--mig-parted-config and --mig-parted-configmap name two sources of the same config: "
                           "give one (the file for a ConfigMap mounted from our namespace, the ConfigMap for "
                           "one in the GPU Operator's)")
-    namespace, _, name = value.partition("/")
+    namespace, _, name = value.partition("/") if value != "auto" else ("gpu-operator", "/", "auto")
     key = str(ctx.params.get("mig_parted_configmap_key") or "config.yaml")
     if not re.fullmatch(r"[-._a-zA-Z0-9]{1,253}", key):
         raise ConfigError(f"--mig-parted-configmap-key {key!r} is not a ConfigMap key (alphanumerics, '-', '_', '.')")

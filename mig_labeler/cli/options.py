@@ -111,7 +111,9 @@ MIG_CONFIG_OPTIONS: list[Decorator] = [
     option("--mig-parted-configmap", envvar="MIG_LABELER_MIG_PARTED_CONFIGMAP", metavar="NAMESPACE/NAME",
            help="The same config read through the API from a ConfigMap in another namespace (e.g. "
            "gpu-operator/default-mig-parted-config), watched: a change applies without a restart. Needs get and "
-           "watch on that ConfigMap alone.  [default: off]"),
+           "watch on that ConfigMap alone. NAMESPACE/auto (auto: gpu-operator/auto) picks the one mig-manager "
+           "uses, as the GPU Operator does: the ClusterPolicy's custom config, else the node's generated "
+           "<node>-mig-config, else default-mig-parted-config.  [default: off]"),
     option("--mig-parted-configmap-key", envvar="MIG_LABELER_MIG_PARTED_CONFIGMAP_KEY", metavar="KEY",
            default="config.yaml", show_default=True, help="The ConfigMap key that holds the config."),
 ]

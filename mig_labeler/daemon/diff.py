@@ -40,7 +40,8 @@ def label_diff(config: Config, started_at: int, host: str | None = None, timeout
                                  configs.fallbacks)
             config = options.read_with(os.path.join(configs.directory, name) if name else None)
         if config.mig_parted_configmap is not None:
-            config = replace(config, mig_parted=fetch_mig_parted_configmap(kube, retry, config.mig_parted_configmap)[1])
+            fetched = fetch_mig_parted_configmap(kube, retry, config.mig_parted_configmap, config.node_name)
+            config = replace(config, mig_parted=fetched[1])
     finally:
         kube.close()
     desired = labels_for_topology(topology, config, started_at, mig_request=mig_request(node.labels, {}))

@@ -22,6 +22,7 @@ from tenacity import Retrying
 
 from mig_labeler.config import Config
 from mig_labeler.daemon.metrics import Metrics
+from mig_labeler.daemon.operator_config import AUTO, Resolved, candidates, resolve
 from mig_labeler.daemon.our_node import OurNode
 from mig_labeler.daemon.reporting import PassReporter
 from mig_labeler.daemon.wake import Wake
@@ -81,6 +82,8 @@ class LiveSettings:
         self._configmap_update: dict[str, Any] | None = None  # a changed ConfigMap, not yet parsed
         self._configmap_version = ""  # resourceVersion of the ConfigMap read at start-up
         self._configmap_text: str | None = None  # the config text last taken from it
+        self._resolved: Resolved | None = None  # NAMESPACE/auto: the ConfigMap mig-manager uses, as last resolved
+        self._resolve_again = False  # NAMESPACE/auto: one of the candidate ConfigMaps changed
         self._node_label: str | None = None  # the device-plugin.config value last acted on (None: none yet)
         self._node_config: str | None = None  # the config it picked ("": the empty config; None: none yet)
         self._blocked: str | None = None  # why no config could be picked yet: passes fail, nothing is published
@@ -102,7 +105,8 @@ class LiveSettings:
     def pending(self) -> bool:
         """A reload was asked for, the ConfigMap changed, or the node's device-plugin.config label
         has another value than the one acted on: the root rebuilds before the next pass."""
-        return self.wake.reload_asked or self._configmap_update is not None or self._node_label_changed()
+        return (self.wake.reload_asked or self._configmap_update is not None or self._resolve_again
+                or self._node_label_changed())
 
     def _node_labels(self) -> dict[str, str] | None:
         latest = self.node.latest() if self.node is not None else None
@@ -133,10 +137,20 @@ class LiveSettings:
         ref = self._config.mig_parted_configmap
         if ref is None or self.kube is None:
             return
-        obj, parsed = fetch_mig_parted_configmap(self.kube, self.retry, ref)
+        obj, parsed, self._resolved = fetch_mig_parted_configmap(self.kube, self.retry, ref, self._config.node_name)
         self._configmap_version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
         self._configmap_text = configmap_text(obj, ref[2])
         self._config = replace(self._config, mig_parted=parsed)
+        self._source_gauge(parsed)
+
+    def _source_gauge(self, parsed: MigPartedConfig) -> None:
+        ref = self._config.mig_parted_configmap
+        if ref is None:
+            return
+        self.metrics.mig_parted_source.clear()
+        name = self._resolved.name if self._resolved is not None else ref[1]
+        source = self._resolved.source if self._resolved is not None else "named"
+        self.metrics.mig_parted_source.labels(configmap=f"{ref[0]}/{name}", source=source).set(1)
 
     def start_watching(self) -> None:
         """Watch what can change: the config file, or with --config-file-srcdir the directory of
@@ -151,8 +165,13 @@ class LiveSettings:
         ref = self._config.mig_parted_configmap
         if ref is not None and self.kube is not None:
             namespace, name, _ = ref
-            ConfigMapWatcher(self.kube, namespace, name, self._configmap_version, self, self.stop,
-                             self.metrics).start()
+            if self._resolved is None:
+                ConfigMapWatcher(self.kube, namespace, name, self._configmap_version, self, self.stop,
+                                 self.metrics).start()
+                return
+            for candidate in candidates(self._config.node_name, self._resolved):  # a change of any resolves again
+                version = self._configmap_version if candidate == self._resolved.name else ""
+                ConfigMapWatcher(self.kube, namespace, candidate, version, self, self.stop, self.metrics).start()
 
     # -- what the watchers report (their threads) ------------------------------------------------
     def file_changed(self, path: str) -> None:
@@ -163,6 +182,11 @@ class LiveSettings:
         """Parsed by the loop's thread before the next pass (a bad one is reported from there,
         like a bad file). The same text again (a relist after a 410, an edit of another key) is no
         change: nothing is reloaded, counted or evented."""
+        if self._resolved is not None:  # NAMESPACE/auto: which ConfigMap mig-manager uses may have changed too
+            with self._lock:
+                self._resolve_again = True
+            self.wake.now()
+            return
         key = self._config.mig_parted_configmap[2] if self._config.mig_parted_configmap else ""
         text = configmap_text(obj, key)
         with self._lock:
@@ -174,6 +198,9 @@ class LiveSettings:
         self.wake.now()
 
     def configmap_deleted(self, obj: dict[str, Any]) -> None:
+        if self._resolved is not None:
+            self.configmap_changed(obj)
+            return
         meta = obj.get("metadata") or {}
         log.warning("ConfigMap %s/%s was deleted; layouts are verified against the config last read from it until "
                     "it is back", meta.get("namespace"), meta.get("name"))
@@ -188,6 +215,10 @@ class LiveSettings:
             update, self._configmap_update = self._configmap_update, None
         if update is not None:
             self._apply_configmap(update)
+        with self._lock:
+            again, self._resolve_again = self._resolve_again, False
+        if again:
+            self._resolve()
         if self._node_label_changed():
             self._pick_node_config()
 
@@ -257,6 +288,23 @@ class LiveSettings:
         return replace(config, sinks=self._config.sinks, output_file=self._config.output_file,
                        namespace=self._config.namespace, pod_name=self._config.pod_name)
 
+    def _resolve(self) -> None:
+        """NAMESPACE/auto: resolve again as mig-manager would, and take the config if it differs."""
+        ref = self._config.mig_parted_configmap
+        assert ref is not None and self.kube is not None
+        try:
+            obj, parsed, resolved = fetch_mig_parted_configmap(self.kube, self.retry, ref, self._config.node_name)
+        except MigLabelerError as e:
+            self.reporting.reload_failed(str(e))
+            return
+        text = configmap_text(obj, ref[2])
+        if resolved == self._resolved and text == self._configmap_text:
+            return
+        self._resolved, self._configmap_text = resolved, text
+        self.reporting.reloaded()
+        self._config = replace(self._config, mig_parted=parsed)
+        self._source_gauge(parsed)
+
     def _apply_configmap(self, obj: dict[str, Any]) -> None:
         assert self._config.mig_parted_configmap is not None, "only a ConfigMap watch hands updates over"
         namespace, name, key = self._config.mig_parted_configmap
@@ -278,11 +326,20 @@ def configmap_text(obj: dict[str, Any], key: str) -> str | None:
     return text if isinstance(text, str) else None
 
 
-def fetch_mig_parted_configmap(kube: KubeClient, retry: Retrying,
-                               ref: tuple[str, str, str]) -> tuple[dict[str, Any], MigPartedConfig]:
-    """The ConfigMap and the config parsed from it. A missing or forbidden ConfigMap, a
-    missing key or a bad config is a wrong setup: one line, exit 2 (ConfigError)."""
+def fetch_mig_parted_configmap(kube: KubeClient, retry: Retrying, ref: tuple[str, str, str], node: str | None = None
+                               ) -> tuple[dict[str, Any], MigPartedConfig, Resolved | None]:
+    """The ConfigMap, the config parsed from it, and with NAMESPACE/auto which one mig-manager uses
+    for ``node`` (``operator_config``). A missing or forbidden ConfigMap, a missing key or a bad
+    config is a wrong setup: one line, exit 2 (ConfigError)."""
     namespace, name, key = ref
+    if name == AUTO:
+        resolved, obj = resolve(kube, retry, namespace, node)
+        where = resolved.describe(namespace)
+        parsed = replace(mig_parted_from_configmap(obj, namespace, resolved.name, key), source=where)
+        log.info("mig-parted config read from %s, key %s (%d configs)", where, key, len(parsed.configs))
+        for warning in parsed.warnings:
+            log.warning("%s", warning)
+        return obj, parsed, resolved
     try:
         obj = retry(kube.read_configmap, namespace, name)
     except ObjectNotFound:
@@ -298,4 +355,4 @@ def fetch_mig_parted_configmap(kube: KubeClient, retry: Retrying,
              len(parsed.configs))
     for warning in parsed.warnings:
         log.warning("%s", warning)
-    return obj, parsed
+    return obj, parsed, None

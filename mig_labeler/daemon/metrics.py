@@ -74,6 +74,13 @@ class Metrics:
         self.gpus = Gauge("mig_labeler_gpus", "GPUs by state: healthy (answering NVML), lost (listed by NVML, "
                           "not answering: GPU_IS_LOST), missing (on the PCI bus, not listed by NVML).", ["state"],
                           registry=registry)
+        self.mig_parted_source = Gauge("mig_labeler_mig_parted_source", "1 for the mig-parted ConfigMap in use "
+                                       "and its source: custom, generated or default (--mig-parted-configmap "
+                                       "NAMESPACE/auto, as mig-manager resolves it), or named.",
+                                       ["configmap", "source"], registry=registry)
+        self.mig_config_content = Gauge("mig_labeler_mig_config_content", "1 for the content (a hash) of the MIG "
+                                        "config the layout was last verified against.", ["config", "digest"],
+                                        registry=registry)
         self.ready = Gauge("mig_labeler_ready", "1 when the last pass published successfully.", registry=registry)
         self.config_reloads = Counter("mig_labeler_config_reloads", "Configuration reloads (SIGHUP or a changed "
                                       "file) by result: success, or failure (the previous configuration is kept).",

@@ -181,8 +181,10 @@ class MigConfigReporter:
         self.mismatch: str | None = None  # the difference last reported
         self.stuck: MigRequest | None = None  # the request reported stuck
         self.failed: MigRequest | None = None  # the request reported failed
+        self.content: tuple[str, str] | None = None  # (config, digest) last verified
 
     def verified(self, verification: Verification) -> None:
+        self._drift(verification)
         self.metrics.mig_config_match.clear()
         if verification.config is not None:
             self.metrics.mig_config_match.labels(config=verification.config).set(0 if verification.mismatch else 1)
@@ -193,6 +195,23 @@ class MigConfigReporter:
             log.warning("MIG layout mismatch: %s", mismatch)
             self.events.report("MIGLayoutMismatch", f"mig-labeler: {mismatch}", "Warning")
         self.mismatch = mismatch
+
+    def _drift(self, verification: Verification) -> None:
+        """The content of the config the Node names changed after mig-manager applied it: mig-manager
+        applies on a change of the name only (NVIDIA/mig-parted#108), so the GPUs keep the old layout."""
+        if verification.config is None or verification.digest is None:
+            return
+        self.metrics.mig_config_content.clear()
+        self.metrics.mig_config_content.labels(config=verification.config, digest=verification.digest).set(1)
+        before, self.content = self.content, (verification.config, verification.digest)
+        if before is None or before[0] != verification.config or before[1] == verification.digest:
+            return
+        where = f" in {verification.source}" if verification.source else ""
+        message = (f"the content of MIG config {verification.config}{where} changed after mig-manager applied it "
+                   f"(content {before[1]} → {verification.digest}): mig-manager does not apply a changed config "
+                   "again; label the node with a new nvidia.com/mig.config name to apply it")
+        log.warning("%s", message)
+        self.events.report("MIGConfigContentChanged", f"mig-labeler: {message}", "Warning")
 
     def progress(self, request: MigRequest | None) -> None:
         self._failed(request)

@@ -26,6 +26,8 @@ class Verification:
     labels: dict[str, str]
     mismatch: str | None = None  # why the layout is not the one asked for (a Warning Event)
     config: str | None = None  # the config the layout was compared with; None: nothing was compared
+    digest: str | None = None  # a hash of that config's content, as compared
+    source: str = ""  # where the mig-parted config came from
 
 
 def verify_mig_config(topology: NodeTopology, mig_parted: MigPartedConfig | None,
@@ -38,6 +40,7 @@ def verify_mig_config(topology: NodeTopology, mig_parted: MigPartedConfig | None
     if name not in mig_parted.configs:
         return Verification({}, f"{REQUESTED}={name} names no config in the mig-parted config (it has "
                                 f"{', '.join(sorted(mig_parted.configs)[:8])})", name)
+    content = {"digest": mig_parted.digest(name), "source": mig_parted.source}
     problems: dict[str, list[int]] = {}  # what differs → the GPUs it differs on, in NVML order
     for gpu in topology.gpus:
         problem = _gpu_problem(gpu, name, mig_parted)
@@ -45,8 +48,8 @@ def verify_mig_config(topology: NodeTopology, mig_parted: MigPartedConfig | None
             problems.setdefault(problem, []).append(gpu.index)
     if problems:
         said = "; ".join(f"{_gpus(indices)}: {problem}" for problem, indices in problems.items())
-        return Verification({}, said, name)
-    return Verification({APPLIED: name}, config=name)
+        return Verification({}, said, name, **content)
+    return Verification({APPLIED: name}, config=name, **content)
 
 
 def _gpus(indices: list[int]) -> str:

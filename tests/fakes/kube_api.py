@@ -87,6 +87,8 @@ class FakeKubeApi:
         self.nodefeatures: dict[tuple[str, str], StoredObject] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.configmaps: dict[tuple[str, str], dict[str, Any]] = {}
+        self.gpu_operator_installed = False  # the ClusterPolicy CRD (nvidia.com/v1); False: its paths are a 404
+        self.cluster_policies: dict[str, dict[str, Any]] = {}
         self.configmap_history: list[tuple[int, str, dict[str, Any]]] = []
         # A Role's resourceNames per resource: a request for another name, or a list or watch
         # without a metadata.name field selector naming a granted one, is a 403 (RBAC's rule).

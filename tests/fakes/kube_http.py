@@ -160,10 +160,24 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                     return self._not_served()
                 return self._nodefeature(method, unquote(feature.group(1)), unquote(feature.group(2)), content_type,
                                          raw, query, entry)
+            policy = re.fullmatch(r"/apis/nvidia[.]com/v1/clusterpolicies/([^/]+)", path)
+            if policy and method == "GET":
+                return self._cluster_policy(unquote(policy.group(1)))
             namespaced = self._namespaced(method, path, query, raw, entry)
             if namespaced is not None:
                 return namespaced
             raise ApiFailure(404, "NotFound", f"the server could not find the requested resource {path}")
+
+        def _cluster_policy(self, name: str) -> tuple[int, dict[str, Any] | None]:
+            """The GPU Operator's ClusterPolicy; without its CRD, the plain-text 404 of an unserved group."""
+            if not api.gpu_operator_installed:
+                return self._not_served()
+            with api.lock:
+                found = api.cluster_policies.get(name)
+            if found is None:
+                raise ApiFailure(404, "NotFound", f'clusterpolicies.nvidia.com "{name}" not found', name=name,
+                                 kind="clusterpolicies")
+            return 200, found
 
         def _namespaced(self, method: str, path: str, query: dict[str, list[str]], raw: bytes,
                         entry: LoggedRequest) -> tuple[int, dict[str, Any] | None] | None:

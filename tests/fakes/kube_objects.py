@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-NAMESPACED = ("events", "nodefeatures", "pods", "configmaps")
+NAMESPACED = ("events", "nodefeatures", "pods", "configmaps", "clusterpolicies")  # and the cluster-scoped
 
 
 @dataclass
