@@ -203,3 +203,17 @@ def test_each_entry_point_is_checked_against_its_minimum_kubernetes_version(rend
     old = check_objects("sidecar", rendered["sidecar"], "1.27.0")
     assert any("restartPolicy" in p and "(Kubernetes 1.27)" in p for p in old), old
     assert check_objects("sidecar", rendered["sidecar"], MINIMUM_VERSIONS["sidecar"]) == []
+
+
+def waited_for_by_mig_manager(daemonset: dict) -> bool:
+    """mig-manager's rule (mig-parted pkg/mig/reconfigure, waitForPodsWithNodeSelector): before a GPU
+    reset it waits for the node's pods that a DaemonSet owns and whose spec.nodeSelector has the key
+    nvidia.com/gpu.deploy.client. Affinity is not looked at."""
+    return "nvidia.com/gpu.deploy.client" in (daemonset["spec"]["template"]["spec"].get("nodeSelector") or {})
+
+
+def test_mig_manager_waits_for_our_pod_where_the_gpu_operator_runs_and_nothing_needs_it_elsewhere(rendered):
+    for name, objects in rendered.items():
+        ds = next(o for o in objects if o["kind"] == "DaemonSet" and o["metadata"]["name"] == "mig-labeler"
+                  or o["kind"] == "DaemonSet" and name == "sidecar")
+        assert waited_for_by_mig_manager(ds) == (name == "mig-parted-operator"), name
