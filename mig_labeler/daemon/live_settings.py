@@ -332,16 +332,22 @@ def fetch_mig_parted_configmap(kube: KubeClient, retry: Retrying, ref: tuple[str
     for ``node`` (``operator_config``). A missing or forbidden ConfigMap, a missing key or a bad
     config is a wrong setup: one line, exit 2 (ConfigError)."""
     namespace, name, key = ref
+    resolved: Resolved | None = None
     if name == AUTO:
         resolved, obj = resolve(kube, retry, namespace, node)
-        where = resolved.describe(namespace)
-        parsed = replace(mig_parted_from_configmap(obj, namespace, resolved.name, key), source=where)
-        log.info("mig-parted config read from %s, key %s (%d configs)", where, key, len(parsed.configs))
-        for warning in parsed.warnings:
-            log.warning("%s", warning)
-        return obj, parsed, resolved
+        name, where = resolved.name, resolved.describe(namespace)
+    else:
+        obj, where = _named_configmap(kube, retry, namespace, name), f"ConfigMap {namespace}/{name}"
+    parsed = replace(mig_parted_from_configmap(obj, namespace, name, key), source=where)
+    log.info("mig-parted config read from %s, key %s (%d configs)", where, key, len(parsed.configs))
+    for warning in parsed.warnings:
+        log.warning("%s", warning)
+    return obj, parsed, resolved
+
+
+def _named_configmap(kube: KubeClient, retry: Retrying, namespace: str, name: str) -> dict[str, Any]:
     try:
-        obj = retry(kube.read_configmap, namespace, name)
+        obj: dict[str, Any] = retry(kube.read_configmap, namespace, name)
     except ObjectNotFound:
         raise ConfigError(f"ConfigMap {namespace}/{name} (--mig-parted-configmap) does not exist") from None
     except ApiError as e:
@@ -350,9 +356,4 @@ def fetch_mig_parted_configmap(kube: KubeClient, retry: Retrying, ref: tuple[str
         raise ConfigError(f"cannot read ConfigMap {namespace}/{name} (--mig-parted-configmap): {e}. Grant get and "
                           f"watch on it alone: a Role in {namespace} with resourceNames: [{name}] and a RoleBinding "
                           "to mig-labeler's service account (manifests/overlays/mig-parted-api)") from None
-    parsed = mig_parted_from_configmap(obj, namespace, name, key)
-    log.info("mig-parted config read from ConfigMap %s/%s key %s (%d configs)", namespace, name, key,
-             len(parsed.configs))
-    for warning in parsed.warnings:
-        log.warning("%s", warning)
-    return obj, parsed, None
+    return obj
