@@ -151,7 +151,8 @@ def test_check_places_a_pod_on_predicted_nodes_of_a_pool_that_does_not_exist_yet
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--fixture", "a30-mig-off", "--mig-config", "all-balanced"], "--mig-config goes with --gpu MODEL[:COUNT]"),
-    (["--gpu", "A30:2", "--mig-config", "all-balanced"], "--mig-config needs --mig-parted-config"),
+    (["--gpu", "A30:2", "--mig-config", "all-3g.20gb"], "the config mig-manager generates for A30 has no config "
+                                                        "'all-3g.20gb'"),
     (["--gpu", "A30:2", "--labels", "x.json"], "give the nodes one way"),
 ])
 def test_check_with_predicted_nodes_refuses_what_it_cannot_do_in_one_line(capsys, tmp_path, args, message):

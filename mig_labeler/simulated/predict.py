@@ -4,11 +4,14 @@ Owns: ``predicted_fixture``, which turns (model, count, config name, mig-parted 
 node fixture: each GPU gets the layout of the first entry that selects it (device filter by the
 model's PCI device ID, then ``devices``), as mig-manager picks it. The fixture then takes the
 same path as any node: the placement rules refuse a layout the GPU cannot hold, the fake NVML
-answers, the production reader reads, the label rules label. Used by ``labels --gpu``.
+answers, the production reader reads, the label rules label. Without a config file, the config is
+the one mig-manager generates for such a node (``generated_for``). Used by ``labels --gpu``.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 from mig_labeler.errors import ConfigError, FixtureError
@@ -39,7 +42,7 @@ def predicted_fixture(model_key: str, count: int, name: str | None, config: MigP
         gpus = [{"model": model_key} for _ in range(count)]
     else:
         if name not in config.configs:
-            raise ConfigError(f"the mig-parted config has no config {name!r} (it has: "
+            raise ConfigError(f"{config.source or 'the mig-parted config'} has no config {name!r} (it has: "
                               f"{', '.join(sorted(config.configs))})")
         for index in range(count):
             entry = config.entry_for(name, index, model.pci_device_id)
@@ -58,6 +61,18 @@ def predicted_fixture(model_key: str, count: int, name: str | None, config: MigP
     except FixtureError as e:
         raise ConfigError(f"{name}: cannot be applied to {model_key} ({str(e).removeprefix('gpus[0]: ')}), "
                           "as mig-parted would refuse it") from None
+
+
+def generated_for(model_key: str, count: int) -> MigPartedConfig:
+    """What mig-manager generates on a node of ``count`` GPUs of the model (``generated_config``),
+    read as any mig-parted config: for ``--mig-config`` without ``--mig-parted-config``."""
+    from mig_labeler.mig_parted import parse_mig_parted  # noqa: PLC0415
+    from mig_labeler.simulated.generated_config import generated_config, model_profiles  # noqa: PLC0415
+
+    model = gpu_models()[model_key]
+    doc = generated_config([model_profiles(model)] * count)
+    where = f"the config mig-manager generates for {model_key}"
+    return replace(parse_mig_parted(json.dumps(doc), where), source=where)
 
 
 def _did_you_mean(given: str) -> str:

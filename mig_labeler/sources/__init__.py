@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mig_labeler.config import DEFAULT_MACHINE_TYPE_FILE
-from mig_labeler.errors import AllGpusLost, ConfigError, NvmlUnavailable
+from mig_labeler.errors import AllGpusLost, NvmlUnavailable
 from mig_labeler.sources.driver_root import LIBRARY_NOT_FOUND, load_from_driver_root
 from mig_labeler.sources.machine import read_machine_type, read_machine_type_checked
 from mig_labeler.sources.nvml import ReaderCache, read_topology
@@ -97,8 +97,9 @@ def open_predicted_source(gpu: str, mig_config: str | None, mig_parted: MigParte
     from mig_labeler.simulated.predict import parse_gpu_spec, predicted_fixture
 
     model, count = parse_gpu_spec(gpu)
-    if mig_config and mig_parted is None:
-        raise ConfigError("--mig-config needs --mig-parted-config (or MIG_LABELER_MIG_PARTED_CONFIG): the file "
-                          "that defines it")
+    if mig_config and mig_parted is None:  # the config mig-manager (GPU Operator 26.3+) generates for such a node
+        from mig_labeler.simulated.predict import generated_for  # noqa: PLC0415
+
+        mig_parted = generated_for(model, count)
     fake = FakeNvml(predicted_fixture(model, count, mig_config, mig_parted))
     return TopologySource(fake, None, fake, sysfs=str(write_fake_sysfs(fake.fixture)))
