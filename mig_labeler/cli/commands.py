@@ -264,7 +264,8 @@ def diff(ctx: click.Context, timeout: str, **_: Any) -> None:
               help="A node that does not exist yet: COUNT GPUs of MODEL (a key of the model table), partitioned by "
               "--mig-config, labelled as labels --gpu labels it. Repeatable: one node each.")
 @click.option("--mig-config", metavar="NAME", help="With --gpu: the mig-parted config its nodes get (e.g. "
-              "all-balanced; needs --mig-parted-config). Without it, their GPUs are whole.")
+              "all-balanced), from --mig-parted-config, else the config mig-manager generates for such a node. "
+              "Without it, their GPUs are whole.")
 @MIG_PARTED_FILE_OPTION
 @click.option("--labels", "label_files", multiple=True, metavar="FILE",
               help="Nodes from saved labels: one node's map (labels -o json) or an object from node names to "

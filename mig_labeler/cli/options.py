@@ -137,7 +137,8 @@ NODE_CONFIG_OPTIONS: list[Decorator] = [
 # from a cluster for a node that does not exist).
 MIG_PARTED_FILE_OPTION = option("--mig-parted-config", envvar="MIG_LABELER_MIG_PARTED_CONFIG", metavar="PATH",
                                 help="The mig-parted config file that defines --mig-config (the GPU Operator's "
-                                "default-mig-parted-config, key config.yaml).")
+                                "default-mig-parted-config, key config.yaml, or a custom one). Without it, the config "
+                                "mig-manager generates for such a node (GPU Operator 26.3+).")
 
 TIMEOUT_OPTION = option("--timeout", envvar="MIG_LABELER_TIMEOUT", metavar="DURATION", default="30s",
                         help="Give up (exit 1) when reading from the API server takes longer than this, retries "
