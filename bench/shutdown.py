@@ -95,8 +95,12 @@ def _idle(api: FakeKubeApi, node: str) -> Callable[[subprocess.Popen], None]:
     return reached
 
 
+METRICS_PORT = "18099"  # the /metrics and /healthz server on, as deployed (the other daemon states run without it)
+
 STATES = [
     ("daemon idle between passes", DAEMON, signal.SIGTERM, _idle),
+    ("daemon idle, metrics server on", ["run", "--metrics-port", METRICS_PORT, "--sleep-interval", "1h"],
+     signal.SIGTERM, _idle),
     ("daemon start-up, GET never answered", DAEMON, signal.SIGTERM, _hang("GET")),
     ("daemon mid-pass, PATCH never answered", DAEMON, signal.SIGTERM, _hang("PATCH")),
     ("daemon mid-pass, PATCH half answered", DAEMON, signal.SIGTERM, _hang("PATCH", partial=True)),
