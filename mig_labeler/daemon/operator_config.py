@@ -37,8 +37,8 @@ class Resolved:
     def describe(self, namespace: str) -> str:
         what = {"custom": "the custom config the ClusterPolicy names",
                 "generated": "the config mig-manager generated for this node",
-                "default": "the operator's default config (mig-manager found no profiles to generate from)"}
-        return f"ConfigMap {namespace}/{self.name} ({what[self.source]})"
+                "default": "the operator's default, used when mig-manager finds no profiles to generate from"}
+        return f"ConfigMap {namespace}/{self.name}, {what[self.source]}"
 
 
 def generated_name(node: str) -> str:

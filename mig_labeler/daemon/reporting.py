@@ -192,8 +192,9 @@ class MigConfigReporter:
         if not mismatch:
             self.events.resolve("MIGLayoutMismatch")  # it matches again: a held mismatch is not current
         if mismatch and mismatch != self.mismatch:
-            log.warning("MIG layout mismatch: %s", mismatch)
-            self.events.report("MIGLayoutMismatch", f"mig-labeler: {mismatch}", "Warning")
+            where = f" (compared with {verification.source})" if verification.source else ""
+            log.warning("MIG layout mismatch: %s%s", mismatch, where)
+            self.events.report("MIGLayoutMismatch", f"mig-labeler: {mismatch}{where}", "Warning")
         self.mismatch = mismatch
 
     def _drift(self, verification: Verification) -> None:
