@@ -103,3 +103,16 @@ def test_a_generated_config_that_appears_later_is_taken_and_a_content_change_is_
         assert drift[0] == "Warning" and "all-balanced" in drift[1] and GENERATED in drift[1]
         assert "label the node with a new nvidia.com/mig.config name" in drift[1]
         wait_until(lambda: APPLIED not in kube_api.labels(NODE))
+
+
+def test_without_the_right_to_read_the_operators_configmaps_auto_is_one_line_and_exit_2(capsys, kube_api, kubeconfig):
+    from .test_cli import run_main
+
+    operator(kube_api)
+    kube_api.forbidden.add(("get", "configmaps"))
+    code, _, err = run_main(capsys, "run", "--oneshot", "--node-name", NODE, "--kubeconfig", kubeconfig,
+                            "--fixture", "a30-mig-off", "--mig-parted-configmap", "gpu-operator/auto")
+    assert code == 2 and "Traceback" not in err, err
+    assert (f"cannot read ConfigMap {NAMESPACE}/{GENERATED} (--mig-parted-configmap gpu-operator/auto): " in err
+            and "Grant get and watch on configmaps in gpu-operator (manifests/components/mig-parted-operator)" in err)
+    assert kube_api.writes() == []

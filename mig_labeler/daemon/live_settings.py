@@ -22,14 +22,13 @@ from tenacity import Retrying
 
 from mig_labeler.config import Config
 from mig_labeler.daemon.metrics import Metrics
-from mig_labeler.daemon.operator_config import AUTO, Resolved, candidates, resolve
+from mig_labeler.daemon.operator_config import AUTO, Resolved, candidates, read_configmap, resolve
 from mig_labeler.daemon.our_node import OurNode
 from mig_labeler.daemon.reporting import PassReporter
 from mig_labeler.daemon.wake import Wake
 from mig_labeler.daemon.watch import ConfigFileWatcher, ConfigMapWatcher
 from mig_labeler.errors import ApiError, ConfigError, MigLabelerError
 from mig_labeler.kube.client import KubeClient
-from mig_labeler.kube.errors import ObjectNotFound
 from mig_labeler.mig_parted import MigPartedConfig, mig_parted_from_configmap
 from mig_labeler.node_configs import choose_config
 from mig_labeler.stop import Stop
@@ -346,14 +345,9 @@ def fetch_mig_parted_configmap(kube: KubeClient, retry: Retrying, ref: tuple[str
 
 
 def _named_configmap(kube: KubeClient, retry: Retrying, namespace: str, name: str) -> dict[str, Any]:
-    try:
-        obj: dict[str, Any] = retry(kube.read_configmap, namespace, name)
-    except ObjectNotFound:
-        raise ConfigError(f"ConfigMap {namespace}/{name} (--mig-parted-configmap) does not exist") from None
-    except ApiError as e:
-        if e.status != 403:
-            raise
-        raise ConfigError(f"cannot read ConfigMap {namespace}/{name} (--mig-parted-configmap): {e}. Grant get and "
-                          f"watch on it alone: a Role in {namespace} with resourceNames: [{name}] and a RoleBinding "
-                          "to mig-labeler's service account (manifests/overlays/mig-parted-api)") from None
+    obj = read_configmap(kube, retry, namespace, name, "--mig-parted-configmap",
+                         f"Grant get and watch on it alone: a Role in {namespace} with resourceNames: [{name}] and a "
+                         "RoleBinding to mig-labeler's service account (manifests/overlays/mig-parted-api)")
+    if obj is None:
+        raise ConfigError(f"ConfigMap {namespace}/{name} (--mig-parted-configmap) does not exist")
     return obj

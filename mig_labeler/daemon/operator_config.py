@@ -74,19 +74,29 @@ def resolve(kube: KubeClient, retry: Retrying, namespace: str, node: str | None)
     if not custom:
         order.append(Resolved(DEFAULT_CONFIGMAP, "default"))
     for choice in order:
-        try:
-            return choice, retry(kube.read_configmap, namespace, choice.name)
-        except ObjectNotFound:
-            continue
-        except ApiError as e:
-            if e.status != 403:
-                raise
-            raise ConfigError(f"cannot read ConfigMap {namespace}/{choice.name} (--mig-parted-configmap "
-                              f"{namespace}/{AUTO}): {e}. Grant get and watch on configmaps in {namespace} "
-                              "(manifests/components/mig-parted-operator)") from None
+        obj = read_configmap(kube, retry, namespace, choice.name, f"--mig-parted-configmap {namespace}/{AUTO}",
+                             f"Grant get and watch on configmaps in {namespace} "
+                             "(manifests/components/mig-parted-operator)")
+        if obj is not None:
+            return choice, obj
     names = ", ".join(c.name for c in order)
     raise ConfigError(f"none of the ConfigMaps mig-manager would use exists in {namespace} ({names}): is the "
                       "GPU Operator's MIG manager deployed there?")
+
+
+def read_configmap(kube: KubeClient, retry: Retrying, namespace: str, name: str, option: str,
+                   grant: str) -> dict[str, Any] | None:
+    """A mig-parted ConfigMap, None when it does not exist. No right to read it is a wrong setup:
+    one line naming ``option`` and what to ``grant`` (ConfigError, exit 2 at start-up)."""
+    try:
+        obj: dict[str, Any] = retry(kube.read_configmap, namespace, name)
+    except ObjectNotFound:
+        return None
+    except ApiError as e:
+        if e.status != 403:
+            raise
+        raise ConfigError(f"cannot read ConfigMap {namespace}/{name} ({option}): {e}. {grant}") from None
+    return obj
 
 
 def candidates(node: str | None, resolved: Resolved) -> list[str]:
