@@ -83,3 +83,25 @@ def test_labels_of_a_dgx_with_one_lost_gpu_before_and_after():
     before, after = labels_of(DGX, "mixed"), labels_of(DGX | {"faults": GPU_2_LOST}, "mixed")
     changed = {k: (before.get(k), after.get(k)) for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
     assert changed == {HEALTHY: ("4", "3"), "nvidia.com/mig-3g.20gb.count": ("8", "6")}
+
+
+def test_the_pci_scan_counts_nvidia_gpus_bound_to_the_nvidia_driver_only(tmp_path):
+    from mig_labeler.sources.pci_bus import gpus_on_bus, missing_from_nvml
+
+    devices = tmp_path / "bus" / "pci" / "devices"
+    for address, vendor, klass, driver in [("0000:17:00.0", "0x10de", "0x030200", "nvidia"),   # a GPU
+                                           ("0000:18:00.0", "0x10de", "0x030000", "nvidia"),   # a VGA one
+                                           ("0000:19:00.0", "0x10de", "0x030200", "vfio-pci"),  # passed to a VM
+                                           ("0000:1a:00.0", "0x10de", "0x068000", "nvidia"),   # an NVSwitch
+                                           ("0000:1b:00.0", "0x10de", "0x030200", None),       # no driver bound
+                                           ("0000:00:00.0", "0x8086", "0x060000", "pcieport")]:
+        path = devices / address
+        path.mkdir(parents=True)
+        (path / "vendor").write_text(vendor + "\n")
+        (path / "class").write_text(klass + "\n")
+        if driver:
+            (path / "driver").symlink_to(f"../../../bus/pci/drivers/{driver}")
+    assert gpus_on_bus(str(tmp_path)) == {"0000:17:00.0", "0000:18:00.0"}
+    assert missing_from_nvml(gpus_on_bus(str(tmp_path)), frozenset({"0000:17:00.0"})) == ("0000:18:00.0",)
+    assert missing_from_nvml(gpus_on_bus(str(tmp_path)), None) == ()  # a bus ID NVML did not give: no comparison
+    assert gpus_on_bus(str(tmp_path / "nothing")) is None

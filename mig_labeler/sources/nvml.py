@@ -85,12 +85,11 @@ class _Reader:
             try:
                 return self.gpu(index)
             except NvmlQueryFailed as e:
-                gone = e.code in GONE or (e.code == UNKNOWN and attempt == 2)
-                if e.gpu != index or not gone and e.code != UNKNOWN:
+                if e.gpu != index or (e.code not in GONE and e.code != UNKNOWN):
                     raise
-                if gone:
+                if e.code in GONE or attempt == 2:
                     return self.lost_gpu(index, str(e))
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def lost_gpu(self, index: int, error: str) -> LostGpu:
         """What this process last read of the GPU, else what it still answers (each call may fail)."""

@@ -27,13 +27,15 @@ def gpus_on_bus(root: str) -> frozenset[str] | None:
     found = set()
     for entry in entries:
         path = Path(entry.path)
-        try:
-            vendor = (path / "vendor").read_text().strip().lower()
-            klass = (path / "class").read_text().strip().lower()
+        try:  # the vendor first: most devices on a bus are not NVIDIA's, one read each is enough
+            if (path / "vendor").read_text().strip().lower() != NVIDIA_VENDOR:
+                continue
+            if not (path / "class").read_text().strip().lower().startswith(GPU_CLASSES):
+                continue
             driver = os.path.basename(os.readlink(path / "driver"))
         except OSError:  # not readable, or bound to no driver: not one NVML can see
             continue
-        if vendor == NVIDIA_VENDOR and klass.startswith(GPU_CLASSES) and driver == "nvidia":
+        if driver == "nvidia":
             found.add(entry.name.lower())
     return frozenset(found)
 
