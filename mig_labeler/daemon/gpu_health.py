@@ -33,8 +33,7 @@ class GpuHealthReporter:
 
     def observe(self, topology: NodeTopology) -> None:
         answering = {k for g in topology.gpus for k in (g.uuid, g.pci_bus_id, f"index {g.index}") if k}
-        self._report(len(topology.gpus), answering,
-                     topology.lost, topology.missing_from_nvml)
+        self._report(len(topology.gpus), answering, topology.lost, topology.missing_from_nvml)
 
     def all_lost(self, lost: tuple[LostGpu, ...]) -> None:
         """The pass failed because no GPU answers (``AllGpusLost``); the PCI bus was not compared."""

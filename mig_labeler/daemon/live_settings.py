@@ -136,19 +136,17 @@ class LiveSettings:
         ref = self._config.mig_parted_configmap
         if ref is None or self.kube is None:
             return
-        obj, parsed, self._resolved = fetch_mig_parted_configmap(self.kube, self.retry, ref, self._config.node_name)
+        obj, parsed, resolved = fetch_mig_parted_configmap(self.kube, self.retry, ref, self._config.node_name)
         self._configmap_version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
-        self._configmap_text = configmap_text(obj, ref[2])
-        self._config = replace(self._config, mig_parted=parsed)
-        self._source_gauge(parsed)
+        self._take_configmap(ref, obj, parsed, resolved)
 
-    def _source_gauge(self, parsed: MigPartedConfig) -> None:
-        ref = self._config.mig_parted_configmap
-        if ref is None:
-            return
+    def _take_configmap(self, ref: tuple[str, str, str], obj: dict[str, Any], parsed: MigPartedConfig,
+                        resolved: Resolved | None) -> None:
+        """The config read from ``obj`` is in force from the next pass; the source gauge says which."""
+        self._resolved, self._configmap_text = resolved, configmap_text(obj, ref[2])
+        self._config = replace(self._config, mig_parted=parsed)
         self.metrics.mig_parted_source.clear()
-        name = self._resolved.name if self._resolved is not None else ref[1]
-        source = self._resolved.source if self._resolved is not None else "named"
+        name, source = (resolved.name, resolved.source) if resolved is not None else (ref[1], "named")
         self.metrics.mig_parted_source.labels(configmap=f"{ref[0]}/{name}", source=source).set(1)
 
     def start_watching(self) -> None:
@@ -296,13 +294,10 @@ class LiveSettings:
         except MigLabelerError as e:
             self.reporting.reload_failed(str(e))
             return
-        text = configmap_text(obj, ref[2])
-        if resolved == self._resolved and text == self._configmap_text:
+        if resolved == self._resolved and configmap_text(obj, ref[2]) == self._configmap_text:
             return
-        self._resolved, self._configmap_text = resolved, text
         self.reporting.reloaded()
-        self._config = replace(self._config, mig_parted=parsed)
-        self._source_gauge(parsed)
+        self._take_configmap(ref, obj, parsed, resolved)
 
     def _apply_configmap(self, obj: dict[str, Any]) -> None:
         assert self._config.mig_parted_configmap is not None, "only a ConfigMap watch hands updates over"
