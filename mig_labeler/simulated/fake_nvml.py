@@ -77,15 +77,14 @@ class FakeNvml:
         return self._fixture
 
     def _reload(self) -> None:
-        if self._path is None:
-            self._visible = tuple(g for g in self.fixture.gpus if not g.off_bus)
-            return
-        try:
-            st = os.stat(self._path)
-            stamp = (st.st_mtime, st.st_size)
-        except OSError:
-            stamp = None
-        if stamp is None or stamp != self._stamp or self._fixture is None:
+        if self._path is not None:
+            try:
+                st = os.stat(self._path)
+                stamp: tuple[float, int] | None = (st.st_mtime, st.st_size)
+            except OSError:
+                stamp = None
+            if stamp is not None and stamp == self._stamp and self._fixture is not None:
+                return  # unchanged: what NVML enumerates is too
             self._fixture = _checked(load_fixture(self._path), self._path)
             self._stamp = stamp
         self._visible = tuple(g for g in self.fixture.gpus if not g.off_bus)  # what NVML enumerates
