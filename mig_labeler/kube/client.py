@@ -1,8 +1,8 @@
 """The API calls: read the Node, apply labels, post Events, read and watch one object.
 
-``kubernetes`` is imported when a client is built (``kube.connection``), not with this module:
-the loop and the sinks use ``NodeState`` and the error types, and a file-only run, which never
-talks to a cluster, would otherwise pay about 0.27 s and 20 MiB for the import (``make bench``).
+Requests go out through ``kube.transport`` (the ``kubernetes`` package's configuration and
+urllib3 transport, loaded when a client is built): the loop and the sinks use ``NodeState`` and the
+error types, and a file-only run, which never talks to a cluster, loads none of it.
 
 Owns: server-side apply of our label set (``application/apply-patch+yaml``, field manager ``mig-labeler``,
 ``force=true``), reading which label keys our field manager owns, Events, and handing each failure to
@@ -32,6 +32,7 @@ from mig_labeler.kube.errors import (
 )
 from mig_labeler.kube.node_state import FIELD_MANAGER, NodeState, NotANode, node_state
 from mig_labeler.kube.rate_limit import TokenBucket
+from mig_labeler.kube.transport import Transport
 from mig_labeler.stop import Stop
 
 log = logging.getLogger("mig_labeler")
@@ -46,18 +47,18 @@ CONNECTED = "CONNECTED"  # not a watch event type: the first item of a watch, on
 
 
 class KubeClient:
-    """Requests go through the real client's ``ApiClient`` (configuration, auth, TLS, urllib3), but
-    not through ``CoreV1Api``: importing that one generated module costs 22 MiB of RSS, a third of
-    the daemon's memory, for three calls we can spell out."""
+    """Requests go through the ``kubernetes`` package's configuration and transport (auth, TLS,
+    proxy, urllib3: ``kube.transport``), not through its generated API classes: importing
+    ``CoreV1Api`` alone costs 22 MiB of RSS for calls we can spell out."""
 
-    def __init__(self, client: Any, *, stop: Stop | None = None, within: float | None = None,
+    def __init__(self, transport: Transport, *, stop: Stop | None = None, within: float | None = None,
                  rate_limit: TokenBucket | None = None, field_manager: str = FIELD_MANAGER) -> None:
         """``stop``: a stop abandons the request in flight at once (``Stop.abandonable``) and
         ends a rate-limit wait, instead of waiting out a read timeout: a hung API server must not
         delay SIGTERM. ``within``: seconds from now after which no request starts (--oneshot-timeout,
         diff's --timeout); each request's timeouts are cut to what is left. ``rate_limit``:
         --kube-api-qps/--kube-api-burst, as client-go applies them."""
-        self.client = client
+        self.transport = transport
         self.field_manager = field_manager
         self.stop = stop or Stop()  # without one, only the deadline ends a wait
         self.within = within
@@ -74,7 +75,7 @@ class KubeClient:
         return min(TIMEOUT[0], left), min(TIMEOUT[1], left)
 
     def close(self) -> None:
-        self.client.close()
+        self.transport.close()
 
     def node_objects(self, names: list[str], selector: str | None = None) -> list[dict[str, Any]]:
         """Whole Node objects, for ``check``: the named ones (get), else a list (with a label
@@ -115,7 +116,7 @@ class KubeClient:
         return dict(obj)
 
     def _bad(self, method: str, resource: str, name: str, what: str) -> BadAnswer:
-        return bad_answer(method, resource, name, self.client.configuration.host, what)
+        return bad_answer(method, resource, name, self.transport.host, what)
 
     def apply_labels(self, name: str, labels: Mapping[str, str]) -> NodeState:
         """Server-side apply of exactly our label set: keys we applied before and leave out are
@@ -224,19 +225,16 @@ class KubeClient:
                                         ("allowWatchBookmarks", True), ("timeoutSeconds", timeout_seconds)]
         if resource_version:
             query.append(("resourceVersion", resource_version))
-        headers = {"Accept": "application/json"}
-        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - loaded by api_client already
-
+        api_exception = self.transport.api_exception
         self._wait_for_rate_limit()
         try:
-            request = self.client.param_serialize(method="GET", resource_path=path, query_params=query,
-                                                  header_params=headers, auth_settings=["BearerToken"])
-            response = self.client.call_api(*request, _request_timeout=(TIMEOUT[0], timeout_seconds + 30))
+            response = self.transport.request("GET", path, query, {"Accept": "application/json"}, None,
+                                              (TIMEOUT[0], timeout_seconds + 30))
             if response.status != 200:
                 response.read()
-                raise ApiException.from_response(http_resp=response, body=response.data.decode(errors="replace"),
-                                                 data=None)
-            host = self.client.configuration.host
+                raise api_exception.from_response(  # type: ignore[attr-defined]
+                    http_resp=response, body=response.data.decode(errors="replace"), data=None)
+            host = self.transport.host
             content_type = str(response.getheader("Content-Type") or "")
             if "json" not in content_type.lower():
                 response.read()
@@ -244,10 +242,10 @@ class KubeClient:
                                  200, content_type)
             yield CONNECTED, {}  # the server answered with a watch stream: events may take minutes to come
             yield from _watch_events(response.response, resource, name, host)
-        except ApiException as e:
+        except api_exception as e:
             raise translate_api_exception(e, "WATCH", resource, name) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise connection_error(e, "WATCH", resource, name, self.client.configuration.host) from e
+            raise connection_error(e, "WATCH", resource, name, self.transport.host) from e
 
     def post_event(self, node: NodeState, reason: str, message: str, event_type: str, now: float) -> None:
         stamp = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -275,7 +273,7 @@ class KubeClient:
         try:
             return self.stop.abandonable(what, request, timeout=left)
         except TimeoutError:
-            raise ApiTransient(f"{what}: no complete answer from {self.client.configuration.host} within the time "
+            raise ApiTransient(f"{what}: no complete answer from {self.transport.host} within the time "
                                f"limit of {self.within:g} s") from None
 
     def _wait_for_rate_limit(self) -> None:
@@ -286,22 +284,19 @@ class KubeClient:
     def _request(self, method: str, resource: str, name: str, path: str, query: list[tuple[str, Any]] | None,
                  body: Any, content_type: str) -> Any:
         headers = {"Accept": "application/json", "Content-Type": content_type}
-        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - loaded by api_client already
-
+        api_exception = self.transport.api_exception
         try:
-            request = self.client.param_serialize(method=method, resource_path=path, query_params=query or [],
-                                                  header_params=headers, body=body, auth_settings=["BearerToken"])
-            response = self.client.call_api(*request, _request_timeout=self._timeout())
+            response = self.transport.request(method, path, query or [], headers, body, self._timeout())
             response.read()
             if not 200 <= response.status <= 299:
-                raise ApiException.from_response(http_resp=response, body=response.data.decode(errors="replace"),
-                                                 data=None)
-            return _json_object(response.data, method, resource, name, self.client.configuration.host,
+                raise api_exception.from_response(  # type: ignore[attr-defined]
+                    http_resp=response, body=response.data.decode(errors="replace"), data=None)
+            return _json_object(response.data, method, resource, name, self.transport.host,
                                 response.status, str(response.getheader("Content-Type") or ""))
-        except ApiException as e:
-            raise translate_api_exception(e, method, resource, name, self.client.configuration.host) from e
+        except api_exception as e:
+            raise translate_api_exception(e, method, resource, name, self.transport.host) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise connection_error(e, method, resource, name, self.client.configuration.host) from e
+            raise connection_error(e, method, resource, name, self.transport.host) from e
 
 
 def _json_pointer(token: str) -> str:

@@ -20,7 +20,9 @@ from mig_labeler import __version__, text_document
 from mig_labeler.errors import ConfigError
 from mig_labeler.kube.client import KubeClient
 from mig_labeler.kube.errors import first_line
+from mig_labeler.kube import transport
 from mig_labeler.kube.rate_limit import client_go_limiter
+from mig_labeler.kube.transport import Transport
 from mig_labeler.stop import Stop
 from mig_labeler.text_document import decode_text
 
@@ -34,39 +36,35 @@ def connect(kubeconfig: str | None, *, host: str | None = None, stop: Stop | Non
     credentials; ``qps``: the client-side rate limit (--kube-api-qps/--kube-api-burst), none when
     None; ``stop`` and ``within`` as ``KubeClient`` takes them."""
     limiter = client_go_limiter(qps, burst) if qps is not None else None
-    return KubeClient(api_client(kubeconfig, host=host, context=context), stop=stop, within=within,
+    return KubeClient(transport_for(kubeconfig, host=host, context=context), stop=stop, within=within,
                       rate_limit=limiter)
 
 
-def api_client(kubeconfig: str | None = None, host: str | None = None, user_agent: str = USER_AGENT,
-               context: str | None = None) -> Any:
+def transport_for(kubeconfig: str | None = None, host: str | None = None, user_agent: str = USER_AGENT,
+                  context: str | None = None) -> Transport:
     """The in-cluster service account when there is one (and no --kubeconfig), else a kubeconfig
     (--kubeconfig/KUBECONFIG, else ~/.kube/config); ``host`` (tests) points the real client at a
     URL with no credentials. Every problem with the credentials is one ConfigError naming the
-    file, never a traceback from the client's loader."""
-    from kubernetes import client as k8s  # noqa: PLC0415 - see the module docstring
-
-    if host is not None:
-        configuration = k8s.Configuration(host=host)
-    else:
-        configuration = k8s.Configuration()
+    file, never a traceback from the client's loader. The kubeconfig loader (and what it imports:
+    requests, oauthlib, the generated client) is loaded only when a kubeconfig is read."""
+    configuration = transport.configuration(host)
+    if host is None:
         where = _load_config(configuration, kubeconfig, context)
         _check_server(configuration.host, where)
     configuration.retries = False  # our retry policy is the only one: no hidden urllib3 retries
-    client = k8s.ApiClient(configuration)
-    client.user_agent = user_agent  # audit logs and API priority-and-fairness rules can tell us apart
-    return client
+    # The User-Agent: audit logs and API priority-and-fairness rules can tell us apart.
+    return Transport(configuration, user_agent)
 
 
 def _load_config(configuration: Any, kubeconfig: str | None, context: str | None = None) -> str:
     """Load credentials into ``configuration``; returns where they came from, for messages."""
-    from kubernetes import config as k8s_config  # noqa: PLC0415 - see the module docstring
-
+    config_exception = transport.load("kubernetes.config.config_exception").ConfigException
     if not kubeconfig and not context:
         try:
-            k8s_config.load_incluster_config(client_configuration=configuration)
+            transport.load("kubernetes.config.incluster_config").load_incluster_config(
+                client_configuration=configuration)
             return "the in-cluster service account"
-        except k8s_config.ConfigException:
+        except config_exception:
             pass  # not in a pod: the kubeconfig lookup
     # Not the client's KUBE_CONFIG_DEFAULT_LOCATION: it captures $KUBECONFIG when first imported.
     default = os.path.expanduser("~/.kube/config")
@@ -79,9 +77,10 @@ def _load_config(configuration: Any, kubeconfig: str | None, context: str | None
     _check_exec_plugin([d for _, d in docs], chosen, ":".join(paths))
     where = f"kubeconfig {':'.join(paths)}" + (f" (context {chosen})" if context else "")
     try:
-        k8s_config.load_kube_config(config_file=os.pathsep.join(paths), context=chosen,
-                                    client_configuration=configuration, persist_config=False)
-    except k8s_config.ConfigException as e:
+        transport.load("kubernetes.config.kube_config").load_kube_config(
+            config_file=os.pathsep.join(paths), context=chosen, client_configuration=configuration,
+            persist_config=False)
+    except config_exception as e:
         raise ConfigError(f"{where}: {e}") from e
     except (OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError) as e:
         raise ConfigError(f"{where} is malformed: {type(e).__name__}: {first_line(e)}") from e

@@ -15,7 +15,7 @@ import pytest
 
 from mig_labeler.errors import ApiError
 from mig_labeler.kube.client import KubeClient
-from mig_labeler.kube.connection import api_client
+from mig_labeler.kube.connection import transport_for
 
 KUBECONFIG = os.environ.get("MIG_LABELER_E2E_KUBECONFIG")
 pytestmark = pytest.mark.skipif(not KUBECONFIG, reason="set MIG_LABELER_E2E_KUBECONFIG to run against a cluster")
@@ -27,7 +27,7 @@ MANAGER = "mig-labeler-e2e"
 
 @pytest.fixture
 def kube():
-    client = KubeClient(api_client(KUBECONFIG), field_manager=MANAGER)
+    client = KubeClient(transport_for(KUBECONFIG), field_manager=MANAGER)
     yield client
     client.close()
 

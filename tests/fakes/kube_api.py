@@ -31,9 +31,11 @@ from __future__ import annotations
 import copy
 import json
 import re
+import ssl
 import threading
 import time
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -62,8 +64,15 @@ from .kube_objects import (
 __all__ = ["NFD_FEATURE_LABELS", "NFD_NODE_NAME", "ApiFailure", "FakeKubeApi", "LoggedRequest", "status_body"]
 
 
+# A self-signed certificate for 127.0.0.1 and localhost (valid to 2126), made with
+# openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 36500
+# -subj /CN=fake-kube-apiserver -addext subjectAltName=IP:127.0.0.1,DNS:localhost. Test data only.
+TLS_CERTIFICATE = Path(__file__).with_name("tls") / "server.crt"
+
 class FakeKubeApi:
-    def __init__(self) -> None:
+    def __init__(self, tls: bool = False) -> None:
+        """``tls``: serve HTTPS with the certificate in ``tests/fakes/tls`` (for 127.0.0.1, its own CA),
+        as a pod's in-cluster credentials require."""
         self.lock = threading.Condition()
         self.nodes: dict[str, StoredNode] = {}
         self.events: list[dict[str, Any]] = []
@@ -93,13 +102,21 @@ class FakeKubeApi:
         # A Role's resourceNames per resource: a request for another name, or a list or watch
         # without a metadata.name field selector naming a granted one, is a 403 (RBAC's rule).
         self.granted_names: dict[str, set[str]] = {}
+        # A token the requests must carry (Authorization: Bearer ...), else 401; None: no check.
+        self.bearer_token: str | None = None
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.server.daemon_threads = True
+        self.tls = tls
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(TLS_CERTIFICATE, TLS_CERTIFICATE.with_name("server.key"))
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True,
+                                                     do_handshake_on_connect=False)  # in the handler's thread
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.server.server_address[1]}"
 
     def start(self) -> FakeKubeApi:
         self.thread.start()

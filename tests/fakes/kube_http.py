@@ -54,6 +54,11 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
             entry = LoggedRequest(method, url.path, query, content_type, 0,
                                   user_agent=self.headers.get("User-Agent") or "")
             api.log.append(entry)
+            scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+            if api.bearer_token is not None and (scheme.lower(), token) != ("bearer", api.bearer_token):
+                entry.status = 401
+                self._send(401, status_body(401, "Unauthorized", "Unauthorized"))
+                return
             fault = api.take_fault(method)
             if fault is not None and fault.hang:
                 self._hang(fault.hang == "partial")

@@ -1,0 +1,100 @@
+"""The DaemonSet's own way in: the in-cluster service account (token and CA where the kubelet
+mounts them, the API server's address in the environment) over HTTPS, no kubeconfig anywhere,
+and only the parts of ``kubernetes`` that path uses (``kube.transport``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mig_labeler.errors import EXIT_RUNTIME
+
+from .fakes.kube_api import FakeKubeApi
+from .fakes.pod import available, pod_command, pod_env
+
+NODE = "gpu-node-1"
+TOKEN = "service-account-token-1"
+pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
+
+
+@pytest.fixture
+def tls_api():
+    api = FakeKubeApi(tls=True).start()
+    api.bearer_token = TOKEN
+    api.add_node(NODE)
+    yield api
+    api.stop()
+
+
+def oneshot(api: FakeKubeApi, token: str = TOKEN, *extra: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "mig_labeler", "run", "--oneshot", "--node-name", NODE, "--fixture", "a30-mig-off",
+            "--metrics-port", "0", *extra]
+    return subprocess.run(pod_command(argv, token), env=pod_env(api), capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def test_a_pod_labels_its_node_with_the_service_account(tls_api):
+    done = oneshot(tls_api)
+    assert done.returncode == 0, done.stderr
+    assert tls_api.labels(NODE)["nvidia.com/gpu.product"] == "NVIDIA-A30"
+    assert all(entry.status != 401 for entry in tls_api.log)  # every request carried the token
+    assert {entry.user_agent for entry in tls_api.log} == {"mig-labeler/" + _version()}
+
+
+def test_a_rejected_token_is_one_line_and_exit_1(tls_api):
+    done = oneshot(tls_api, "a-revoked-token")
+    assert done.returncode == EXIT_RUNTIME
+    errors = [line for line in done.stderr.splitlines() if "Traceback" in line or "error" in line.lower()]
+    assert "Traceback" not in done.stderr
+    assert any("401" in line or "Unauthorized" in line for line in errors), done.stderr
+    assert "nvidia.com/gpu.product" not in tls_api.labels(NODE)
+
+
+LOADED = """
+import json, sys
+from mig_labeler.kube.connection import connect
+client = connect(None)
+client.read_node(sys.argv[1])
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in
+                        ("kubernetes", "pydantic", "requests", "requests_oauthlib", "oauthlib", "google"))))
+"""
+
+
+def test_the_in_cluster_path_loads_only_the_transport_and_the_service_account_loader(tls_api):
+    """Not the kubeconfig loader (requests, oauthlib), the generated client or pydantic: the node
+    daemon's memory and start-up (``make bench`` section 2)."""
+    done = subprocess.run(pod_command([sys.executable, "-c", LOADED, NODE], TOKEN), env=pod_env(tls_api),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout))
+    assert {"kubernetes.client.rest", "kubernetes.client.configuration", "kubernetes.config.incluster_config"} <= loaded
+    assert not {m for m in loaded if m.split(".")[0] != "kubernetes"}, loaded
+    assert not loaded & {"kubernetes.config.kube_config", "kubernetes.client.api_client", "kubernetes.dynamic",
+                         "kubernetes.watch", "kubernetes.stream", "kubernetes.client.models"}, loaded
+
+
+DEFERRED = """
+from mig_labeler.kube import transport
+transport.load("kubernetes.client.rest")
+import kubernetes
+from kubernetes import client, config, utils
+assert callable(config.load_kube_config) and callable(utils.parse_quantity)
+assert client.CoreV1Api.__name__ == "CoreV1Api" and kubernetes.__version__
+print("ok")
+"""
+
+
+def test_the_deferred_packages_are_whole_for_code_that_uses_them():
+    """Deferring the package ``__init__``s changes nothing for code that uses ``kubernetes`` the
+    usual way once the transport has loaded: the first name asked for runs the real ``__init__``."""
+    done = subprocess.run([sys.executable, "-c", DEFERRED], capture_output=True, text=True, timeout=120, check=False)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+def _version() -> str:
+    from mig_labeler import __version__
+
+    return __version__
