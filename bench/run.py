@@ -24,7 +24,10 @@ sys.path.insert(0, str(ROOT))
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from bench.check_scale import bench_check_scale  # noqa: E402
+from bench.child import timed_child  # noqa: E402
 from bench.mig_config import bench_mig_config  # noqa: E402
+from bench.node_mode import bench_node_mode  # noqa: E402
+from bench.results import RESULTS, ROWS, calibrate, row, save_results  # noqa: E402
 from bench.shutdown import bench_shutdown, bench_timeouts  # noqa: E402
 from mig_labeler.config import Config, MigStrategy  # noqa: E402
 from mig_labeler.daemon.root import build_daemon  # noqa: E402
@@ -44,15 +47,6 @@ COUNTS = {"3g.40gb": "16", "1g.10gb": "24"}
 # every trial after the burst waits for a token, and the row would measure the limiter (0.2 s),
 # not the reaction. A real MIG change finds the bucket full, so these daemons run without it.
 UNLIMITED = ("--kube-api-qps", "-1")
-ROWS: list[tuple[str, str, str, str]] = []
-
-
-def row(what: str, value: str, target: str = "", met: bool | None = None) -> None:
-    verdict = "" if met is None else ("met" if met else "MISSED")
-    ROWS.append((what, value, target, verdict))
-    print(f"  {what:<58} {value:>26}  {target:<16} {verdict}", flush=True)
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -76,19 +70,6 @@ def bench_pass() -> None:
     cold = FakeNvml(resolve_fixture("dgx-h100-7x1g"))
     TopologySource(cold, None, cold).read()
     row("NVML calls on the first pass (nothing cached yet)", str(sum(cold.calls.values())))
-
-
-# Peak RSS is measured by a small launcher: a child forked straight from this large benchmark
-# process would report the parent's pages as its own peak until it execs.
-LAUNCHER = ("import os, resource, subprocess, sys, time; t = time.perf_counter(); "
-            "rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)")
-
-
-def timed_child(args: list[str]) -> tuple[float, float, int]:
-    out = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, *args], capture_output=True, text=True, check=True)
-    wall, rss_kib, code = out.stdout.split()
-    return float(wall), int(rss_kib) / 1024, int(code)
 
 
 def bench_cold(api: FakeKubeApi, kubeconfig: Path) -> None:
@@ -439,46 +420,41 @@ def wait_for(predicate, timeout: float) -> None:
 
 
 def main() -> None:
+    """Every section, or those named in BENCH_ONLY (comma-separated: make bench BENCH_ONLY=node,shutdown)."""
     print(f"mig-labeler benchmarks  (python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+    only = [name for name in os.environ.get("BENCH_ONLY", "").split(",") if name]
+    unknown = [name for name in only if name not in SECTIONS]
+    if unknown:
+        sys.exit(f"BENCH_ONLY: no section {', '.join(unknown)} (sections: {', '.join(SECTIONS)})")
     api = FakeKubeApi().start()
     try:
+        calibrate()
         with tempfile.TemporaryDirectory() as tmp:
             kubeconfig = write_kubeconfig(Path(tmp) / "kubeconfig", api.url)
-            if os.environ.get("BENCH_ONLY") == "sinks":  # make bench BENCH_ONLY=sinks: just the per-sink figures
-                bench_sinks(api, kubeconfig)
-                return
-            if os.environ.get("BENCH_ONLY") == "shutdown":  # BENCH_ONLY=shutdown: signal-to-exit per state
-                bench_shutdown(api, kubeconfig, row)
-                bench_timeouts(api, kubeconfig, row)
-                return
-            if os.environ.get("BENCH_ONLY") == "check":  # BENCH_ONLY=check: check at cluster scale
-                bench_check_scale(Path(tmp), pool_labels, row)
-                return
-            if os.environ.get("BENCH_ONLY") == "reaction":  # BENCH_ONLY=reaction: sections 5 to 7
-                bench_reaction(api, kubeconfig)
-                bench_gfd_uninstall(api, kubeconfig)
-                bench_pause_end(api, kubeconfig)
-                return
-            if os.environ.get("BENCH_ONLY") == "mig":  # BENCH_ONLY=mig: MIG config verification
-                bench_mig_config(api, Path(tmp), row)
-                return
-            bench_pass()
-            bench_cold(api, kubeconfig)
-            bench_soak(api, int(os.environ.get("BENCH_SOAK_PASSES", "10000")))
-            bench_api(api)
-            bench_reaction(api, kubeconfig)
-            bench_gfd_uninstall(api, kubeconfig)
-            bench_pause_end(api, kubeconfig)
-            bench_check()
-            bench_sinks(api, kubeconfig)
-            bench_shutdown(api, kubeconfig, row)
-            bench_timeouts(api, kubeconfig, row)
-            bench_check_scale(Path(tmp), pool_labels, row)
-            bench_mig_config(api, Path(tmp), row)
+            for name, section in SECTIONS.items():
+                if not only or name in only:
+                    section(api, kubeconfig, Path(tmp))
     finally:
         api.stop()
+        save_results()
     missed = [r for r in ROWS if r[3] == "MISSED"]
-    print(f"targets: {sum(r[3] == 'met' for r in ROWS)} met, {len(missed)} missed")
+    print(f"targets: {sum(r[3] == 'met' for r in ROWS)} met, {len(missed)} missed; rows in {RESULTS.relative_to(ROOT)}")
+
+
+SECTIONS = {
+    "pass": lambda api, kubeconfig, tmp: bench_pass(),
+    "cold": lambda api, kubeconfig, tmp: bench_cold(api, kubeconfig),
+    "node": lambda api, kubeconfig, tmp: bench_node_mode(row),
+    "soak": lambda api, kubeconfig, tmp: bench_soak(api, int(os.environ.get("BENCH_SOAK_PASSES", "10000"))),
+    "api": lambda api, kubeconfig, tmp: bench_api(api),
+    "reaction": lambda api, kubeconfig, tmp: (bench_reaction(api, kubeconfig), bench_gfd_uninstall(api, kubeconfig),
+                                              bench_pause_end(api, kubeconfig)),
+    "check": lambda api, kubeconfig, tmp: (bench_check(), bench_check_scale(tmp, pool_labels, row)),
+    "sinks": lambda api, kubeconfig, tmp: bench_sinks(api, kubeconfig),
+    "shutdown": lambda api, kubeconfig, tmp: (bench_shutdown(api, kubeconfig, row),
+                                              bench_timeouts(api, kubeconfig, row)),
+    "mig": lambda api, kubeconfig, tmp: bench_mig_config(api, tmp, row),
+}
 
 
 if __name__ == "__main__":

@@ -26,11 +26,33 @@ def codes(result) -> list[str]:
     return [p.code for p in result.problems if p.severity == "error"]
 
 
-def check_json(*args: str, input_text: str | None = None) -> tuple[int, dict]:
-    result = run("check", *args, "-o", "json") if input_text is None else \
+def check_json(*args: str, input_text: str | None = None, list_nodes: bool = True) -> tuple[int, dict]:
+    argv = ["check", *args, "-o", "json", *(["--list-nodes"] if list_nodes else [])]
+    result = run(*argv) if input_text is None else \
         __import__("click.testing").testing.CliRunner().invoke(__import__("mig_labeler.cli").cli.commands.cli,
-                                                               ["check", *args, "-o", "json"], input=input_text)
+                                                               argv, input=input_text)
     return result.exit_code, json.loads(result.stdout)
+
+
+def test_json_names_node_groups_compactly_and_node_names_only_when_asked(tmp_path):
+    """The output grows with the input, not with workloads × nodes: each workload names its groups of
+    alike nodes; ``--list-nodes`` adds the names, the same ones the groups carry."""
+    pods = tmp_path / "pods.yaml"
+    pods.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}"}, "spec": {
+        "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        "containers": [{"name": "c", "image": "x", "resources": {"limits": {"nvidia.com/gpu": i}}}]}}
+        for i in (1, 2)]))
+    args = ["-f", str(pods), *POOL]
+    result = run("check", *args, "-o", "json")
+    _, listed = check_json(*args)
+    grouped = json.loads(result.stdout)
+    assert result.stdout == json.dumps(grouped, separators=(",", ":")) + "\n"  # compact: one line
+    assert all(w["nodes_matching_count"] >= 2 for w in grouped["workloads"])
+    names = {g["id"]: g["nodes"] for g in grouped["node_groups"]}
+    for plain, full in zip(grouped["workloads"], listed["workloads"], strict=True):
+        assert "nodes_matching" not in plain
+        assert [n for g in plain["groups_matching"] for n in names[g]] == full["nodes_matching"]
+        assert plain["nodes_matching_count"] == len(full["nodes_matching"])
 
 
 # -- the user's document and our examples -----------------------------------------------------------

@@ -38,9 +38,6 @@ class Workload:
     pod_spec: Mapping[str, Any]
 
 
-LIST_NODES_UP_TO = 1000  # JSON lists node names per workload up to this fleet size; beyond, group ids
-
-
 @dataclass
 class Result:
     workload: Workload
@@ -62,7 +59,7 @@ class Result:
 
     def as_json(self, group_id: Callable[[Any], int], list_nodes: bool) -> dict[str, Any]:
         """Output that grows with the input, not with workloads × nodes: groups of identical nodes
-        by id (``node_groups`` at the top level); node names too while the fleet is small."""
+        by id (``node_groups`` at the top level); node names too when asked (``--list-nodes``)."""
         doc: dict[str, Any] = {"name": self.workload.name, "kind": self.workload.kind, "source": self.workload.source,
                                "fits": self.fits}
         if list_nodes:

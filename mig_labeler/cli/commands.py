@@ -281,11 +281,13 @@ def diff(ctx: click.Context, timeout: str, **_: Any) -> None:
 @click.option("--context", "kube_context", envvar="MIG_LABELER_CONTEXT", show_envvar=True, metavar="NAME",
               help="The kubeconfig context for --node/--nodes, as kubectl's --context.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--list-nodes", is_flag=True, help="With -o json: each workload lists the names of the nodes it "
+              "fits (nodes_matching) besides its node groups; on a large fleet that is workloads × nodes names.")
 @TIMEOUT_OPTION
 def check(files: tuple[str, ...], fixtures: tuple[str, ...], gpus: tuple[str, ...], mig_config: str | None,
           mig_parted_config: str | None, label_files: tuple[str, ...], node_names: tuple[str, ...], all_nodes: bool,
           selector: str | None, mig_strategy: str | None, config_file: str | None, kubeconfig: str | None,
-          kube_context: str | None, output: str, timeout: str) -> None:
+          kube_context: str | None, output: str, list_nodes: bool, timeout: str) -> None:
     """Tell whether GPU workloads can land on these nodes, and why not: labels in nodeSelector and
     node affinity, GPU requests, the MIG strategy's resources. Exit 0 when every workload fits
     somewhere, 1 when one does not, 2 when input cannot be read."""
@@ -300,7 +302,7 @@ def check(files: tuple[str, ...], fixtures: tuple[str, ...], gpus: tuple[str, ..
     found, skipped, autoscalers = check_input.read_workloads(files)
     nodes = check_input.nodes_from(given)
     results = check_input.run_checks(found, nodes)
-    _emit(report.render(results, skipped, nodes, output, autoscalers))
+    _emit(report.render(results, skipped, nodes, output, autoscalers, list_nodes))
     failing = [r for r in results if not r.fits]
     broken = [a for a in autoscalers if not a.ok]
     if failing or broken:

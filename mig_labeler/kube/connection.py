@@ -18,9 +18,9 @@ import yaml
 
 from mig_labeler import __version__, text_document
 from mig_labeler.errors import ConfigError
+from mig_labeler.kube import transport
 from mig_labeler.kube.client import KubeClient
 from mig_labeler.kube.errors import first_line
-from mig_labeler.kube import transport
 from mig_labeler.kube.rate_limit import client_go_limiter
 from mig_labeler.kube.transport import Transport
 from mig_labeler.stop import Stop

@@ -1,0 +1,95 @@
+"""``make bench`` section 2b: the node daemon as the DaemonSet runs it.
+
+In a pod's view of the machine: the service account's token and CA where the kubelet mounts them,
+the API server's address in the environment, HTTPS, no kubeconfig (``tests/fakes/pod.py``: a user
+and mount namespace). This is the path whose imports ``kube/transport.py`` keeps small, so its
+memory and start-up are measured here rather than through a kubeconfig (section 2), which loads
+the kubeconfig machinery a pod never needs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.child import timed_child
+from tests.fakes.kube_api import FakeKubeApi
+from tests.fakes.pod import available, pod_command, pod_env
+
+BIN = str(Path(sys.executable).parent / "mig-labeler")
+TOKEN = "bench-service-account"
+FIXTURE = "dgx-h100-7x1g"
+RUNS = 10
+IDLE_TARGET_MIB = 36.0
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def _wait(predicate: Callable[[], bool], what: str, limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not reached: {what}")
+        time.sleep(0.001)
+
+
+def _oneshot(api: FakeKubeApi, node: str) -> tuple[float, float]:
+    """Wall from exec to exit (namespace set-up included) and peak RSS."""
+    api.add_node(node)
+    argv = [BIN, "run", "--oneshot", "--node-name", node, "--fixture", FIXTURE, "--metrics-port", "0"]
+    wall, peak, code = timed_child(pod_command(argv, TOKEN), env=pod_env(api))
+    if code != 0:
+        raise RuntimeError(f"run --oneshot in a pod exited {code}")
+    return wall, peak
+
+
+def _idle(api: FakeKubeApi, node: str) -> tuple[float, float]:
+    """Seconds from exec to labels on the Node, and VmRSS once idle (labels published, watch open)."""
+    api.add_node(node)
+    watches = api.open_watches
+    argv = [BIN, "run", "--node-name", node, "--fixture", FIXTURE, "--sleep-interval", "1h"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(pod_command(argv, TOKEN), env=pod_env(api), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait(lambda: "nvidia.com/gpu.count" in api.labels(node), "labels on the Node")
+        first = time.perf_counter() - start
+        _wait(lambda: api.open_watches > watches, "the Node watch open")
+        return first, _rss_kib(proc.pid) / 1024
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def bench_node_mode(row: Callable[..., None]) -> None:
+    print(f"2b. node mode as in a pod (service account over HTTPS, no kubeconfig), {FIXTURE} fixture")
+    reason = available()
+    if reason is not None:
+        print(f"  skipped: {reason}")
+        return
+    api = FakeKubeApi(tls=True).start()
+    api.bearer_token = TOKEN
+    try:
+        oneshot = [_oneshot(api, f"pod-oneshot-{i}") for i in range(RUNS)]
+        walls = [w for w, _ in oneshot]
+        row(f"run --oneshot in a pod: wall median / max ({RUNS} runs)",
+            f"{statistics.median(walls):.3f} / {max(walls):.3f} s", "<= 0.57 s", statistics.median(walls) <= 0.57,
+            key="pod_oneshot_wall")
+        row("run --oneshot in a pod: peak RSS (largest run)", f"{max(r for _, r in oneshot):.1f} MiB",
+            key="pod_oneshot_rss")
+        idle = [_idle(api, f"pod-daemon-{i}") for i in range(5)]
+        firsts, rss = [f for f, _ in idle], [r for _, r in idle]
+        row("daemon in a pod: exec to labels on the Node, median (5 runs)", f"{statistics.median(firsts):.3f} s",
+            key="pod_first_publish")
+        row("daemon in a pod: RSS idle (published, watch open), median / max", f"{statistics.median(rss):.1f} / "
+            f"{max(rss):.1f} MiB", f"<= {IDLE_TARGET_MIB:g} MiB", statistics.median(rss) <= IDLE_TARGET_MIB,
+            key="pod_idle_rss")
+    finally:
+        api.stop()
