@@ -1,19 +1,32 @@
-# mig-labeler image. Not built in this repository's CI (no container engine there); `make wheel-check`
-# runs the same install steps: build the wheel, install it with its dependencies, run it.
-FROM python:3.12-slim AS build
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY mig_labeler ./mig_labeler
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# mig-labeler image: the runtime dependencies from requirements.lock with every file's hash checked,
+# our package copied in and byte-compiled (the root file system is read-only in the pod, so nothing
+# can be compiled at start-up), on a distroless Python runtime: no shell, no package manager, user
+# 65532. `make image` builds it with buildah (or docker/podman where present) and runs its
+# entrypoint inside the built file system (tools/image.py).
+#
+# Both bases are pinned by digest (the tag in the comment); Renovate or a person bumps them together.
+# They must have the same Python minor version (3.11: Debian 12's), since the compiled wheels and
+# the .pyc files are made for it. CI, which reaches no registry, passes both as build arguments: a
+# Debian 12 root file system with python3, made with mmdebstrap (tools/image.py).
+# python:3.11-slim-bookworm
+ARG BUILD_BASE=docker.io/library/python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
+# gcr.io/distroless/python3-debian12:nonroot
+ARG BASE=gcr.io/distroless/python3-debian12:nonroot@sha256:7d1042ce588ab97019fe95c24ffca7bc5a82ccdac572511d5e09bda4435c89c5
 
-FROM python:3.12-slim
-COPY --from=build /wheels /wheels
-# The wheels built above, offline (--no-index): pinned by construction.
-# hadolint ignore=DL3013
-RUN pip install --no-cache-dir --no-index --find-links=/wheels mig-labeler \
-    && rm -rf /wheels \
-    && useradd --system --uid 65532 --no-create-home --shell /usr/sbin/nologin mig-labeler
+FROM ${BUILD_BASE} AS build
+# Debian's own pip refuses to install beside the system's packages unless told; --target is apart.
+ENV PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+COPY requirements.lock /tmp/requirements.lock
+# Exactly the locked set: hashes required, wheels only (nothing built from source), no resolver.
+RUN python3 -m pip install --require-hashes --only-binary=:all: --no-deps --target /app -r /tmp/requirements.lock \
+    && rm -rf /app/bin
+COPY mig_labeler /app/mig_labeler
+RUN python3 -m compileall -q /app
+
+FROM ${BASE}
+COPY --from=build /app /app
+ENV PYTHONPATH=/app PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 USER 65532:65532
 EXPOSE 8080
-ENTRYPOINT ["mig-labeler"]
+ENTRYPOINT ["/usr/bin/python3", "-m", "mig_labeler"]
 CMD ["run"]

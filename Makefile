@@ -7,7 +7,7 @@ TOOLS ?= .tools
 K8S_TOOLS := $(TOOLS)/helm $(TOOLS)/kubectl $(TOOLS)/promtool
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test test-stress test-e2e admission-policy tools chart-check manifests-check lint bench models wheel-check clean
+.PHONY: install demo test test-stress test-e2e admission-policy tools chart-check manifests-check lint bench bench-check models wheel-check image lock sbom clean
 
 RUN_STAMP := $(VENV)/.installed-run
 
@@ -69,8 +69,20 @@ lint: $(STAMP)  ## ruff, mypy, the import contracts (pyproject.toml), the GitHub
 	$(BIN)/hadolint Dockerfile
 	@! grep -rn "mock.patch\|patch(\"mig_labeler\|patch('mig_labeler" tests/ || (echo "unittest.mock.patch of our own code is banned" && exit 1)
 
-bench: $(STAMP)
+bench: $(STAMP)  ## speed, memory and API-cost rows (BENCH_ONLY=node,shutdown,... for some sections); kept in build/bench/results.json
 	$(BIN)/python bench/run.py
+
+bench-check: $(STAMP)  ## the figures README.md and docs/ publish, against the last make bench on this machine
+	$(BIN)/python -m tools.bench_check
+
+image: $(STAMP)  ## build the image from the Dockerfile (buildah, else podman/docker) and run its entrypoint in it
+	$(BIN)/python -m tools.image
+
+lock: $(STAMP)  ## re-resolve requirements.lock (hashed) from pyproject.toml's dependencies, with uv from PyPI
+	$(BIN)/python -m tools.lock
+
+sbom: $(STAMP)  ## the CycloneDX SBOM the release attests to the image, from requirements.lock: build/sbom.cdx.json
+	$(BIN)/python -m tools.sbom
 
 models: $(STAMP)  ## regenerate mig_labeler/data/gpu_models.json from the project's shared spec (../shared/spec/mig-profiles.json, outside this repository: a fresh clone has no copy; give SPEC=PATH)
 	$(BIN)/python tools/gen_gpu_models.py $(SPEC)

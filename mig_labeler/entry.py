@@ -13,15 +13,18 @@ output, the logs and the ``atexit`` handlers (temporary files) are flushed and r
 
 from __future__ import annotations
 
+import time
+
 from mig_labeler.early_signals import install_early_handlers
 
 
 def main(argv: list[str] | None = None) -> None:
+    started = time.monotonic()  # time limits (--oneshot-timeout, diff --timeout) count from here
     install_early_handlers()
     from mig_labeler.cli import main as command_line  # noqa: PLC0415 - after the handlers, on purpose
 
     try:
-        command_line(argv)
+        command_line(argv, started=started)
     except SystemExit as e:
         _exit_now(e.code)
     _exit_now(0)

@@ -154,3 +154,18 @@ def test_releasing_claims_changes_ownership_not_labels_and_needs_a_fresh_version
     assert int(released.resource_version) > int(fresh.resource_version)
     assert _owners(kube_api, "nvidia.com/gpu.count") == {"mig-labeler"}
     assert kube.release_claims(released, frozenset({"nvidia.com/gpu.count"})) is None
+
+
+def test_a_time_limit_counts_from_the_given_start(kube_api):
+    """--oneshot-timeout and diff's --timeout count from the process's start (start-up included):
+    a limit already spent when the client is built sends nothing and says so."""
+    import time
+
+    spent = connect(None, host=kube_api.url, within=5.0, since=time.monotonic() - 10)
+    before = len(kube_api.log)
+    with pytest.raises(ApiError, match="gave up: the time limit of 5 s ran out"):
+        spent.read_node("gpu-node-1")
+    assert len(kube_api.log) == before
+    fresh = connect(None, host=kube_api.url, within=5.0, since=time.monotonic())
+    with pytest.raises(NodeNotFound):
+        fresh.read_node("no-such-node")

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -227,7 +228,7 @@ def run(ctx: click.Context, **_: Any) -> None:
         _warn(config.warnings)
         if early_stop():  # it came while Python imported us, before the handlers above existed
             stop.request(early_stop())
-        run_daemon(config, given, stop=stop, wake=wake)
+        run_daemon(config, given, stop=stop, wake=wake, started=_invocation(ctx).started)
 
 
 @cli.command()
@@ -248,7 +249,7 @@ def diff(ctx: click.Context, timeout: str, **_: Any) -> None:
     _require_node_name(config)
     setup_logging("text")
     lines, warnings = label_diff(config, int(time.time()), timeout=parse_duration(timeout, "--timeout", 0.0),
-                                 options=given)
+                                 options=given, since=_invocation(ctx).started)
     _warn(config.warnings + tuple(warnings))
     _emit("".join(f"{line}\n" for line in lines))
 
@@ -311,10 +312,24 @@ def check(files: tuple[str, ...], fixtures: tuple[str, ...], gpus: tuple[str, ..
         raise WorkloadsDoNotFit("; ".join(parts))
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: the only place that turns an error into one line and an exit code."""
+@dataclass(frozen=True)
+class Invocation:
+    """What the command line knows before click parses: when the process started."""
+
+    started: float
+
+
+def _invocation(ctx: click.Context) -> Invocation:
+    found = ctx.find_object(Invocation)
+    return found if found is not None else Invocation(time.monotonic())  # invoked without main (tests)
+
+
+def main(argv: list[str] | None = None, started: float | None = None) -> None:
+    """Entry point: the only place that turns an error into one line and an exit code. ``started``:
+    when the process started (``time.monotonic()``), which time limits count from; default now."""
     try:
-        cli.main(args=argv, prog_name="mig-labeler", standalone_mode=False)
+        cli.main(args=argv, prog_name="mig-labeler", standalone_mode=False,
+                 obj=Invocation(time.monotonic() if started is None else started))
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.UsageError as e:  # one line, as every other error; the help is one flag away

@@ -24,12 +24,14 @@ from mig_labeler.text_files import config_names
 
 
 def label_diff(config: Config, started_at: int, host: str | None = None, timeout: float = 30.0,
-               stop: Stop | None = None, options: ConfigSource | None = None) -> tuple[list[str], list[str]]:
+               stop: Stop | None = None, options: ConfigSource | None = None,
+               since: float | None = None) -> tuple[list[str], list[str]]:
     """Diff lines and warnings. ``stop`` ends a request in flight at once (Ctrl-C); ``options``: the
-    command line's options, to read the config the node's device-plugin.config label picks."""
+    command line's options, to read the config the node's device-plugin.config label picks;
+    ``since``: when ``timeout`` started counting (``time.monotonic()``: the process's start)."""
     source = open_source(config.fixture, config.machine_type_file, config.driver_root)
     topology = source.read()
-    kube = connect(config.kubeconfig, host=host, stop=stop, within=timeout, qps=config.kube_api_qps,
+    kube = connect(config.kubeconfig, host=host, stop=stop, within=timeout, since=since, qps=config.kube_api_qps,
                    burst=config.kube_api_burst, context=config.kube_context)
     retry = api_retry_policy(stop=stop, deadline=timeout)
     try:

@@ -135,15 +135,16 @@ def build_daemon(config: Config, source: ConfigSource | None = None, *, host: st
                  registry: CollectorRegistry | None = None, health: HealthState | None = None,
                  clock: Callable[[], float] = time.time, retry_sleep: Callable[[float], None] | None = None,
                  watch: bool = False, watch_backoff: float = 0.5, stop: Stop | None = None, wake: Wake | None = None,
-                 within: float | None = None, started_at: int | None = None) -> Daemon:
+                 within: float | None = None, started_at: int | None = None, since: float | None = None) -> Daemon:
     """Every part, in order. ``source``: how the settings are read again on a reload (the command
     line's; none: they never change); ``host``: the API server's URL without credentials (tests);
-    ``within``: seconds every request and retry must fit in (``--oneshot-timeout``)."""
+    ``within``: seconds every request and retry must fit in (``--oneshot-timeout``), counted from
+    ``since`` (``time.monotonic()``; default now)."""
     stop = stop or Stop()  # first: every wait below gets it
     wake = wake or Wake()
     metrics = Metrics(registry or CollectorRegistry())
     health = health or HealthState()
-    kube = (connect(config.kubeconfig, host=host, stop=stop, within=within, qps=config.kube_api_qps,
+    kube = (connect(config.kubeconfig, host=host, stop=stop, within=within, since=since, qps=config.kube_api_qps,
                     burst=config.kube_api_burst, context=config.kube_context) if config.needs_kubernetes else None)
     retry = api_retry_policy(stop=stop, sleep=retry_sleep, deadline=within)
     warnings = Warnings()
@@ -165,11 +166,12 @@ def build_daemon(config: Config, source: ConfigSource | None = None, *, host: st
                   metrics=metrics, health=health, stop=stop, wake=wake, retry=retry, clock=clock)
 
 
-def run_daemon(config: Config, source: ConfigSource, *, stop: Stop, wake: Wake, host: str | None = None) -> None:
+def run_daemon(config: Config, source: ConfigSource, *, stop: Stop, wake: Wake, host: str | None = None,
+               started: float | None = None) -> None:
     """``mig-labeler run``. ``stop`` and ``wake``: what the CLI's signal handlers, installed before
-    start-up began, set."""
+    start-up began, set; ``started``: when the process started, which --oneshot-timeout counts from."""
     if config.oneshot:
-        _oneshot(config, source, host, stop)
+        _oneshot(config, source, host, stop, started)
         return
     registry = CollectorRegistry()
     health = HealthState()
@@ -190,11 +192,11 @@ def run_daemon(config: Config, source: ConfigSource, *, stop: Stop, wake: Wake, 
         daemon.close()
 
 
-def _oneshot(config: Config, source: ConfigSource, host: str | None, stop: Stop) -> None:
-    """One pass, bounded by --oneshot-timeout (each request's timeouts and the retries). A stop
-    signal before the pass means no pass; during it, the request in flight is abandoned and the
-    oneshot fails (exit 1): the labels were not published."""
-    daemon = build_daemon(config, source, host=host, stop=stop, within=config.oneshot_timeout)
+def _oneshot(config: Config, source: ConfigSource, host: str | None, stop: Stop, started: float | None) -> None:
+    """One pass, bounded by --oneshot-timeout from the process's start (start-up, each request's
+    timeouts and the retries). A stop signal before the pass means no pass; during it, the request
+    in flight is abandoned and the oneshot fails (exit 1): the labels were not published."""
+    daemon = build_daemon(config, source, host=host, stop=stop, within=config.oneshot_timeout, since=started)
     try:
         if stop.requested:
             return

@@ -52,17 +52,19 @@ class KubeClient:
     ``CoreV1Api`` alone costs 22 MiB of RSS for calls we can spell out."""
 
     def __init__(self, transport: Transport, *, stop: Stop | None = None, within: float | None = None,
+                 since: float | None = None,
                  rate_limit: TokenBucket | None = None, field_manager: str = FIELD_MANAGER) -> None:
         """``stop``: a stop abandons the request in flight at once (``Stop.abandonable``) and
         ends a rate-limit wait, instead of waiting out a read timeout: a hung API server must not
-        delay SIGTERM. ``within``: seconds from now after which no request starts (--oneshot-timeout,
-        diff's --timeout); each request's timeouts are cut to what is left. ``rate_limit``:
+        delay SIGTERM. ``within``: seconds from ``since`` (``time.monotonic()``: the process's start,
+        so start-up counts; default now) after which no request starts (--oneshot-timeout, diff's
+        --timeout); each request's timeouts are cut to what is left. ``rate_limit``:
         --kube-api-qps/--kube-api-burst, as client-go applies them."""
         self.transport = transport
         self.field_manager = field_manager
         self.stop = stop or Stop()  # without one, only the deadline ends a wait
         self.within = within
-        self.deadline = None if within is None else time.monotonic() + within
+        self.deadline = None if within is None else (time.monotonic() if since is None else since) + within
         self.rate_limit = rate_limit
 
     def _timeout(self) -> tuple[float, float]:

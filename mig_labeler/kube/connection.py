@@ -30,14 +30,14 @@ USER_AGENT = f"mig-labeler/{__version__}"
 
 
 def connect(kubeconfig: str | None, *, host: str | None = None, stop: Stop | None = None,
-            within: float | None = None, qps: float | None = None, burst: int = 10,
+            within: float | None = None, since: float | None = None, qps: float | None = None, burst: int = 10,
             context: str | None = None) -> KubeClient:
     """A client for the cluster: ``host`` (tests) points the real client at a URL with no
     credentials; ``qps``: the client-side rate limit (--kube-api-qps/--kube-api-burst), none when
-    None; ``stop`` and ``within`` as ``KubeClient`` takes them."""
+    None; ``stop``, ``within`` and ``since`` as ``KubeClient`` takes them."""
     limiter = client_go_limiter(qps, burst) if qps is not None else None
     return KubeClient(transport_for(kubeconfig, host=host, context=context), stop=stop, within=within,
-                      rate_limit=limiter)
+                      since=since, rate_limit=limiter)
 
 
 def transport_for(kubeconfig: str | None = None, host: str | None = None, user_agent: str = USER_AGENT,

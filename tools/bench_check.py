@@ -1,0 +1,140 @@
+"""``make bench-check``: the figures README.md and docs/ publish, against ``make bench``'s own rows.
+
+A published figure carries a marker right after it, invisible once rendered::
+
+    | idle RSS | 38.6 MiB<!--bench:pod_idle_rss:0--> | ...
+
+naming the bench row (its key in build/bench/results.json) and which of the row's numbers (0 for
+the first) it publishes. The number just before the marker, with its unit, is compared with that
+number of the row, converted to the same unit:
+
+- a time (µs, ms, s) as a multiple of the calibration row measured in the same bench run, against
+  the calibration figure the docs publish (docs/performance.md): a slower or busier machine scales
+  both; within a factor of 1.5 either way;
+- a ratio (``x``, ``×``): within 25 %; memory (KiB, MiB, MB, GB): within 10 %; a count: exact.
+
+Exit 0 when every figure holds, 1 when one does not (each one line), 2 when there are no results
+to compare with (run ``make bench`` first) or a marker names no row.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "build" / "bench" / "results.json"
+DOCUMENTS = ("README.md", "docs/*.md")
+MARKER = re.compile(r"<!--\s*bench:(?P<key>[a-z0-9_]+):(?P<index>\d+)\s*-->")
+# The number just before a marker, and its unit (the calibration figure has a unit too).
+FIGURE = re.compile(r"(?P<number>-?\d[\d,]*(?:\.\d+)?)\s*(?P<unit>µs|us|ms|s|KiB|MiB|MB|GB|x|×|%)?\s*$")
+# A number inside a bench row's value, with the unit that follows it (possibly after "/ other numbers").
+VALUE_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+TIME = {"µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+MEMORY = {"KiB": 1 / 1024, "MiB": 1.0, "MB": 1 / 1.048576, "GB": 1000 / 1.048576}
+TIME_FACTOR, RATIO_TOLERANCE, MEMORY_TOLERANCE = 1.5, 0.25, 0.10
+CALIBRATION = "calibration"
+
+
+@dataclass(frozen=True)
+class Figure:
+    where: str  # file:line
+    key: str
+    index: int
+    number: float
+    unit: str
+
+
+def figures(text: str, where: str) -> list[Figure]:
+    """Every marked figure of a document."""
+    found = []
+    for match in MARKER.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        before = FIGURE.search(text[:match.start()].rsplit("\n", 1)[-1])
+        if before is None:
+            raise ValueError(f"{where}:{line}: no number just before the marker {match.group(0)}")
+        found.append(Figure(f"{where}:{line}", match.group("key"), int(match.group("index")),
+                            float(before.group("number").replace(",", "")), before.group("unit") or ""))
+    return found
+
+
+def value_unit(value: str, index: int) -> tuple[float, str]:
+    """The ``index``-th number of a bench row's value and its unit: the first unit written after it
+    (``1.43 / 2.7 ms``: both are ms)."""
+    numbers = list(VALUE_NUMBER.finditer(value))
+    number = numbers[index]
+    unit = re.match(r"\s*(?:/\s*-?\d+(?:\.\d+)?\s*)*(µs|us|ms|s|KiB|MiB|MB|GB|x|×|%)?", value[number.end():])
+    return float(number.group(0)), (unit.group(1) if unit and unit.group(1) else "")
+
+
+def compare(figure: Figure, rows: dict[str, dict], calibration: tuple[float, float] | None) -> str | None:
+    """None when the figure holds, else why not (one line)."""
+    row = rows.get(figure.key)
+    if row is None:
+        return f"{figure.where}: no bench row {figure.key!r}"
+    try:
+        measured, unit = value_unit(row["value"], figure.index)
+    except IndexError:
+        return f"{figure.where}: bench row {figure.key!r} has no number {figure.index} ({row['value']!r})"
+    said = f"{figure.where}: {figure.number:g} {figure.unit}".rstrip()
+    figure_unit = figure.unit or unit  # "1.43 / 2.7 ms": the first figure is in the unit written after both
+    if figure_unit in TIME:
+        if calibration is None:
+            return f"{figure.where}: a time, but docs/performance.md publishes no calibration figure"
+        published_cal, measured_cal = calibration
+        expected = figure.number * TIME[figure_unit] * measured_cal / published_cal
+        got = measured * TIME.get(unit, TIME[figure_unit])
+        if expected <= 0 or not 1 / TIME_FACTOR <= got / expected <= TIME_FACTOR:
+            return (f"{said}, bench {row['value']!r} ({figure.key}): {got / expected:.2f}x what the figure "
+                    f"predicts on this machine (calibration {measured_cal:g} ms here, {published_cal:g} published)")
+        return None
+    if figure_unit in ("x", "×", "%"):
+        if abs(measured - figure.number) > RATIO_TOLERANCE * abs(figure.number):
+            return f"{said}, bench {row['value']!r} ({figure.key}): off by more than {RATIO_TOLERANCE:.0%}"
+        return None
+    if figure_unit in MEMORY:
+        expected, got = figure.number * MEMORY[figure_unit], measured * MEMORY.get(unit, 1.0)
+        if abs(got - expected) > MEMORY_TOLERANCE * expected:
+            return f"{said}, bench {row['value']!r} ({figure.key}): off by more than {MEMORY_TOLERANCE:.0%}"
+        return None
+    if measured != figure.number:
+        return f"{said}, bench {row['value']!r} ({figure.key}): a count, and it differs"
+    return None
+
+
+def documents(root: Path = ROOT) -> list[Path]:
+    return sorted({p for pattern in DOCUMENTS for p in root.glob(pattern)})
+
+
+def check(root: Path, rows: dict[str, dict]) -> tuple[list[str], int]:
+    """(problems, figures checked)."""
+    marked = [f for doc in documents(root) for f in figures(doc.read_text(), str(doc.relative_to(root)))]
+    published = [f for f in marked if f.key == CALIBRATION]
+    calibration = None
+    if published and CALIBRATION in rows:
+        calibration = (published[0].number, value_unit(rows[CALIBRATION]["value"], 0)[0])
+    problems = [p for f in marked if f.key != CALIBRATION and (p := compare(f, rows, calibration)) is not None]
+    return problems, len(marked)
+
+
+def main() -> int:
+    if not RESULTS.exists():
+        print(f"bench-check: no {RESULTS.relative_to(ROOT)}: run make bench first", file=sys.stderr)
+        return 2
+    data = json.loads(RESULTS.read_text())
+    problems, count = check(ROOT, data["rows"])
+    for problem in problems:
+        print(problem)
+    machine = data.get("machine", {})
+    print(f"bench-check: {count - len(problems)} of {count} published figures hold (bench of {machine.get('date')}, "
+          f"{machine.get('cpus')} CPUs, Python {machine.get('python')})")
+    if any("no bench row" in p or "has no number" in p for p in problems):
+        return 2
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
