@@ -18,10 +18,16 @@ FROM ${BUILD_BASE} AS build
 ENV PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 COPY requirements.lock /tmp/requirements.lock
 # Exactly the locked set: hashes required, wheels only (nothing built from source), no resolver.
-RUN python3 -m pip install --require-hashes --only-binary=:all: --no-deps --target /app -r /tmp/requirements.lock \
+# Behind a TLS-intercepting proxy, pass its CA bundle as the build secret pip-ca (make image does
+# when PIP_CERT is set); it is used for this step only and is not in the image.
+RUN --mount=type=secret,id=pip-ca,required=false \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+    && python3 -m pip install --require-hashes --only-binary=:all: --no-deps --target /app -r /tmp/requirements.lock \
     && rm -rf /app/bin
 COPY mig_labeler /app/mig_labeler
-RUN python3 -m compileall -q /app
+# Byte-compiled for a read-only root file system; not the generated API classes and models of
+# kubernetes, which mig-labeler never imports (about 50 MB of .pyc).
+RUN python3 -m compileall -q -x "kubernetes/client/(api|models)/" /app
 
 FROM ${BASE}
 COPY --from=build /app /app

@@ -68,9 +68,9 @@ def _pass_cost(row: Row, passes: int) -> None:
         verify_mig_config(topology, parted, request)
         times.append(time.perf_counter() - start)
     alone = statistics.median(times) * 1e6
-    row("pass median without / with verification (8 GPUs)", f"{without:.3f} / {with_it:.3f} ms")
+    row("pass median without / with verification (8 GPUs)", f"{without:.3f} / {with_it:.3f} ms", key="mig_verify_pass")
     row("the verification alone (8 GPUs against all-balanced), median", f"{alone:.0f} µs", "<= 10% of a pass",
-        alone <= 100 * without)
+        alone <= 100 * without, key="mig_verify_alone")
 
 
 def _configmap_edit(api, tmp: Path, row: Row, trials: int) -> None:
@@ -111,7 +111,7 @@ def _configmap_edit(api, tmp: Path, row: Row, trials: int) -> None:
         logger.setLevel(level)
     median, worst = statistics.median(times) * 1e3, max(times) * 1e3
     row(f"ConfigMap edit to Node label, median / max ({trials} edits)", f"{median:.0f} / {worst:.0f} ms", "<= 1 s",
-        worst <= 1000)
+        worst <= 1000, key="configmap_edit")
 
 
 def _prediction(row: Row, runs: int = 5) -> None:
@@ -123,7 +123,7 @@ def _prediction(row: Row, runs: int = 5) -> None:
         subprocess.run(command, check=True, capture_output=True)
         times.append(time.perf_counter() - start)
     row(f"labels --gpu H100-SXM5-80GB:8 --mig-config, fresh process (median of {runs})",
-        f"{statistics.median(times) * 1e3:.0f} ms", "<= 1 s", statistics.median(times) <= 1.0)
+        f"{statistics.median(times) * 1e3:.0f} ms", "<= 1 s", statistics.median(times) <= 1.0, key="predict_labels")
 
 
 def _until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -27,7 +27,7 @@ from bench.check_scale import bench_check_scale  # noqa: E402
 from bench.child import timed_child  # noqa: E402
 from bench.mig_config import bench_mig_config  # noqa: E402
 from bench.node_mode import bench_node_mode  # noqa: E402
-from bench.results import RESULTS, ROWS, calibrate, row, save_results  # noqa: E402
+from bench.results import RESULTS, ROWS, calibration_row, calibration_samples, row, save_results  # noqa: E402
 from bench.shutdown import bench_shutdown, bench_timeouts  # noqa: E402
 from mig_labeler.config import Config, MigStrategy  # noqa: E402
 from mig_labeler.daemon.root import build_daemon  # noqa: E402
@@ -65,11 +65,11 @@ def bench_pass() -> None:
     fake.calls.clear()
     source.read()
     median, p99 = statistics.median(times) * 1e3, pct(times, 0.99) * 1e3
-    row("pass time median / p99 (2000 passes)", f"{median:.3f} / {p99:.3f} ms", "<= 2 ms", p99 <= 2.0)
-    row("NVML calls per pass (static facts cached)", str(sum(fake.calls.values())))
+    row("pass time median / p99 (2000 passes)", f"{median:.3f} / {p99:.3f} ms", "<= 2 ms", p99 <= 2.0, key="pass_time")
+    row("NVML calls per pass (static facts cached)", str(sum(fake.calls.values())), key="nvml_calls_steady")
     cold = FakeNvml(resolve_fixture("dgx-h100-7x1g"))
     TopologySource(cold, None, cold).read()
-    row("NVML calls on the first pass (nothing cached yet)", str(sum(cold.calls.values())))
+    row("NVML calls on the first pass (nothing cached yet)", str(sum(cold.calls.values())), key="nvml_calls_first")
 
 
 def bench_cold(api: FakeKubeApi, kubeconfig: Path) -> None:
@@ -78,8 +78,8 @@ def bench_cold(api: FakeKubeApi, kubeconfig: Path) -> None:
               for _ in range(10)]
     wall = [t for t, _, _ in labels]
     row("labels --fixture dgx-h100-7x1g: wall median / max", f"{statistics.median(wall):.3f} / {max(wall):.3f} s",
-        "<= 0.15 s", statistics.median(wall) <= 0.15)
-    row("labels: peak RSS", f"{max(r for _, r, _ in labels):.1f} MiB")
+        "<= 0.15 s", statistics.median(wall) <= 0.15, key="labels_cold")
+    row("labels: peak RSS", f"{max(r for _, r, _ in labels):.1f} MiB", key="labels_rss")
     oneshot = []
     for i in range(10):
         api.add_node(f"cold-{i}")
@@ -87,9 +87,9 @@ def bench_cold(api: FakeKubeApi, kubeconfig: Path) -> None:
                                     str(kubeconfig), "--fixture", "dgx-h100-7x1g", "--mig-strategy", "single"]))
     wall = [t for t, _, _ in oneshot]
     row("run --oneshot (fake API server): wall median / max", f"{statistics.median(wall):.3f} / {max(wall):.3f} s",
-        "<= 0.8 s", statistics.median(wall) <= 0.8)
+        "<= 0.8 s", statistics.median(wall) <= 0.8, key="oneshot_kubeconfig")
     row("run --oneshot: peak RSS / exit codes",
-        f"{max(r for _, r, _ in oneshot):.1f} MiB / {sorted({c for _, _, c in oneshot})}")
+        f"{max(r for _, r, _ in oneshot):.1f} MiB / {sorted({c for _, _, c in oneshot})}", key="oneshot_kubeconfig_rss")
 
 
 def bench_sinks(api: FakeKubeApi, kubeconfig: Path, runs: int = 10, passes: int = 60) -> None:
@@ -122,8 +122,8 @@ def bench_sinks(api: FakeKubeApi, kubeconfig: Path, runs: int = 10, passes: int 
             assert len(api.writes()) == writes
             assert sink != "file" or Path(f"{tmp}/{node}").stat().st_mtime_ns == mtime
             row(f"{sink}: cold oneshot wall median / max", f"{statistics.median(wall):.3f} / {max(wall):.3f} s",
-                "<= 0.8 s", statistics.median(wall) <= 0.8)
-            row(f"{sink}: writes per hour, nothing changing", str(wrote), "0", wrote == 0)
+                "<= 0.8 s", statistics.median(wall) <= 0.8, key=f"sink_{sink}_cold")
+            row(f"{sink}: writes per hour, nothing changing", str(wrote), "0", wrote == 0, key=f"sink_{sink}_writes")
 
 
 def bench_soak(api: FakeKubeApi, passes: int = 10_000) -> None:
@@ -135,7 +135,7 @@ def bench_soak(api: FakeKubeApi, passes: int = 10_000) -> None:
     points = [json.loads(line) for line in out.splitlines()]
     first, last = points[1], points[-1]  # after pass 100 (warm), after the last pass
     row("RSS after pass 100 / after last pass", f"{first['rss_kib'] / 1024:.1f} / {last['rss_kib'] / 1024:.1f} MiB",
-        "<= 60 MiB, flat", last["rss_kib"] <= 60 * 1024 and last["rss_kib"] - first["rss_kib"] < 2048)
+        "<= 60 MiB, flat", last["rss_kib"] <= 60 * 1024 and last["rss_kib"] - first["rss_kib"] < 2048, key="soak_rss")
     row("RSS samples (MiB)", " ".join(f"{p['rss_kib'] / 1024:.1f}" for p in points))
     row("writes over the run (one per layout flip expected)", f"{last['writes']} / {passes // 10}")
 
@@ -169,10 +169,12 @@ def bench_api(api: FakeKubeApi) -> None:
     polling = steady_cost(api, "cost-poll", watch=False)
     watching = steady_cost(api, "cost-watch", watch=True)
     row("requests per pass: polling / with the watch", f"{polling:.2f} / {watching:.2f}", "<= 1, no GET",
-        polling <= 1 and watching == 0)
+        polling <= 1 and watching == 0, key="requests_per_pass")
     per_hour_watch = 60 * watching + 3600 / 300  # 60 s interval; the watch is renewed every 300 s
-    row("per node per hour at 60s interval: requests (watch)", f"{per_hour_watch:.0f} (writes 0)")
-    row("per node per hour at 60s interval: requests (polling)", f"{60 * polling:.0f} (writes 0)")
+    row("per node per hour at 60s interval: requests (watch)", f"{per_hour_watch:.0f} (writes 0)",
+        key="requests_per_hour_watch")
+    row("per node per hour at 60s interval: requests (polling)", f"{60 * polling:.0f} (writes 0)",
+        key="requests_per_hour_polling")
     fleet(api)
 
 
@@ -208,9 +210,10 @@ def fleet(api: FakeKubeApi, nodes: int = 1000, watching_sample: int = 100) -> No
         for daemon in daemons:
             daemon.kube.close()
     row(f"fleet of {nodes}, polling: first minute (start-up) req/s", f"{first / 60:.1f}")
-    row(f"fleet of {nodes}, polling: steady req/s", f"{periodic / 60:.1f}  ({elapsed:.1f}s real)")
+    row(f"fleet of {nodes}, polling: steady req/s", f"{periodic / 60:.1f}  ({elapsed:.1f}s real)",
+        key="fleet_polling_steady")
     row(f"fleet of {nodes}, watch: steady req/s (watch renewals only)", f"{nodes / 300:.1f}",
-        "", None)
+        "", None, key="fleet_watch_steady")
     row(f"  (watch sample: {watching_sample} real watching labelers, steady requests per pass)",
         f"{watch_sample(api, watching_sample):.2f}")
 
@@ -274,7 +277,7 @@ def bench_reaction(api: FakeKubeApi, kubeconfig: Path, trials: int = 50) -> None
             proc.terminate()
             proc.wait(10)
     median, p99 = statistics.median(latencies) * 1e3, pct(latencies, 0.99) * 1e3
-    row("reaction median / p99", f"{median:.1f} / {p99:.1f} ms", "< 2 s", p99 < 2000)
+    row("reaction median / p99", f"{median:.1f} / {p99:.1f} ms", "< 2 s", p99 < 2000, key="reaction")
     row("for comparison: GFD's worst case (sleep interval)", "60000 ms")
 
 
@@ -314,9 +317,9 @@ def bench_pause_end(api: FakeKubeApi, kubeconfig: Path, trials: int = 20) -> Non
             proc.terminate()
             proc.wait(10)
     median, p99 = statistics.median(latencies) * 1e3, pct(latencies, 0.99) * 1e3
-    row("pause end -> labels, median / p99", f"{median:.1f} / {p99:.1f} ms", "< 2 s", p99 < 2000)
+    row("pause end -> labels, median / p99", f"{median:.1f} / {p99:.1f} ms", "< 2 s", p99 < 2000, key="pause_end")
     row("NVML sessions over the run (1 + one per pause end)", inits.split()[-1], f"{1 + trials}",
-        float(inits.split()[-1]) == 1 + trials)
+        float(inits.split()[-1]) == 1 + trials, key="pause_nvml_sessions")
 
 
 def bench_check(workloads: int = 1000, nodes: int = 1000) -> None:
@@ -355,7 +358,7 @@ def bench_check(workloads: int = 1000, nodes: int = 1000) -> None:
     results = [check(w, index) for w in found]
     elapsed = time.perf_counter() - start
     fitting = sum(r.fits for r in results)
-    row(f"check {workloads} x {nodes} ({fitting} fit)", f"{elapsed:.2f} s", "< 2 s", elapsed < 2)
+    row(f"check {workloads} x {nodes} ({fitting} fit)", f"{elapsed:.2f} s", "< 2 s", elapsed < 2, key="check_1k")
 
 
 def pool_labels(fixture: str, strategy: str) -> dict[str, str]:
@@ -403,7 +406,8 @@ def bench_gfd_uninstall(api: FakeKubeApi, kubeconfig: Path, trials: int = 20) ->
         proc.terminate()
         proc.wait(10)
     median, p99 = statistics.median(latencies) * 1e3, pct(latencies, 0.99) * 1e3
-    row(f"{len(gfd)} labels restored, median / p99", f"{median:.1f} / {p99:.1f} ms", "< 2 s", p99 < 2000)
+    row(f"{len(gfd)} labels restored, median / p99", f"{median:.1f} / {p99:.1f} ms", "< 2 s", p99 < 2000,
+        key="migration_restore")
 
 
 def _owner_entries(api: FakeKubeApi, node: str, key: str) -> set[tuple[str, str]]:
@@ -427,8 +431,8 @@ def main() -> None:
     if unknown:
         sys.exit(f"BENCH_ONLY: no section {', '.join(unknown)} (sections: {', '.join(SECTIONS)})")
     api = FakeKubeApi().start()
+    samples = calibration_samples()
     try:
-        calibrate()
         with tempfile.TemporaryDirectory() as tmp:
             kubeconfig = write_kubeconfig(Path(tmp) / "kubeconfig", api.url)
             for name, section in SECTIONS.items():
@@ -436,6 +440,8 @@ def main() -> None:
                     section(api, kubeconfig, Path(tmp))
     finally:
         api.stop()
+        print("0. calibration (a fixed pure-Python workload, at the start and at the end)")
+        calibration_row(samples + calibration_samples())
         save_results()
     missed = [r for r in ROWS if r[3] == "MISSED"]
     print(f"targets: {sum(r[3] == 'met' for r in ROWS)} met, {len(missed)} missed; rows in {RESULTS.relative_to(ROOT)}")

@@ -43,7 +43,7 @@ def test_the_readme_lists_every_gfd_flag_as_the_cli_accepts_it():
 
 @pytest.mark.parametrize("page", [*PAGES, *sorted((ROOT / "examples").glob("*.yaml"))], ids=lambda p: p.name)
 def test_repository_paths_named_in_the_docs_exist(page):
-    for named in re.findall(r"\b((?:manifests|deployments|examples|tests|tools|bench|mig_labeler)/[\w./-]+)",
+    for named in re.findall(r"(?<![\w/.-])((?:manifests|deployments|examples|tests|tools|bench|mig_labeler)/[\w./-]+)",
                             page.read_text()):
         path = named.rstrip(".")
         assert (ROOT / path).exists(), f"{page.name} names {path}"

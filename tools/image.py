@@ -31,7 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = "localhost/mig-labeler:dev"
-LOCAL_BASE = "localhost/mig-labeler-base:bookworm"
+LOCAL_BASES = {"BASE": ("localhost/mig-labeler-base:bookworm", "python3"),  # the runtime: Python alone
+               "BUILD_BASE": ("localhost/mig-labeler-build-base:bookworm", "python3,python3-pip")}
 USER = "65532:65532"
 ENTRYPOINT = ["/usr/bin/python3", "-m", "mig_labeler"]
 CMD = ["run"]
@@ -58,30 +59,37 @@ def registry_answers() -> bool:
     return True
 
 
-def local_base(work: Path) -> str:
-    """A Debian 12 root file system with python3 (and pip, for the build stage), as an image."""
-    if run(["buildah", "inspect", *STORAGE, "--type", "image", LOCAL_BASE]).returncode == 0:
-        return LOCAL_BASE
-    if shutil.which("mmdebstrap") is None:
-        sys.exit("image: no registry answers and mmdebstrap is not installed (apt-get install mmdebstrap), "
-                 "or give IMAGE_BASE=IMAGE")
-    say("no registry answers: making a Debian 12 base with python3 (mmdebstrap, once)")
-    tarball = work / "base.tar"
-    made = run(["mmdebstrap", "--variant=minbase", "--include=python3,python3-pip", "--mode=root", "bookworm",
-                str(tarball)])
-    if made.returncode != 0:
-        sys.exit(f"image: mmdebstrap failed: {made.stderr.strip().splitlines()[-1:]}")
-    container = run(["buildah", "from", *STORAGE, "scratch"]).stdout.strip()
-    for step in (["buildah", "add", *STORAGE, container, str(tarball), "/"],
-                 ["buildah", "commit", *STORAGE, "--rm", container, LOCAL_BASE]):
-        done = run(step)
+def local_bases(work: Path) -> dict[str, str]:
+    """Debian 12 root file systems standing in for the Dockerfile's bases, as images: python3 alone
+    for the runtime, with pip for the build stage. Made once, then reused."""
+    made = {}
+    for arg, (name, packages) in LOCAL_BASES.items():
+        made[arg] = name
+        if run(["buildah", "inspect", *STORAGE, "--type", "image", name]).returncode == 0:
+            continue
+        if shutil.which("mmdebstrap") is None:
+            sys.exit("image: no registry answers and mmdebstrap is not installed (apt-get install mmdebstrap), "
+                     "or give IMAGE_BASE=IMAGE")
+        say(f"no registry answers: making {name} from Debian 12 packages ({packages}; mmdebstrap, once)")
+        tarball = work / f"{arg}.tar"
+        done = run(["mmdebstrap", "--variant=minbase", f"--include={packages}", "--mode=root", "bookworm",
+                    str(tarball)])
         if done.returncode != 0:
-            sys.exit(f"image: {' '.join(step[:2])} failed: {done.stderr.strip()}")
-    return LOCAL_BASE
+            sys.exit(f"image: mmdebstrap failed: {done.stderr.strip().splitlines()[-1:]}")
+        container = run(["buildah", "from", *STORAGE, "scratch"]).stdout.strip()
+        for step in (["buildah", "add", *STORAGE, container, str(tarball), "/"],
+                     ["buildah", "commit", *STORAGE, "--rm", container, name]):
+            done = run(step)
+            if done.returncode != 0:
+                sys.exit(f"image: {' '.join(step[:2])} failed: {done.stderr.strip()}")
+    return made
 
 
-def build(engine: str, base: str | None) -> float:
-    args = [] if base is None else ["--build-arg", f"BUILD_BASE={base}", "--build-arg", f"BASE={base}"]
+def build(engine: str, bases: dict[str, str]) -> float:
+    args = [a for arg, image in bases.items() for a in ("--build-arg", f"{arg}={image}")]
+    ca = os.environ.get("PIP_CERT")  # a TLS-intercepting proxy's CA: pip in the build needs it too
+    if ca and Path(ca).is_file():
+        args += ["--secret", f"id=pip-ca,src={ca}"]
     if engine == "buildah":
         argv = ["buildah", "bud", "--isolation", "chroot", *STORAGE, "--layers=false", *args, "-t", TAG, "."]
     else:
@@ -125,6 +133,8 @@ class Rootfs:
                 dirs[:] = []
                 continue
             for name in [*dirs, *files]:
+                if f"{inside.rstrip('/')}/{name}" in TEMP_DIRS:
+                    continue
                 info = os.lstat(os.path.join(folder, name))
                 if stat.S_ISLNK(info.st_mode):
                     continue
@@ -196,12 +206,17 @@ def main() -> int:
         print("image: no buildah, podman or docker engine here (apt-get install buildah)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
-        base = os.environ.get("IMAGE_BASE") or (None if registry_answers() else
-                                                local_base(Path(tmp)) if engine == "buildah" else None)
-        took = build(engine, base)
+        given = os.environ.get("IMAGE_BASE")
+        if given:
+            bases = {"BUILD_BASE": given, "BASE": given}
+        elif registry_answers() or engine != "buildah":
+            bases = {}
+        else:
+            bases = local_bases(Path(tmp))
+        took = build(engine, bases)
     image_config = config(engine)
     failed = checks(engine, image_config)
-    say(f"built in {took:.0f} s from {base or 'the Dockerfile bases'}; size {size(engine)}")
+    say(f"built in {took:.0f} s from {', '.join(bases.values()) or 'the Dockerfile bases'}; size {size(engine)}")
     for line in failed:
         print(f"image: FAILED: {line}", file=sys.stderr)
     return 1 if failed else 0
