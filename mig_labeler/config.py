@@ -100,6 +100,7 @@ class Config:
     mig_parted_configmap: tuple[str, str, str] | None = None  # (namespace, name, key): read and watched via the API
     mig_config_stuck_after: float = 900.0  # --mig-config-stuck-after: a MIG config request this old is stuck
     node_configs: NodeConfigs | None = None  # --config-file-srcdir: the node's label picks the config file
+    resource_api: str = "auto"  # --resource-api: auto | device-plugin | dra (docs/dra.md)
 
     def summary(self) -> dict[str, Any]:
         """The effective config as one JSON-able dict, logged once at start-up."""
@@ -128,6 +129,7 @@ class Config:
             if self.mig_parted_configmap else None,
             "migConfigStuckAfter": self.mig_config_stuck_after,
             "configFileSrcdir": self.node_configs.directory if self.node_configs else None,
+            "resourceAPI": self.resource_api,
         }
 
     @property

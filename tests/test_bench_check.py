@@ -43,6 +43,7 @@ def test_a_time_is_compared_as_a_multiple_of_the_calibration():
     assert compare(figure(2.3, "", "pass_time", 1), ROWS, CALIBRATION) is None  # the unit written after both
     stale = compare(figure(0.12, "s", "shutdown_idle"), ROWS, CALIBRATION)  # 0.12 s published, 0.011 s measured
     assert stale is not None and "0.08x what the figure predicts" in stale
+    assert compare(figure(0.5, "ms", "pass_time"), ROWS, CALIBRATION) is not None  # 0.6 expected here, 1.43: 2.4x
     assert compare(figure(9, "ms", "shutdown_idle"), ROWS, CALIBRATION) is None  # 10.8 ms expected, 11 measured
     assert "no calibration figure" in str(compare(figure(9, "ms", "shutdown_idle"), ROWS, None))
 

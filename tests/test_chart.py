@@ -55,6 +55,7 @@ def test_helm_lint_strict_passes_with_everything_on():
     ("mig-parted-file", "migStrategy=mixed,migPartedConfig.localConfigMap.name=mig-parted-config"),
     ("mig-parted-operator", "migStrategy=mixed,migPartedConfig.configMap.namespace=gpu-operator,"
                             "migPartedConfig.configMap.name=auto,gpuOperatorClient=true"),
+    ("dra", "resourceApi=dra"),
 ])
 def test_the_chart_and_the_kustomize_overlay_describe_the_same_deployment(overlay, value):
     """Field by field; only Helm's own labels differ, and the Namespace, which Helm does not own

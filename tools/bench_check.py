@@ -9,8 +9,9 @@ the first) it publishes. The number just before the marker, with its unit, is co
 number of the row, converted to the same unit:
 
 - a time (µs, ms, s) as a multiple of the calibration row measured in the same bench run, against
-  the calibration figure the docs publish (docs/performance.md): a slower or busier machine scales
-  both; within a factor of 1.5 either way;
+  the calibration figure the docs publish (docs/performance.md): a slower machine scales both;
+  within a factor of 2 either way (a figure of a few milliseconds moves that much between runs on
+  a shared machine; a stale one is usually off by far more);
 - a ratio (``x``, ``×``): within 25 %; memory (KiB, MiB, MB, GB): within 10 %; a count: exact.
 
 Exit 0 when every figure holds, 1 when one does not (each one line), 2 when there are no results
@@ -35,7 +36,7 @@ FIGURE = re.compile(r"(?P<number>-?\d[\d,]*(?:\.\d+)?)\s*(?P<unit>µs|us|ms|s|Ki
 VALUE_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 TIME = {"µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 MEMORY = {"KiB": 1 / 1024, "MiB": 1.0, "MB": 1 / 1.048576, "GB": 1000 / 1.048576}
-TIME_FACTOR, RATIO_TOLERANCE, MEMORY_TOLERANCE = 1.5, 0.25, 0.10
+TIME_FACTOR, RATIO_TOLERANCE, MEMORY_TOLERANCE = 2.0, 0.25, 0.10
 CALIBRATION = "calibration"
 
 

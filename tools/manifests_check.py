@@ -31,12 +31,12 @@ KUBERNETES_VERSION = "1.37.0"  # the newest schema kubernetes-validate ships
 # sidecar overlay uses native sidecars (restartPolicy: Always on an init container), on by default
 # from 1.29 (1.28 only behind the SidecarContainers feature gate; older servers reject it).
 # base and the overlays carry the node-restriction admission policy (admissionregistration.k8s.io/v1:
-# 1.30); core is base without it.
+# 1.30); core is base without it. dra is for DRA nodes (resource.k8s.io/v1: 1.34).
 MINIMUM_VERSIONS = {"core": "1.25.0", "base": "1.30.0", "mig-single": "1.30.0", "mig-mixed": "1.30.0",
                     "nodefeature": "1.25.0", "file": "1.25.0",
                     "sidecar": "1.30.0", "mig-parted-api": "1.30.0", "mig-parted-file": "1.30.0",
                     "mig-parted-operator": "1.30.0",
-                    "per-node-configs": "1.30.0"}
+                    "per-node-configs": "1.30.0", "dra": "1.34.0"}
 EXAMPLES_MINIMUM = "1.25.0"
 GPU_RESOURCE_PREFIXES = ("nvidia.com/gpu", "nvidia.com/mig-")
 TEMPLATE = ("spec", "template", "spec")

@@ -27,7 +27,8 @@ from mig_labeler.labels.advertised import advertised_resources
 from mig_labeler.text_document import decode_text
 from mig_labeler.text_files import load_config_file
 
-STRATEGY_SUFFIXES = {s.value for s in MigStrategy}
+STRATEGY_SUFFIXES = {s.value for s in MigStrategy} | {"dra"}  # dra: a DRA node (docs/dra.md)
+DRA_LABEL = "nvidia.com/gpu.deploy.dra-driver"  # the GPU Operator's mark of a DRA node
 
 
 def read_workloads(files: Sequence[str]) -> tuple[list[Workload], list[str], list[AutoscalerResult]]:
@@ -140,15 +141,17 @@ def fixture_nodes(specs: Sequence[str], strategy: MigStrategy, sharing: Sharing)
     for spec in specs:
         path, _, suffix = spec.rpartition(":")
         if path and suffix not in STRATEGY_SUFFIXES and not Path(spec).exists():
-            raise ConfigError(f"--fixture {spec}: unknown MIG strategy {suffix!r} after ':' (use none, single or "
-                              "mixed)")
+            raise ConfigError(f"--fixture {spec}: unknown MIG strategy {suffix!r} after ':' (use none, single, "
+                              "mixed, or dra for a DRA node)")
         if not path or suffix not in STRATEGY_SUFFIXES:
             path, suffix = spec, ""
-        node_strategy = parse_mig_strategy(suffix) if suffix else strategy
+        dra = suffix == "dra"
+        node_strategy = MigStrategy.NONE if dra else parse_mig_strategy(suffix) if suffix else strategy
         name = Path(path).name.removesuffix(".yaml").removesuffix(".json")
         if suffix:
             name = f"{name}:{suffix}"
-        config = Config(mig_strategy=node_strategy, sharing=sharing, no_timestamp=True)
+        config = Config(mig_strategy=node_strategy, sharing=sharing, no_timestamp=True,
+                        resource_api="dra" if dra else "device-plugin")
         nodes.append(_simulated_node(_unique(name, taken), open_source(path, None), config))
     return nodes
 
@@ -177,7 +180,9 @@ def _simulated_node(name: str, source: Any, config: Config) -> Node:
     from mig_labeler.labels.desired import labels_for_topology  # noqa: PLC0415
 
     topology = source.read()
-    return Node(name, labels_for_topology(topology, config, 0).labels, advertised_resources(topology, config))
+    dra = config.resource_api == "dra"  # no device plugin: nothing advertised
+    return Node(name, labels_for_topology(topology, config, 0).labels,
+                {} if dra else advertised_resources(topology, config), dra)
 
 
 def label_nodes(files: Sequence[str]) -> list[Node]:
@@ -194,7 +199,9 @@ def label_nodes(files: Sequence[str]) -> list[Node]:
         for node, labels in fleet.items():
             if not all(isinstance(v, str) for v in labels.values()):
                 raise ConfigError(f"{name}: the labels of {node} must all be strings")
-            nodes.append(Node(_unique(str(node), taken), dict(labels), resources_from_labels(labels)))
+            dra = labels.get(DRA_LABEL) == "true"
+            nodes.append(Node(_unique(str(node), taken), dict(labels), {} if dra else resources_from_labels(labels),
+                              dra))
     return nodes
 
 
@@ -216,7 +223,8 @@ def cluster_nodes(kubeconfig: str | None, names: list[str], selector: str | None
         meta = obj.get("metadata") or {}
         allocatable = (obj.get("status") or {}).get("allocatable") or {}
         resources = {k: _count(v) for k, v in allocatable.items() if is_gpu_resource(k)}
-        nodes.append(Node(str(meta.get("name")), dict(meta.get("labels") or {}), resources))
+        labels = dict(meta.get("labels") or {})
+        nodes.append(Node(str(meta.get("name")), labels, resources, labels.get(DRA_LABEL) == "true"))
     if not nodes:
         raise ConfigError("no nodes matched" + (f" the selector {selector!r}" if selector else ""))
     return nodes

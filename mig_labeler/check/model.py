@@ -14,6 +14,7 @@ class Node:
     name: str
     labels: Mapping[str, str]
     resources: Mapping[str, int]  # GPU extended resources advertised (allocatable)
+    dra: bool = False  # GPUs allocated through DRA: no device plugin advertises any (docs/dra.md)
 
 
 @dataclass(frozen=True, slots=True)

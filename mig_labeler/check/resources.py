@@ -106,7 +106,11 @@ def gpu_resource_problems(demand: Mapping[str, int], placed: Sequence[Node], at:
             continue
         if not having:
             unknown = _unknown_mig_profile(name, placed)
-            if unknown:
+            if all(n.dra for n in placed):
+                problems.append(Problem("resource-on-dra-node", ERROR, where,
+                                        f"the {which} allocate GPUs through DRA: no device plugin advertises {name} "
+                                        "there", DRA_FIX))
+            elif unknown:
                 problems.append(Problem("mig-profile-unknown-for-model", ERROR, where, unknown,
                                         _profile_suggestion(placed)))
             else:
@@ -119,6 +123,11 @@ def gpu_resource_problems(demand: Mapping[str, int], placed: Sequence[Node], at:
                                     f"the pod needs {wanted} {name}; the selected nodes have at most {most}",
                                     f"request at most {most}, or add nodes with more"))
     return problems
+
+
+DRA_FIX = ("claim the device with a ResourceClaim of the DeviceClass gpu.nvidia.com (mig.nvidia.com for a MIG "
+           "device), or map the extended resource to a DeviceClass (extendedResourceName, KEP-5004) where the "
+           "cluster has it")
 
 
 def _node_models(node: Node) -> list[str]:

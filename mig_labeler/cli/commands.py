@@ -258,9 +258,10 @@ def diff(ctx: click.Context, timeout: str, **_: Any) -> None:
 @click.option("-f", "--filename", "files", multiple=True, required=True, metavar="FILE",
               help="Kubernetes YAML or JSON with pod templates (several documents and List objects are fine); "
               "'-' reads standard input. Repeatable.")
-@click.option("--fixture", "fixtures", multiple=True, metavar="NAME|PATH[:STRATEGY]",
+@click.option("--fixture", "fixtures", multiple=True, metavar="NAME|PATH[:STRATEGY|dra]",
               help="A node from a fixture (bundled name or file), with its strategy after ':' (none, single, "
-              "mixed; default --mig-strategy). Repeatable: one node each.")
+              "mixed; default --mig-strategy), or ':dra' for a DRA node (no device plugin; docs/dra.md). "
+              "Repeatable: one node each.")
 @click.option("--gpu", "gpus", multiple=True, metavar="MODEL[:COUNT]",
               help="A node that does not exist yet: COUNT GPUs of MODEL (a key of the model table), partitioned by "
               "--mig-config, labelled as labels --gpu labels it. Repeatable: one node each.")

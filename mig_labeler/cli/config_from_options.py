@@ -208,6 +208,7 @@ def _build(ctx: GivenOptions, chosen_from: str | None = None) -> Config:
         mig_parted_file=str(ctx.params["mig_parted_config"]) if ctx.params.get("mig_parted_config") else None,
         mig_parted_configmap=_mig_parted_configmap(ctx),
         mig_config_stuck_after=_stuck_after(ctx),
+        resource_api=str(p.get("resource_api") or "auto"),
         node_configs=_node_configs(ctx, chosen_from),
         **_sink_settings(ctx, file),
     )

@@ -55,6 +55,12 @@ LABEL_OPTIONS: list[Decorator] = [
                "runtime puts it on the loader's path).  [default: /driver-root]"),
     option("--gpu-present-label/--no-gpu-present-label", default=True,
            envvar="MIG_LABELER_GPU_PRESENT_LABEL", help="Emit nvidia.com/gpu.present=true.  [default: on]"),
+    option("--resource-api", type=click.Choice(["auto", "device-plugin", "dra"]), default="auto",
+           show_default=True, envvar="MIG_LABELER_RESOURCE_API",
+           help="How pods get this node's GPUs. dra: Dynamic Resource Allocation (no device plugin): only the "
+           "labels that describe the hardware, none that name device-plugin resources (docs/dra.md). auto: "
+           "dra when the Node has nvidia.com/gpu.deploy.dra-driver=true or ResourceSlices of the driver "
+           "gpu.nvidia.com, else device-plugin (labels, which has no cluster: device-plugin)."),
 ]
 
 KUBE_OPTIONS: list[Decorator] = [

@@ -99,6 +99,13 @@ class Metrics:
                                               "otherwise.", ["state"], registry=registry)
         self.mig_config_stuck = Gauge("mig_labeler_mig_config_stuck", "1 while mig_labeler_mig_config_state_seconds "
                                       "is past --mig-config-stuck-after.", registry=registry)
+        self.resource_api = Gauge("mig_labeler_resource_api", "1 for how pods get this node's GPUs (mode: "
+                                  "device-plugin | dra) and why (reason: flag | label | resourceslices | default).",
+                                  ["mode", "reason"], registry=registry)
+        self.dra_devices = Gauge("mig_labeler_dra_devices", "Devices on this node by source (nvml, or dra: the DRA "
+                                 "driver's ResourceSlices) and type (gpu, mig).", ["source", "type"], registry=registry)
+        self.dra_disagreements = Gauge("mig_labeler_dra_disagreements", "Ways the DRA driver's ResourceSlices and "
+                                       "NVML disagree about this node's GPUs (0: they agree).", registry=registry)
         self._initialise()
 
     def _initialise(self) -> None:
@@ -114,6 +121,7 @@ class Metrics:
             self.config_reloads.labels(result=result)
         self.mig_config_stuck.set(0)
         self.node_config_valid.set(1)  # 0 only while a node's label names a config that does not exist
+        self.dra_disagreements.set(0)
 
     def initialise_sinks(self, sinks: list[str]) -> None:
         for sink in sinks:

@@ -25,6 +25,7 @@ from mig_labeler.daemon.metrics import Metrics
 from mig_labeler.daemon.our_node import OurNode
 from mig_labeler.daemon.outputs import Outputs
 from mig_labeler.daemon.reporting import MigConfigReporter, PassReporter, PauseGauge, Warnings
+from mig_labeler.daemon.resource_api import ResourceApi
 from mig_labeler.daemon.wake import Wake
 from mig_labeler.errors import (
     AllGpusLost,
@@ -37,6 +38,7 @@ from mig_labeler.errors import (
     SinkError,
 )
 from mig_labeler.gpu_operator import MigRequest, mig_request, pause
+from mig_labeler.kube.node_state import NodeState
 from mig_labeler.labels.desired import labels_for_topology
 from mig_labeler.sinks import SinkResult, handoff_labels
 from mig_labeler.sinks.plan import LabelPlan
@@ -80,6 +82,7 @@ class Reports:
     pause: PauseGauge
     warnings: Warnings
     gpus: GpuHealthReporter
+    resource_api: ResourceApi  # device plugin or DRA, decided each pass; gpu.clique yielded
 
 
 class OnePass:
@@ -120,6 +123,7 @@ class OnePass:
 
     def _pass(self) -> PassResult:
         request: MigRequest | None = None  # the MIG config the Node asks mig-manager for
+        fresh: NodeState | None = None
         if self.node is not None:
             try:  # the Node first: while the GPU Operator changes GPUs, not even nvmlInit
                 fresh = self.retry(self.node.read)
@@ -134,6 +138,7 @@ class OnePass:
             self.reports.pause.set(paused)
             if paused is not None:
                 return PassResult(ok=True, held=paused.message, kind="paused")
+        dra = self.reports.resource_api.decide(fresh)
         self._retire()
         self.metrics.nvml_inits.inc()
         try:
@@ -151,16 +156,18 @@ class OnePass:
         self.reports.gpus.observe(topology)
         self.layout = topology.layout()
         desired = labels_for_topology(topology, self.config, self.started_at, source_warnings=self.source.warnings,
-                                      mig_request=request)
+                                      mig_request=request, dra=dra)
+        self.reports.resource_api.check(topology, dra)
         self.reports.mig_config.verified(desired.verification)
         for rejected in desired.rejected:
             self.metrics.labels_rejected.labels(key=rejected.key).inc()
         self.reports.warnings.latest(desired.warnings)  # rejected labels, MIG-INVALID reason, several models
-        self.metrics.labels_current.set(len(desired.labels))
+        labels = self.reports.resource_api.yielded(desired.labels, self.node.latest() if self.node else None)
+        self.metrics.labels_current.set(len(labels))
         settling = any(g.mig_mode is not None and g.mig_mode.change_pending for g in topology.gpus)
         if self.node is not None:  # Node changes to our labels wake a pass only when a sink writes the Node
-            self.node.expect(desired.labels if self.outputs.writes_node else None)
-        results, errors = self._publish_all(desired.labels)
+            self.node.expect(labels if self.outputs.writes_node else None)
+        results, errors = self._publish_all(labels)
         held = next((r.held for r in results if r.held), "")
         if held and self.node is not None:
             latest = self.node.latest()

@@ -30,6 +30,7 @@ from mig_labeler.daemon.one_pass import OnePass, PassResult, Reports
 from mig_labeler.daemon.our_node import OurNode
 from mig_labeler.daemon.outputs import Outputs, feeds_nfd
 from mig_labeler.daemon.reporting import MigConfigReporter, PassReporter, PauseGauge, Warnings
+from mig_labeler.daemon.resource_api import ResourceApi
 from mig_labeler.daemon.run_loop import STOP, Progress, RunLoop
 from mig_labeler.daemon.wake import Wake
 from mig_labeler.errors import ApiError, MigLabelerError, Stopped
@@ -156,7 +157,8 @@ def build_daemon(config: Config, source: ConfigSource | None = None, *, host: st
     events = EventReporter(NodeEvents(kube, node, metrics, warnings, clock) if kube and node else NoEvents(), clock)
     passes = PassReporter(metrics, events, config.node_name)
     reports = Reports(events, passes, MigConfigReporter(metrics, events, clock, config.mig_config_stuck_after),
-                      pause_gauge, warnings, GpuHealthReporter(metrics, events))
+                      pause_gauge, warnings, GpuHealthReporter(metrics, events),
+                      ResourceApi(config.resource_api, kube, config.node_name or "", metrics, events, warnings, clock))
     settings = LiveSettings(source or StaticConfig(config), config, kube=kube, node=node, wake=wake, stop=stop,
                             retry=retry,
                             reporting=passes, metrics=metrics, clock=clock, started_at=started_at)

@@ -207,6 +207,21 @@ class KubeClient:
                 continue
             yield kind, self._node(obj, "WATCH", name)
 
+    def resource_slices(self, node_name: str, driver: str) -> list[dict[str, Any]] | None:
+        """This node's ResourceSlices of ``driver`` (``resource.k8s.io/v1``; both are selectable
+        fields), or None when the API server does not serve that version (DRA not there)."""
+        query: list[tuple[str, Any]] = [("fieldSelector", f"spec.nodeName={node_name},spec.driver={driver}")]
+        try:
+            found = self._call("GET", "resourceslices", "", "/apis/resource.k8s.io/v1/resourceslices", query)
+        except ApiError as e:
+            if e.status == 404:  # the type is not served: no DRA on this cluster
+                return None
+            raise
+        items = found.get("items")
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise self._bad("GET", "resourceslices", "", "not a list of ResourceSlices")
+        return items
+
     def read_configmap(self, namespace: str, name: str) -> dict[str, Any]:
         """One ConfigMap (the GPU Operator's mig-parted config); ObjectNotFound when it is missing."""
         path = f"/api/v1/namespaces/{namespace}/configmaps/{name}"

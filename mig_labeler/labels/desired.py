@@ -16,6 +16,7 @@ from mig_labeler.gpu_operator import MigRequest
 from mig_labeler.label_names import Rejected, validate_labels
 from mig_labeler.labels import compute_labels
 from mig_labeler.labels.advertised import advertised_resources
+from mig_labeler.labels.dra import dra_config, dra_labels
 from mig_labeler.labels.fabric import clique_problem
 from mig_labeler.labels.full_gpu import labelled_model
 from mig_labeler.labels.mig import single_strategy_problem
@@ -33,10 +34,15 @@ class DesiredLabels:
 
 def labels_for_topology(topology: NodeTopology, config: Config, started_at: int,
                         warnings: list[str] | None = None, source_warnings: Sequence[str] = (),
-                        mig_request: MigRequest | None = None) -> DesiredLabels:
+                        mig_request: MigRequest | None = None, dra: bool = False) -> DesiredLabels:
     """``warnings``: NVML's init failure, when the node is labelled as GPU-less for it;
     ``source_warnings``: inputs the source could not use (a machine-type file); ``mig_request``:
-    the MIG config the Node asks for, verified against the topology (none: not verified)."""
+    the MIG config the Node asks for, verified against the topology (none: not verified); ``dra``:
+    the node's GPUs are allocated through DRA, so only the hardware's labels (``labels.dra``): as
+    the daemon decided it for this pass, or --resource-api dra."""
+    dra = dra or config.resource_api == "dra"
+    if dra:
+        config = dra_config(config)
     warnings = list(warnings or [])
     if not topology.gpus and not warnings and not config.fixture:
         warnings.append(f"NVML found no GPUs on this node; {FIXTURE_HINT}")
@@ -55,7 +61,8 @@ def labels_for_topology(topology: NodeTopology, config: Config, started_at: int,
     if clique:
         warnings.append(clique)
     verified = verify_mig_config(topology, config.mig_parted, mig_request)
-    labels, rejected = validate_labels(compute_labels(topology, config, started_at) | verified.labels)
+    computed = compute_labels(topology, config, started_at) | verified.labels
+    labels, rejected = validate_labels(dra_labels(computed) if dra else computed)
     warnings.extend(f"not publishing {r.key}={_shortened(r.value)}: {r.reason}" for r in rejected)
     return DesiredLabels(labels, rejected, tuple(warnings), verified)
 

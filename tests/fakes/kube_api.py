@@ -98,6 +98,9 @@ class FakeKubeApi:
         self.configmaps: dict[tuple[str, str], dict[str, Any]] = {}
         self.gpu_operator_installed = False  # the ClusterPolicy CRD (nvidia.com/v1); False: its paths are a 404
         self.cluster_policies: dict[str, dict[str, Any]] = {}
+        # resource.k8s.io/v1 (Kubernetes 1.34+): served unless False; the ResourceSlices it holds.
+        self.dra_served = True
+        self.resource_slices: list[dict[str, Any]] = []
         self.configmap_history: list[tuple[int, str, dict[str, Any]]] = []
         # A Role's resourceNames per resource: a request for another name, or a list or watch
         # without a metadata.name field selector naming a granted one, is a 403 (RBAC's rule).

@@ -165,6 +165,8 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                     return self._not_served()
                 return self._nodefeature(method, unquote(feature.group(1)), unquote(feature.group(2)), content_type,
                                          raw, query, entry)
+            if path == "/apis/resource.k8s.io/v1/resourceslices" and method == "GET":
+                return self._resource_slices(query)
             policy = re.fullmatch(r"/apis/nvidia[.]com/v1/clusterpolicies/([^/]+)", path)
             if policy and method == "GET":
                 return self._cluster_policy(unquote(policy.group(1)))
@@ -172,6 +174,31 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
             if namespaced is not None:
                 return namespaced
             raise ApiFailure(404, "NotFound", f"the server could not find the requested resource {path}")
+
+        def _resource_slices(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any] | None]:
+            """A LIST of ResourceSlices; the field selectors kube-apiserver supports for them
+            (spec.nodeName, spec.driver, metadata.name), any other one a 400 as there."""
+            if not api.dra_served:
+                return self._not_served()
+            wanted: dict[str, str] = {}
+            for term in (query.get("fieldSelector") or [""])[0].split(","):
+                if not term:
+                    continue
+                field_name, _, value = term.partition("=")
+                if field_name not in ("spec.nodeName", "spec.driver", "metadata.name"):
+                    raise ApiFailure(400, "BadRequest", f'field label not supported: {field_name}')
+                wanted[field_name] = value
+
+            def value_of(item: dict[str, Any], field_name: str) -> str:
+                section, _, name = field_name.partition(".")
+                return str((item.get(section) or {}).get(name, ""))
+
+            with api.lock:
+                items = [copy.deepcopy(s) for s in api.resource_slices
+                         if all(value_of(s, f) == v for f, v in wanted.items())]
+                version = str(api.revision)
+            return 200, {"kind": "ResourceSliceList", "apiVersion": "resource.k8s.io/v1",
+                         "metadata": {"resourceVersion": version}, "items": items}
 
         def _cluster_policy(self, name: str) -> tuple[int, dict[str, Any] | None]:
             """The GPU Operator's ClusterPolicy; without its CRD, the plain-text 404 of an unserved group."""

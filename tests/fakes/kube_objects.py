@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-NAMESPACED = ("events", "nodefeatures", "pods", "configmaps", "clusterpolicies")  # and the cluster-scoped
+# Resources named by their path segment (namespaced ones, and the cluster-scoped custom ones).
+NAMESPACED = ("events", "nodefeatures", "pods", "configmaps", "clusterpolicies", "resourceslices")
 
 
 @dataclass
