@@ -11,7 +11,6 @@ accepted and then never read or answered, as a SIGSTOPped or wedged API server b
 from __future__ import annotations
 
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 from bench.results import slug
 from tests.conftest import write_kubeconfig
 from tests.fakes.kube_api import FakeKubeApi
+from tests.fakes.silent_server import SilentServer
 
 RUNS = 5
 TARGET, WORST = 0.1, 1.0
@@ -59,44 +59,18 @@ def _hung(api: FakeKubeApi) -> Callable[[subprocess.Popen], None]:
     return reached
 
 
-class FrozenServer:
-    """Accepts TCP connections and never reads from or answers them."""
-
-    def __init__(self) -> None:
-        self.socket = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self.accepted: list[socket.socket] = []
-        self.arrived = threading.Condition()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self.socket.accept()
-            except OSError:
-                return
-            with self.arrived:
-                self.accepted.append(connection)
-                self.arrived.notify_all()
-
-    def wait_for(self, count: int) -> None:
-        with self.arrived:
-            if not self.arrived.wait_for(lambda: len(self.accepted) >= count, timeout=60):
-                raise RuntimeError("nothing connected to the frozen server")
-
-    def close(self) -> None:
-        self.socket.close()
-        for connection in self.accepted:
-            connection.close()
+class FrozenServer(SilentServer):
+    """Accepts TCP connections and never reads from or answers them (tests/fakes/silent_server.py)."""
 
 
 def _frozen(frozen: FrozenServer) -> Callable[[FakeKubeApi, str], Callable[[subprocess.Popen], None]]:
     def prepare(api: FakeKubeApi, node: str) -> Callable[[subprocess.Popen], None]:
-        count = len(frozen.accepted) + 1
-        return lambda proc: frozen.wait_for(count)
+        count = len(frozen.conns) + 1
+
+        def reached(_: subprocess.Popen) -> None:
+            if not frozen.wait_for(count):
+                raise RuntimeError("nothing connected to the frozen server")
+        return reached
     return prepare
 
 

@@ -31,7 +31,7 @@ def test_markers_bind_the_number_just_before_them_with_its_unit():
     text = ("| pass | 1.2<!--bench:pass_time:0--> / 2.3 ms<!--bench:pass_time:1--> |\n"
             "idle at 38.6 MiB<!-- bench:pod_idle_rss:0 --> and 1,000<!--bench:nvml_calls:0--> nodes")
     assert [(f.key, f.index, f.number, f.unit) for f in figures(text, "doc.md")] == [
-        ("pass_time", 0, 1.2, ""), ("pass_time", 1, 2.3, "ms"), ("pod_idle_rss", 0, 38.6, "MiB"),
+        ("pass_time", 0, 1.2, "ms"), ("pass_time", 1, 2.3, "ms"), ("pod_idle_rss", 0, 38.6, "MiB"),
         ("nvml_calls", 0, 1000.0, "")]
     with pytest.raises(ValueError, match="doc.md:1: no number just before"):
         figures("a marker alone <!--bench:pass_time:0-->", "doc.md")
@@ -40,7 +40,8 @@ def test_markers_bind_the_number_just_before_them_with_its_unit():
 def test_a_time_is_compared_as_a_multiple_of_the_calibration():
     # published 1.2 ms with calibration 500 ms: 1.44 ms expected here; 1.43 holds
     assert compare(figure(1.2, "ms", "pass_time"), ROWS, CALIBRATION) is None
-    assert compare(figure(2.3, "", "pass_time", 1), ROWS, CALIBRATION) is None  # the unit written after both
+    assert compare(figure(2.3, "", "pass_time", 1), ROWS, CALIBRATION) is None  # no unit: the bench's
+    assert compare(figure(11, "ms", "shutdown_idle"), ROWS, CALIBRATION) is None  # ms against the bench's s
     stale = compare(figure(0.12, "s", "shutdown_idle"), ROWS, CALIBRATION)  # 0.12 s published, 0.011 s measured
     assert stale is not None and "0.08x what the figure predicts" in stale
     assert compare(figure(0.5, "ms", "pass_time"), ROWS, CALIBRATION) is not None  # 0.6 expected here, 1.43: 2.4x

@@ -17,6 +17,7 @@ import yaml
 from mig_labeler.errors import EXIT_BAD_INPUT
 
 from .conftest import make_daemon, wait_for_passes, wait_until, watching_daemon, write_fixture, write_kubeconfig
+from .fakes.silent_server import SilentServer
 from .test_cli import run, run_main
 
 NODE = "gpu-node-1"
@@ -200,40 +201,6 @@ def test_make_models_without_the_shared_spec_is_one_line():
 
 
 # -- the network -----------------------------------------------------------------------------------
-
-
-class SilentServer:
-    """Accepts connections and never answers: the hung API server or proxy."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.accepted = threading.Event()
-        self.conns: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            self.serve(conn)
-
-    def serve(self, conn: socket.socket) -> None:
-        """What the server does with a connection: here, nothing at all."""
-        self.accepted.set()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def close(self) -> None:
-        for conn in self.conns:
-            conn.close()
-        self.sock.close()
 
 
 @pytest.fixture

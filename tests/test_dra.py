@@ -219,3 +219,13 @@ def test_check_knows_a_live_or_saved_dra_node_by_the_operator_label(tmp_path):
                       '"nvidia.com/gpu.deploy.dra-driver": "true"}}')
     result = CliRunner().invoke(cli, ["check", "-f", str(pod), "--labels", str(labels)])
     assert result.exit_code == 1 and "resource-on-dra-node" in result.stdout, result.stdout
+
+
+def test_diff_plans_what_run_would_publish_on_a_node_the_operator_marks_dra(kube_api):
+    from mig_labeler.daemon.diff import label_diff
+
+    kube_api.add_node(NODE, {"nvidia.com/gpu.deploy.dra-driver": "true"}, manager="gpu-operator")
+    lines, _ = label_diff(make_config("mixed", fixture="dgx-a100-mixed", node_name=NODE), STARTED_AT,
+                          host=kube_api.url, timeout=30)
+    assert "+ nvidia.com/gpu.product=NVIDIA-A100-SXM4-40GB" in lines
+    assert not [line for line in lines if "mig.strategy" in line or "nvidia.com/mig-" in line]

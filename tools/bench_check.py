@@ -57,9 +57,17 @@ def figures(text: str, where: str) -> list[Figure]:
         before = FIGURE.search(text[:match.start()].rsplit("\n", 1)[-1])
         if before is None:
             raise ValueError(f"{where}:{line}: no number just before the marker {match.group(0)}")
+        unit = before.group("unit") or _unit_after(text[match.end():].split("\n", 1)[0])
         found.append(Figure(f"{where}:{line}", match.group("key"), int(match.group("index")),
-                            float(before.group("number").replace(",", "")), before.group("unit") or ""))
+                            float(before.group("number").replace(",", "")), unit))
     return found
+
+
+def _unit_after(rest: str) -> str:
+    """``1.2<!--…--> / 2.3 ms``: a figure written without a unit has the one after its group."""
+    rest = MARKER.sub("", rest).split("|", 1)[0]
+    found = re.match(r"\s*(?:/\s*-?[\d,]+(?:\.\d+)?\s*)*(µs|us|ms|s|KiB|MiB|MB|GB|x|×|%)(?![A-Za-z])", rest)
+    return found.group(1) if found else ""
 
 
 def value_unit(value: str, index: int) -> tuple[float, str]:
@@ -81,7 +89,7 @@ def compare(figure: Figure, rows: dict[str, dict], calibration: tuple[float, flo
     except IndexError:
         return f"{figure.where}: bench row {figure.key!r} has no number {figure.index} ({row['value']!r})"
     said = f"{figure.where}: {figure.number:g} {figure.unit}".rstrip()
-    figure_unit = figure.unit or unit  # "1.43 / 2.7 ms": the first figure is in the unit written after both
+    figure_unit = figure.unit or unit  # a bare count, or a figure in the bench's own unit
     if figure_unit in TIME:
         if calibration is None:
             return f"{figure.where}: a time, but docs/performance.md publishes no calibration figure"
