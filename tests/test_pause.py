@@ -48,7 +48,23 @@ def test_every_daemonset_runs_only_where_the_operator_lets_nvml_clients_run(rend
         # for such pods): it needs the operator, which sets the label on every GPU node
         needs_operator = name == "mig-parted-operator" and "nvidia.com/gpu.deploy.client" not in labels
         for ds in (o for o in objects if o["kind"] == "DaemonSet"):
-            assert scheduled(ds, labels) is (expected and not needs_operator), (name, why)
+            # the DRA overlay runs only where the operator runs its DRA driver (test below)
+            assert scheduled(ds, labels) is (expected and not needs_operator and name != "dra"), (name, why)
+
+
+DRA = {"nvidia.com/gpu.deploy.dra-driver": "true"}
+
+
+@pytest.mark.parametrize(("why", "labels", "expected"), [
+    ("DRA node, client true", DRA | {"nvidia.com/gpu.deploy.client": "true"}, True),
+    ("DRA node, no client label", DRA, True),
+    ("DRA node, paused for a driver upgrade", DRA | {"nvidia.com/gpu.deploy.client": "paused-for-driver-upgrade"},
+     False),
+    ("device-plugin GPU node", GPU_NODE | {"nvidia.com/gpu.deploy.client": "true"}, False),
+])
+def test_the_dra_overlay_runs_on_dra_nodes_where_the_operator_lets_nvml_clients_run(rendered, why, labels, expected):
+    (ds,) = [o for o in rendered["dra"] if o["kind"] == "DaemonSet"]
+    assert scheduled(ds, labels) is expected, why
 
 
 @pytest.fixture(scope="module")
