@@ -22,7 +22,8 @@ COPY requirements.lock /tmp/requirements.lock
 # when PIP_CERT is set); it is used for this step only and is not in the image.
 RUN --mount=type=secret,id=pip-ca,required=false \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
-    && python3 -m pip install --require-hashes --only-binary=:all: --no-deps --target /app -r /tmp/requirements.lock \
+    && python3 -m pip install --require-hashes --only-binary=:all: --no-deps --no-compile --target /app \
+       -r /tmp/requirements.lock \
     && rm -rf /app/bin
 COPY mig_labeler /app/mig_labeler
 # Byte-compiled for a read-only root file system; not the generated API classes and models of
