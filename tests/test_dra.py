@@ -229,3 +229,16 @@ def test_diff_plans_what_run_would_publish_on_a_node_the_operator_marks_dra(kube
                           host=kube_api.url, timeout=30)
     assert "+ nvidia.com/gpu.product=NVIDIA-A100-SXM4-40GB" in lines
     assert not [line for line in lines if "mig.strategy" in line or "nvidia.com/mig-" in line]
+
+
+def test_a_merge_patch_of_the_value_we_hold_leaves_gpu_clique_ours(kube_api):
+    """As kube-apiserver records it (checked on a real one): an Update that changes nothing takes
+    no ownership, so there is nobody to yield to."""
+    kube_api.add_node(NODE)
+    daemon = make_daemon(kube_api, "gb200-nvl72-tray", strategy="none")
+    assert daemon.run_pass().ok
+    ours = kube_api.labels(NODE)[CLIQUE]
+    kube_api.edit_labels(NODE, {CLIQUE: ours}, manager="compute-domain-kubelet-plugin")
+    assert daemon.run_pass().ok
+    assert kube_api.labels(NODE)[CLIQUE] == ours
+    assert [m for (m, _), keys in kube_api.nodes[NODE].owners.items() if CLIQUE in keys] == ["mig-labeler"]
