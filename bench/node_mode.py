@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.child import timed_child
+from bench.child import timed_child, wait_for
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.pod import available, pod_command, pod_env
 
@@ -30,14 +30,6 @@ IDLE_TARGET_MIB = 36.0
 def _rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-
-def _wait(predicate: Callable[[], bool], what: str, limit: float = 60) -> None:
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not reached: {what}")
-        time.sleep(0.001)
 
 
 def _oneshot(api: FakeKubeApi, node: str) -> tuple[float, float]:
@@ -59,9 +51,9 @@ def _idle(api: FakeKubeApi, node: str) -> tuple[float, float]:
     proc = subprocess.Popen(pod_command(argv, TOKEN), env=pod_env(api), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        _wait(lambda: "nvidia.com/gpu.count" in api.labels(node), "labels on the Node")
+        wait_for(lambda: "nvidia.com/gpu.count" in api.labels(node), 60, "labels on the Node")
         first = time.perf_counter() - start
-        _wait(lambda: api.open_watches > watches, "the Node watch open")
+        wait_for(lambda: api.open_watches > watches, 60, "the Node watch open")
         return first, _rss_kib(proc.pid) / 1024
     finally:
         proc.terminate()

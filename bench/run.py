@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from bench.check_scale import bench_check_scale  # noqa: E402
-from bench.child import timed_child  # noqa: E402
+from bench.child import timed_child, wait_for  # noqa: E402
 from bench.mig_config import bench_mig_config  # noqa: E402
 from bench.node_mode import bench_node_mode  # noqa: E402
 from bench.results import RESULTS, ROWS, calibration_row, calibration_samples, row, save_results  # noqa: E402
@@ -414,13 +414,6 @@ def _owner_entries(api: FakeKubeApi, node: str, key: str) -> set[tuple[str, str]
     with api.lock:
         return {who for who, keys in api.nodes[node].owners.items() if key in keys}
 
-
-def wait_for(predicate, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark condition not reached")
-        time.sleep(0.001)
 
 
 def main() -> None:

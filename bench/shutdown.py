@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.child import wait_for
 from bench.results import slug
 from tests.conftest import write_kubeconfig
 from tests.fakes.kube_api import FakeKubeApi
@@ -59,11 +60,7 @@ def _hung(api: FakeKubeApi) -> Callable[[subprocess.Popen], None]:
     return reached
 
 
-class FrozenServer(SilentServer):
-    """Accepts TCP connections and never reads from or answers them (tests/fakes/silent_server.py)."""
-
-
-def _frozen(frozen: FrozenServer) -> Callable[[FakeKubeApi, str], Callable[[subprocess.Popen], None]]:
+def _frozen(frozen: SilentServer) -> Callable[[FakeKubeApi, str], Callable[[subprocess.Popen], None]]:
     def prepare(api: FakeKubeApi, node: str) -> Callable[[subprocess.Popen], None]:
         count = len(frozen.conns) + 1
 
@@ -116,11 +113,8 @@ def _backoff(api: FakeKubeApi, node: str) -> Callable[[subprocess.Popen], None]:
 def _idle(api: FakeKubeApi, node: str) -> Callable[[subprocess.Popen], None]:
     def reached(proc: subprocess.Popen) -> None:
         _read_until(proc, "labels updated on node")
-        deadline = time.monotonic() + 60
-        while api.open_watches < 1:  # the watch is open: the daemon waits for the next wake-up
-            if time.monotonic() > deadline:
-                raise RuntimeError("the watch never opened")
-            time.sleep(0.001)
+        # the watch is open: the daemon waits for the next wake-up
+        wait_for(lambda: api.open_watches >= 1, 60, "the Node watch open")
     return reached
 
 
@@ -143,7 +137,7 @@ STATES = [
 
 def bench_shutdown(api: FakeKubeApi, kubeconfig: Path, row: Callable[..., None]) -> None:
     print(f"10. signal to exit, per state ({RUNS} runs each; fresh process each run)")
-    frozen = FrozenServer()
+    frozen = SilentServer()  # accepts connections, never reads or answers them
     frozen_kubeconfig = write_kubeconfig(kubeconfig.with_name("frozen-kubeconfig"), frozen.url)
     states = [*STATES, ("daemon start-up, server frozen (connection accepted, never read)", DAEMON, signal.SIGTERM,
                         _frozen(frozen))]

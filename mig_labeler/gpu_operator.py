@@ -19,6 +19,7 @@ STATE = PREFIX + "mig.config.state"
 RECONFIGURING = frozenset({"pending", "rebooting"})
 DEPLOY_CLIENT = PREFIX + "gpu.deploy.client"  # GPU Operator 26.7+: true, or paused-for-* while GPUs change
 DEPLOY_GFD = PREFIX + "gpu.deploy.gpu-feature-discovery"  # mig-manager pauses GFD through it
+DEPLOY_DRA_DRIVER = PREFIX + "gpu.deploy.dra-driver"  # true: the operator runs its DRA driver here (docs/dra.md)
 
 
 UNANSWERED = "unanswered"  # our name for: mig.config changed after mig-manager last set the state
@@ -34,6 +35,11 @@ class MigRequest:
     config: str
     state: str
     since: float
+
+
+def runs_dra_driver(labels: Mapping[str, str]) -> bool:
+    """The operator marks this node as one whose GPUs its DRA driver allocates (no device plugin)."""
+    return labels.get(DEPLOY_DRA_DRIVER) == "true"
 
 
 def mig_request(labels: Mapping[str, str], held: Mapping[str, tuple[str, float]]) -> MigRequest | None:

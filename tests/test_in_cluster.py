@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from mig_labeler import __version__
 from mig_labeler.errors import EXIT_RUNTIME
 
 from .fakes.kube_api import FakeKubeApi
@@ -41,7 +42,7 @@ def test_a_pod_labels_its_node_with_the_service_account(tls_api):
     assert done.returncode == 0, done.stderr
     assert tls_api.labels(NODE)["nvidia.com/gpu.product"] == "NVIDIA-A30"
     assert all(entry.status != 401 for entry in tls_api.log)  # every request carried the token
-    assert {entry.user_agent for entry in tls_api.log} == {"mig-labeler/" + _version()}
+    assert {entry.user_agent for entry in tls_api.log} == {"mig-labeler/" + __version__}
 
 
 def test_a_rejected_token_is_one_line_and_exit_1(tls_api):
@@ -92,9 +93,3 @@ def test_the_deferred_packages_are_whole_for_code_that_uses_them():
     usual way once the transport has loaded: the first name asked for runs the real ``__init__``."""
     done = subprocess.run([sys.executable, "-c", DEFERRED], capture_output=True, text=True, timeout=120, check=False)
     assert done.stdout.strip() == "ok", done.stderr
-
-
-def _version() -> str:
-    from mig_labeler import __version__
-
-    return __version__

@@ -30,9 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "build" / "bench" / "results.json"
 DOCUMENTS = ("README.md", "docs/*.md")
 MARKER = re.compile(r"<!--\s*bench:(?P<key>[a-z0-9_]+):(?P<index>\d+)\s*-->")
+UNIT = r"µs|us|ms|s|KiB|MiB|MB|GB|x|×|%"
 # The number just before a marker, and its unit (the calibration figure has a unit too).
-FIGURE = re.compile(r"(?P<number>-?\d[\d,]*(?:\.\d+)?)\s*(?P<unit>µs|us|ms|s|KiB|MiB|MB|GB|x|×|%)?\s*$")
-# A number inside a bench row's value, with the unit that follows it (possibly after "/ other numbers").
+FIGURE = re.compile(rf"(?P<number>-?\d[\d,]*(?:\.\d+)?)\s*(?P<unit>{UNIT})?\s*$")
+# The unit after a number, possibly after "/ other numbers" of its group (``1.43 / 2.7 ms``).
+UNIT_AFTER = re.compile(rf"\s*(?:/\s*-?[\d,]+(?:\.\d+)?\s*)*({UNIT})(?![A-Za-z])")
+# A number inside a bench row's value.
 VALUE_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 TIME = {"µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 MEMORY = {"KiB": 1 / 1024, "MiB": 1.0, "MB": 1 / 1.048576, "GB": 1000 / 1.048576}
@@ -64,19 +67,17 @@ def figures(text: str, where: str) -> list[Figure]:
 
 
 def _unit_after(rest: str) -> str:
-    """``1.2<!--…--> / 2.3 ms``: a figure written without a unit has the one after its group."""
-    rest = MARKER.sub("", rest).split("|", 1)[0]
-    found = re.match(r"\s*(?:/\s*-?[\d,]+(?:\.\d+)?\s*)*(µs|us|ms|s|KiB|MiB|MB|GB|x|×|%)(?![A-Za-z])", rest)
+    """The unit written after a number's group, in a document (``1.2<!--…--> / 2.3 ms``: a figure
+    written without a unit has the one after its group) or a bench row's value; "" for none."""
+    found = UNIT_AFTER.match(MARKER.sub("", rest).split("|", 1)[0])
     return found.group(1) if found else ""
 
 
 def value_unit(value: str, index: int) -> tuple[float, str]:
     """The ``index``-th number of a bench row's value and its unit: the first unit written after it
     (``1.43 / 2.7 ms``: both are ms)."""
-    numbers = list(VALUE_NUMBER.finditer(value))
-    number = numbers[index]
-    unit = re.match(r"\s*(?:/\s*-?\d+(?:\.\d+)?\s*)*(µs|us|ms|s|KiB|MiB|MB|GB|x|×|%)?", value[number.end():])
-    return float(number.group(0)), (unit.group(1) if unit and unit.group(1) else "")
+    number = list(VALUE_NUMBER.finditer(value))[index]
+    return float(number.group(0)), _unit_after(value[number.end():])
 
 
 def compare(figure: Figure, rows: dict[str, dict], calibration: tuple[float, float] | None) -> str | None:

@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import tomllib
@@ -39,15 +40,31 @@ def source_digest(pyproject: Path = ROOT / "pyproject.toml") -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Pin:
+    name: str  # canonical (PEP 503)
+    version: str
+    marker: str  # the environment marker after ';', "" for every environment
+    hashes: list[str]
+
+
+PIN = re.compile(r"(?P<name>[A-Za-z0-9._-]+)==(?P<version>[^\s;\\]+)\s*(?:;\s*(?P<marker>[^\\\n]+))?")
+
+
+def entries(text: str) -> list[Pin]:
+    """Every pin of a hashed requirements file, in order."""
+    found = []
+    for block in re.split(r"\n(?=[A-Za-z0-9])", text):
+        head = PIN.match(block)
+        if head:
+            found.append(Pin(canonicalize_name(head.group("name")), head.group("version"),
+                             (head.group("marker") or "").strip(), re.findall(r"--hash=sha256:([0-9a-f]{64})", block)))
+    return found
+
+
 def pins(text: str) -> dict[str, tuple[str, list[str]]]:
     """name -> (version, hashes) of every pin in a hashed requirements file."""
-    found: dict[str, tuple[str, list[str]]] = {}
-    for block in re.split(r"\n(?=[A-Za-z0-9])", text):
-        head = re.match(r"([A-Za-z0-9._-]+)==([^\s;\\]+)", block)
-        if head:
-            hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})", block)
-            found[canonicalize_name(head.group(1))] = (head.group(2), hashes)
-    return found
+    return {pin.name: (pin.version, pin.hashes) for pin in entries(text)}
 
 
 def problems(pyproject: Path = ROOT / "pyproject.toml", lock: Path = LOCK) -> list[str]:

@@ -10,7 +10,6 @@ pip decides them in the Dockerfile.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import uuid
 from datetime import datetime, timezone
@@ -19,28 +18,19 @@ from pathlib import Path
 from packaging.markers import Marker
 
 from mig_labeler import __version__
-from tools.lock import LOCK, ROOT
+from tools.lock import LOCK, ROOT, entries
 
 IMAGE_PYTHON = {"python_version": "3.11", "python_full_version": "3.11.2", "sys_platform": "linux",
                 "platform_system": "Linux", "os_name": "posix", "implementation_name": "cpython",
                 "platform_python_implementation": "CPython", "platform_machine": "x86_64"}
-PIN = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)==(?P<version>[^\s;\\]+)\s*(?:;\s*(?P<marker>[^\\\n]+))?", re.M)
-
-
 def components(lock_text: str) -> list[dict]:
     found = []
-    for block in re.split(r"\n(?=[A-Za-z0-9])", lock_text):
-        pin = PIN.match(block)
-        if not pin:
+    for pin in entries(lock_text):
+        if pin.marker and not Marker(pin.marker).evaluate(IMAGE_PYTHON):
             continue
-        marker = pin.group("marker")
-        if marker and not Marker(marker.strip()).evaluate(IMAGE_PYTHON):
-            continue
-        name, version = pin.group("name").lower(), pin.group("version")
-        hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})", block)
-        purl = f"pkg:pypi/{name}@{version}"
-        found.append({"type": "library", "bom-ref": purl, "name": name, "version": version, "purl": purl,
-                      "hashes": [{"alg": "SHA-256", "content": h} for h in hashes]})
+        purl = f"pkg:pypi/{pin.name}@{pin.version}"
+        found.append({"type": "library", "bom-ref": purl, "name": pin.name, "version": pin.version, "purl": purl,
+                      "hashes": [{"alg": "SHA-256", "content": h} for h in pin.hashes]})
     return found
 
 

@@ -23,12 +23,12 @@ from mig_labeler.check.selection import selected_keys
 from mig_labeler.check.workloads import objects, workloads
 from mig_labeler.config import Config, MigStrategy, Sharing, parse_mig_strategy
 from mig_labeler.errors import ConfigError, NodeNotFound
+from mig_labeler.gpu_operator import runs_dra_driver
 from mig_labeler.labels.advertised import advertised_resources
 from mig_labeler.text_document import decode_text
 from mig_labeler.text_files import load_config_file
 
 STRATEGY_SUFFIXES = {s.value for s in MigStrategy} | {"dra"}  # dra: a DRA node (docs/dra.md)
-DRA_LABEL = "nvidia.com/gpu.deploy.dra-driver"  # the GPU Operator's mark of a DRA node
 
 
 def read_workloads(files: Sequence[str]) -> tuple[list[Workload], list[str], list[AutoscalerResult]]:
@@ -199,7 +199,7 @@ def label_nodes(files: Sequence[str]) -> list[Node]:
         for node, labels in fleet.items():
             if not all(isinstance(v, str) for v in labels.values()):
                 raise ConfigError(f"{name}: the labels of {node} must all be strings")
-            dra = labels.get(DRA_LABEL) == "true"
+            dra = runs_dra_driver(labels)
             nodes.append(Node(_unique(str(node), taken), dict(labels), {} if dra else resources_from_labels(labels),
                               dra))
     return nodes
@@ -224,7 +224,7 @@ def cluster_nodes(kubeconfig: str | None, names: list[str], selector: str | None
         allocatable = (obj.get("status") or {}).get("allocatable") or {}
         resources = {k: _count(v) for k, v in allocatable.items() if is_gpu_resource(k)}
         labels = dict(meta.get("labels") or {})
-        nodes.append(Node(str(meta.get("name")), labels, resources, labels.get(DRA_LABEL) == "true"))
+        nodes.append(Node(str(meta.get("name")), labels, resources, runs_dra_driver(labels)))
     if not nodes:
         raise ConfigError("no nodes matched" + (f" the selector {selector!r}" if selector else ""))
     return nodes

@@ -105,12 +105,11 @@ def gpu_resource_problems(demand: Mapping[str, int], placed: Sequence[Node], at:
         if not placed:
             continue
         if not having:
-            unknown = _unknown_mig_profile(name, placed)
             if all(n.dra for n in placed):
                 problems.append(Problem("resource-on-dra-node", ERROR, where,
                                         f"the {which} allocate GPUs through DRA: no device plugin advertises {name} "
                                         "there", DRA_FIX))
-            elif unknown:
+            elif unknown := _unknown_mig_profile(name, placed):
                 problems.append(Problem("mig-profile-unknown-for-model", ERROR, where, unknown,
                                         _profile_suggestion(placed)))
             else:

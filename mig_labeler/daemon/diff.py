@@ -12,8 +12,7 @@ from dataclasses import replace
 
 from mig_labeler.config import Config
 from mig_labeler.daemon.live_settings import ConfigSource, fetch_mig_parted_configmap
-from mig_labeler.daemon.resource_api import DRA_LABEL
-from mig_labeler.gpu_operator import mig_request
+from mig_labeler.gpu_operator import mig_request, runs_dra_driver
 from mig_labeler.kube.connection import connect
 from mig_labeler.kube.retry import api_retry_policy
 from mig_labeler.labels.desired import labels_for_topology
@@ -47,7 +46,7 @@ def label_diff(config: Config, started_at: int, host: str | None = None, timeout
             config = replace(config, mig_parted=fetched[1])
     finally:
         kube.close()
-    dra = config.resource_api == "auto" and node.labels.get(DRA_LABEL) == "true"  # run's first test, no request
+    dra = config.resource_api == "auto" and runs_dra_driver(node.labels)  # run's first test, no request
     desired = labels_for_topology(topology, config, started_at, mig_request=mig_request(node.labels, {}), dra=dra)
     plan = plan_update(node.labels, node.owned, desired.labels, node.shared)
     unchanged = len(desired.labels) - len(plan.add) - len(plan.change) - len(plan.adopt)

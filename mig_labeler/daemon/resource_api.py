@@ -20,6 +20,7 @@ from mig_labeler.daemon.events import EventReporter
 from mig_labeler.daemon.metrics import Metrics
 from mig_labeler.daemon.reporting import Warnings
 from mig_labeler.errors import ApiError
+from mig_labeler.gpu_operator import DEPLOY_DRA_DRIVER, runs_dra_driver
 from mig_labeler.kube.client import KubeClient
 from mig_labeler.kube.node_state import FIELD_MANAGER, NodeState
 from mig_labeler.resource_slices import DRIVER, DraDevices, counts, devices, disagreements
@@ -27,7 +28,6 @@ from mig_labeler.topology import NodeTopology
 
 log = logging.getLogger("mig_labeler")
 
-DRA_LABEL = "nvidia.com/gpu.deploy.dra-driver"  # the GPU Operator's: its DRA driver runs on this node
 YIELDED = ("nvidia.com/gpu.clique",)  # keys we leave to another field manager that owns them
 SLICE_INTERVAL = 300.0
 
@@ -54,7 +54,7 @@ class ResourceApi:
         """True when this pass labels for DRA."""
         mode, reason = self._mode(node)
         if (mode, reason) != self.mode:
-            log.info("labelling for %s (%s)", mode, {"flag": "--resource-api", "label": f"{DRA_LABEL}=true",
+            log.info("labelling for %s (%s)", mode, {"flag": "--resource-api", "label": f"{DEPLOY_DRA_DRIVER}=true",
                                                      "resourceslices": f"ResourceSlices of the driver {DRIVER}",
                                                      "default": "no sign of a DRA driver"}[reason])
             self.metrics.resource_api.clear()
@@ -65,7 +65,7 @@ class ResourceApi:
     def _mode(self, node: NodeState | None) -> tuple[str, str]:
         if self.setting != "auto":
             return self.setting, "flag"
-        if node is not None and node.labels.get(DRA_LABEL) == "true":
+        if node is not None and runs_dra_driver(node.labels):
             return "dra", "label"
         self._list_slices()
         if self.published is not None and (self.published.gpus or self.published.mig):
@@ -84,8 +84,9 @@ class ResourceApi:
         except ApiError as e:
             if e.status == 403:
                 self.slices_readable = False
-                self.warnings.once(f"cannot list ResourceSlices ({e}): DRA nodes are recognised by {DRA_LABEL}=true "
-                                   "or --resource-api dra alone (grant list on resourceslices.resource.k8s.io)")
+                self.warnings.once(f"cannot list ResourceSlices ({e}): DRA nodes are recognised by "
+                                   f"{DEPLOY_DRA_DRIVER}=true or --resource-api dra alone (grant list on "
+                                   "resourceslices.resource.k8s.io)")
             else:
                 log.warning("could not list this node's ResourceSlices: %s", e)
             return
