@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from pathlib import Path
 
 from mig_labeler.topology import MigAttributes
 
@@ -88,5 +88,7 @@ def _model(key: str, raw: dict) -> GpuModel:
 
 @cache
 def gpu_models() -> dict[str, GpuModel]:
-    text = resources.files("mig_labeler").joinpath("data/gpu_models.json").read_text()
+    # Beside the code, not through importlib.resources: its readers (zipfile) are half a MiB of the
+    # daemon's memory, and the package is never installed zipped.
+    text = (Path(__file__).parent / "data" / "gpu_models.json").read_text(encoding="utf-8")
     return {key: _model(key, raw) for key, raw in json.loads(text)["models"].items()}

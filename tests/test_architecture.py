@@ -25,7 +25,8 @@ PURE = ["labels/", "check/autoscalers.py", "check/index.py", "check/model.py", "
         "sinks/plan.py"]
 # Where the daemon's parts live: each is built with what it uses and nobody assigns into it.
 PARTS = ["daemon/", "kube/", "sinks/", "cli/"]
-LIBRARY_OBJECTS = {"configuration", "log"}  # the kubernetes client's Configuration and logging's objects we configure
+# The kubernetes client's Configuration, and logging's objects and flags: library objects we configure.
+LIBRARY_OBJECTS = {"configuration", "log", "logging"}
 
 
 def rel(path: Path) -> str:

@@ -11,10 +11,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from mig_labeler.daemon.exposition import CONTENT_TYPE, render
+from mig_labeler.deferred_imports import load
+
+if TYPE_CHECKING:
+    from http.server import BaseHTTPRequestHandler
+
+    from prometheus_client.registry import CollectorRegistry
 
 STUCK_AFTER = 300.0  # seconds a single pass may run before /healthz reports the loop stuck
 
@@ -52,7 +57,8 @@ class HealthServer:
     def __init__(self, port: int, state: HealthState, registry: CollectorRegistry, host: str = "0.0.0.0") -> None:
         self.state = state
         self.registry = registry
-        self.server = ThreadingHTTPServer((host, port), self._handler())
+        http_server = load("http.server")  # with html waiting: deferred_imports
+        self.server = http_server.ThreadingHTTPServer((host, port), self._handler(http_server.BaseHTTPRequestHandler))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, name="health",
                                        daemon=True)
@@ -77,16 +83,16 @@ class HealthServer:
         stopper.join()
         self.server.server_close()
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self, base: Any) -> type[BaseHTTPRequestHandler]:
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(base):  # type: ignore[misc] # http.server.BaseHTTPRequestHandler
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 - stdlib naming
                 if self.path == "/metrics":
-                    self._reply(200, generate_latest(outer.registry), CONTENT_TYPE_LATEST)
+                    self._reply(200, render(outer.registry), CONTENT_TYPE)
                 elif self.path in ("/healthz", "/readyz"):
                     ok, why = outer.state.healthy() if self.path == "/healthz" else outer.state.readiness()
                     self._reply(200 if ok else 503, (why + "\n").encode(), "text/plain; charset=utf-8")

@@ -10,11 +10,14 @@ the process.
 from __future__ import annotations
 
 from collections import Counter as Tally
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
+from mig_labeler.deferred_imports import load
 from mig_labeler.errors import ApiError
 from mig_labeler.topology import NodeTopology
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
 
 PASS_RESULTS = ("success", "paused", "nvml_error", "api_error", "sink_error", "error")
 PUBLISH_RESULTS = ("written", "unchanged", "held", "error")
@@ -22,8 +25,16 @@ API_CODES = ("0", "403", "404", "409", "422", "429", "500", "502", "503", "504")
 RELOAD_RESULTS = ("success", "failure")
 
 
+def new_registry() -> CollectorRegistry:
+    """A registry of the daemon's own metrics only (none of the client's default collectors)."""
+    registry: CollectorRegistry = load("prometheus_client.registry").CollectorRegistry()
+    return registry
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        client = load("prometheus_client.metrics")  # without the package's __init__ (deferred_imports)
+        Counter, Gauge, Histogram = client.Counter, client.Gauge, client.Histogram  # noqa: N806 - the classes
         self.registry = registry
         self.passes = Counter("mig_labeler_passes", "Labelling passes by result.", ["result"], registry=registry)
         self.publish = Counter("mig_labeler_publish", "Publish attempts per sink (node, nodefeature, file) by result: "

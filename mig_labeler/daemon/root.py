@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
 from tenacity import Retrying
 
 from mig_labeler.config import Config
@@ -24,7 +24,7 @@ from mig_labeler.daemon.events import EventReporter
 from mig_labeler.daemon.gpu_health import GpuHealthReporter
 from mig_labeler.daemon.health import HealthServer, HealthState
 from mig_labeler.daemon.live_settings import ConfigSource, LiveSettings, StaticConfig
-from mig_labeler.daemon.metrics import Metrics
+from mig_labeler.daemon.metrics import Metrics, new_registry
 from mig_labeler.daemon.node_events import NodeEvents, NoEvents
 from mig_labeler.daemon.one_pass import OnePass, PassResult, Reports
 from mig_labeler.daemon.our_node import OurNode
@@ -39,6 +39,9 @@ from mig_labeler.kube.connection import connect
 from mig_labeler.kube.retry import api_retry_policy
 from mig_labeler.sources import TopologySource, open_source
 from mig_labeler.stop import Stop
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
 
 log = logging.getLogger("mig_labeler")
 
@@ -143,7 +146,7 @@ def build_daemon(config: Config, source: ConfigSource | None = None, *, host: st
     ``since`` (``time.monotonic()``; default now)."""
     stop = stop or Stop()  # first: every wait below gets it
     wake = wake or Wake()
-    metrics = Metrics(registry or CollectorRegistry())
+    metrics = Metrics(registry or new_registry())
     health = health or HealthState()
     kube = (connect(config.kubeconfig, host=host, stop=stop, within=within, since=since, qps=config.kube_api_qps,
                     burst=config.kube_api_burst, context=config.kube_context) if config.needs_kubernetes else None)
@@ -175,7 +178,7 @@ def run_daemon(config: Config, source: ConfigSource, *, stop: Stop, wake: Wake, 
     if config.oneshot:
         _oneshot(config, source, host, stop, started)
         return
-    registry = CollectorRegistry()
+    registry = new_registry()
     health = HealthState()
     daemon = build_daemon(config, source, host=host, registry=registry, health=health, watch=True, stop=stop,
                           wake=wake)

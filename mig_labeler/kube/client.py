@@ -19,8 +19,6 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-import urllib3
-
 from mig_labeler.errors import ApiError, ApiTransient
 from mig_labeler.kube.errors import (
     BadAnswer,
@@ -261,7 +259,7 @@ class KubeClient:
             yield from _watch_events(response.response, resource, name, host)
         except api_exception as e:
             raise translate_api_exception(e, "WATCH", resource, name) from e
-        except (urllib3.exceptions.HTTPError, OSError) as e:
+        except (self.transport.http_error, OSError) as e:
             raise connection_error(e, "WATCH", resource, name, self.transport.host) from e
 
     def post_event(self, node: NodeState, reason: str, message: str, event_type: str, now: float) -> None:
@@ -312,7 +310,7 @@ class KubeClient:
                                 response.status, str(response.getheader("Content-Type") or ""))
         except api_exception as e:
             raise translate_api_exception(e, method, resource, name, self.transport.host) from e
-        except (urllib3.exceptions.HTTPError, OSError) as e:
+        except (self.transport.http_error, OSError) as e:
             raise connection_error(e, method, resource, name, self.transport.host) from e
 
 

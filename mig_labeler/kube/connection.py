@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from mig_labeler import __version__, text_document
+from mig_labeler.deferred_imports import load
 from mig_labeler.errors import ConfigError
 from mig_labeler.kube import transport
 from mig_labeler.kube.client import KubeClient
@@ -58,10 +59,10 @@ def transport_for(kubeconfig: str | None = None, host: str | None = None, user_a
 
 def _load_config(configuration: Any, kubeconfig: str | None, context: str | None = None) -> str:
     """Load credentials into ``configuration``; returns where they came from, for messages."""
-    config_exception = transport.load("kubernetes.config.config_exception").ConfigException
+    config_exception = load("kubernetes.config.config_exception").ConfigException
     if not kubeconfig and not context:
         try:
-            transport.load("kubernetes.config.incluster_config").load_incluster_config(
+            load("kubernetes.config.incluster_config").load_incluster_config(
                 client_configuration=configuration)
             return "the in-cluster service account"
         except config_exception:
@@ -77,7 +78,7 @@ def _load_config(configuration: Any, kubeconfig: str | None, context: str | None
     _check_exec_plugin([d for _, d in docs], chosen, ":".join(paths))
     where = f"kubeconfig {':'.join(paths)}" + (f" (context {chosen})" if context else "")
     try:
-        transport.load("kubernetes.config.kube_config").load_kube_config(
+        load("kubernetes.config.kube_config").load_kube_config(
             config_file=os.pathsep.join(paths), context=chosen, client_configuration=configuration,
             persist_config=False)
     except config_exception as e:

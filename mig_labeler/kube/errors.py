@@ -4,7 +4,8 @@ or from a connection error.
 Owns: which statuses are retried, the RBAC verb a 403 needs, the one line that names an
 unreachable server and why, and telling a missing object from a type nobody serves. Pure
 translation: no requests, no ``kubernetes`` import (the client's ``ApiException`` is read by its
-attributes: ``status``, ``reason``, ``body``, ``headers``).
+attributes: ``status``, ``reason``, ``body``, ``headers``); urllib3's exception classes come
+through ``deferred_imports.load``, as every use of urllib3 does.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import json
 import re
 import socket
 import ssl
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
-import urllib3
-
+from mig_labeler.deferred_imports import load
 from mig_labeler.errors import ApiConflict, ApiError, ApiTransient, MigLabelerError, NodeNotFound
 
 TRANSIENT_STATUS = {409, 429, 500, 502, 503, 504}
@@ -45,28 +46,29 @@ def connection_error(e: BaseException, method: str, resource: str, name: str, ho
     what = f"{method} {resource}/{name}" if name else f"LIST {resource}"
     cause: BaseException = getattr(e, "reason", None) or e
     text = f"{type(cause).__name__} {cause}".lower()
-    if isinstance(cause, (ssl.SSLError, urllib3.exceptions.SSLError)) or "certificate" in text:
+    urllib3_errors = load("urllib3.exceptions")
+    if isinstance(cause, (ssl.SSLError, urllib3_errors.SSLError)) or "certificate" in text:
         problem = "TLS certificate problem" if "certificate" in text else "TLS handshake failed"
         return ApiError(f"{what}: {problem} with server {host}: {_tls_reason(str(cause))} "
                         "(check the kubeconfig's server URL and certificate-authority)")
-    if _unresolvable(cause, text):
+    if _unresolvable(cause, text, urllib3_errors):
         # Before timeouts: urllib3 files NameResolutionError under connect timeouts. Not retried:
         # a name that does not resolve is a wrong server URL, not worth seconds of backoff.
         return ApiError(f"{what}: cannot reach the API server at {server}: "
                         f"cannot resolve host name {url.hostname!r} (check the kubeconfig's server URL)")
     if "refused" in text:  # before timeouts: urllib3's NewConnectionError is a ConnectTimeoutError
         why = "connection refused"
-    elif isinstance(cause, (TimeoutError, urllib3.exceptions.TimeoutError)) or "timed out" in text:
+    elif isinstance(cause, (TimeoutError, urllib3_errors.TimeoutError)) or "timed out" in text:
         why = "timed out"
-    elif isinstance(e, urllib3.exceptions.ProtocolError):
+    elif isinstance(e, urllib3_errors.ProtocolError):
         why = "the connection closed without a response"
     else:
         why = first_line(cause)
     return ApiTransient(f"{what}: cannot reach the API server at {server}: {why}")
 
 
-def _unresolvable(cause: BaseException, text: str) -> bool:
-    name_error = getattr(urllib3.exceptions, "NameResolutionError", None)
+def _unresolvable(cause: BaseException, text: str, urllib3_errors: ModuleType) -> bool:
+    name_error = getattr(urllib3_errors, "NameResolutionError", None)
     if name_error is not None and isinstance(cause, name_error):
         return True
     if isinstance(cause, socket.gaierror):

@@ -1,73 +1,34 @@
 """HTTP to the API server through the ``kubernetes`` package's own transport, and nothing more of it.
 
-Owns: loading the parts of ``kubernetes`` the daemon uses, and ``Transport``: one request as the
-package's ``ApiClient`` would send it (its ``Configuration`` for the server, TLS, proxy and
-credentials, the bearer token refreshed through the configuration's hook as ``ApiClient`` does,
-its ``RESTClientObject`` for urllib3), without ``ApiClient`` itself.
+Owns: ``Transport``: one request as the package's ``ApiClient`` would send it (its
+``Configuration`` for the server, TLS, proxy and credentials, the bearer token refreshed through
+the configuration's hook as ``ApiClient`` does, its ``RESTClientObject`` for urllib3), without
+``ApiClient`` itself; and ``configuration()``.
 
-Why: ``import kubernetes.client.rest`` first runs ``kubernetes/__init__.py``, which imports
-``config`` (requests, oauthlib, google-auth), ``dynamic``, ``watch``, ``stream``, ``leaderelection``
-and ``informer``; ``ApiClient`` pulls in pydantic and the model registry. Together that is about
-16 MiB of the node daemon's memory and a third of its start-up, for four request shapes we spell
-out ourselves (``make bench`` section 2). ``load`` imports a module of the package with the
-``__init__`` of ``kubernetes``, ``kubernetes.config`` and ``kubernetes.utils`` deferred: each runs,
-whole and unchanged, the first time anything asks one of those packages for a name, so code that
-uses the package the usual way (a kubeconfig, ``from kubernetes import client``) sees the real thing.
+Why: ``ApiClient`` pulls in pydantic and the model registry, and the package's ``__init__`` the
+kubeconfig machinery (``deferred_imports`` loads the modules used without it). Together that is
+about 16 MiB of the node daemon's memory and a third of its start-up, for four request shapes we
+spell out ourselves (``make bench`` section 2).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
-import threading
+import os
 from collections.abc import Mapping
-from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
-# Parents first: finding a package's spec imports its parent.
-_DEFERRED = ("kubernetes", "kubernetes.config", "kubernetes.utils")
-_lock = threading.RLock()
-
-
-def load(name: str) -> ModuleType:
-    """The module ``name`` of the ``kubernetes`` package (``kubernetes.client.rest``, ...)."""
-    with _lock:
-        for package in _DEFERRED:
-            _defer(package)
-        return importlib.import_module(name)
-
-
-def _defer(name: str) -> None:
-    """Register package ``name`` with its ``__path__`` (so its modules import) but its ``__init__``
-    not run yet; the first lookup of any other name on it runs the ``__init__``, then answers."""
-    if name in sys.modules:
-        return
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        raise ModuleNotFoundError(f"no module named {name!r}", name=name)
-    module = importlib.util.module_from_spec(spec)
-    loader = spec.loader
-
-    def complete(attribute: str) -> Any:
-        with _lock:
-            if module.__dict__.get("__getattr__") is complete:
-                del module.__dict__["__getattr__"]
-                loader.exec_module(module)
-        return getattr(module, attribute)
-
-    module.__dict__["__getattr__"] = complete
-    sys.modules[name] = module
-    parent, _, child = name.rpartition(".")
-    if parent:
-        setattr(sys.modules[parent], child, module)
+from mig_labeler.deferred_imports import load
 
 
 def configuration(host: str | None = None) -> Any:
     """A new ``kubernetes.client.Configuration`` (for ``host`` when given)."""
     configuration_class = load("kubernetes.client.configuration").Configuration
-    return configuration_class(host=host) if host is not None else configuration_class()
+    # The package's default, cpu_count() * 5, without multiprocessing (deferred_imports)
+    pool = (os.cpu_count() or 1) * 5
+    if host is None:
+        return configuration_class(connection_pool_maxsize=pool)
+    return configuration_class(host=host, connection_pool_maxsize=pool)
 
 
 class Transport:
@@ -82,6 +43,7 @@ class Transport:
         self.user_agent = user_agent
         self.rest = load("kubernetes.client.rest").RESTClientObject(config)
         self.api_exception: type[Exception] = load("kubernetes.client.exceptions").ApiException
+        self.http_error: type[Exception] = load("urllib3.exceptions").HTTPError
 
     @property
     def host(self) -> str:

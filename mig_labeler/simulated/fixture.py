@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -97,11 +96,11 @@ class FixtureVgpu:
 
 FIRST_GPU_BUS = 0x17  # the fixture's first GPU sits at 0000:17:00.0, the next at 0000:18:00.0, ...
 MAX_GPUS = 64  # per node; real machines have at most 16, and a typo in `count` must not eat the memory
+BUNDLED = Path(__file__).parent / "fixtures"  # beside the code, as gpu_models reads its table
 
 
 def bundled_fixtures() -> list[str]:
-    folder = resources.files("mig_labeler").joinpath("simulated/fixtures")
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(p.name.removesuffix(".yaml") for p in BUNDLED.iterdir() if p.name.endswith(".yaml"))
 
 
 def resolve_fixture(name: str | Path) -> Path:
@@ -119,9 +118,9 @@ def resolve_fixture(name: str | Path) -> Path:
         if not path.is_file():
             raise FixtureError(f"cannot read fixture {text}: no such file")
         return path
-    bundled = resources.files("mig_labeler").joinpath(f"simulated/fixtures/{text.removesuffix('.yaml')}.yaml")
+    bundled = BUNDLED / f"{text.removesuffix('.yaml')}.yaml"
     if bundled.is_file():
-        return Path(str(bundled))
+        return bundled
     raise FixtureError(f"cannot read fixture {text}: no such file, and no bundled fixture of that name "
                        f"(bundled: {', '.join(bundled_fixtures())})")
 

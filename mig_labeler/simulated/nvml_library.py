@@ -8,8 +8,10 @@ wrong version word is ``ARGUMENT_VERSION_MISMATCH``, a short string buffer ``INS
 a NULL pointer or an unknown handle ``INVALID_ARGUMENT``); opaque handles; symbols an older
 library lacks (the binding's lookup fails as ``dlsym`` does); and ``bind``: a private copy of the
 real ``pynvml`` module whose library is this one. What a fixture answers comes from ``FakeNvml``
-(one source of truth); this layer turns its answers into C memory and return codes, so argument
-marshalling, struct versions, symbol lookup and error mapping are the binding's own. A failure
+(one source of truth), in that same copy's structs and errors, so a process labelling from a
+fixture never imports the global ``pynvml`` (one copy of the binding in memory, not two). This
+layer turns its answers into C memory and return codes, so argument marshalling, struct
+versions, symbol lookup and error mapping are the binding's own. A failure
 inside the fake itself is never read as success: it answers NVML_ERROR_UNKNOWN and is kept in
 ``internal_errors``.
 """
@@ -26,8 +28,6 @@ from ctypes import CFUNCTYPE, Structure, c_char, c_int, c_ubyte, c_uint, c_ulong
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-import pynvml
 
 from mig_labeler.simulated.fake_nvml import FakeNvml
 from mig_labeler.simulated.fixture import NodeFixture
@@ -140,6 +140,15 @@ def struct_version(struct: type[Structure], version: int) -> int:
 
 
 # -- what a C argument holds ---------------------------------------------------------------------
+class _Failure(Exception):
+    """The library's return code for a bad argument (the fake's own answers raise the binding's
+    ``NVMLError``); both become the C function's return value."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.value = value
+
+
 def _put_uint(pointer: int | None, value: int) -> None:
     c_uint.from_address(_required(pointer)).value = value
 
@@ -151,7 +160,7 @@ def _put_int(pointer: int | None, value: int) -> None:
 def _put_string(buffer: int | None, length: int, text: str) -> None:
     data = text.encode() + b"\0"
     if len(data) > length:
-        raise pynvml.NVMLError(INSUFFICIENT_SIZE)
+        raise _Failure(INSUFFICIENT_SIZE)
     ctypes.memmove(_required(buffer), data, len(data))
 
 
@@ -159,13 +168,13 @@ def _struct(struct: type[Structure], pointer: int | None, *versions: int) -> Any
     """The struct at ``pointer``; for a versioned one, its version word must be one NVML knows."""
     target = struct.from_address(_required(pointer))
     if versions and target.version not in versions:
-        raise pynvml.NVMLError(ARGUMENT_VERSION_MISMATCH)
+        raise _Failure(ARGUMENT_VERSION_MISMATCH)
     return target
 
 
 def _required(pointer: int | None) -> int:
     if not pointer:
-        raise pynvml.NVMLError(INVALID_ARGUMENT)
+        raise _Failure(INVALID_ARGUMENT)
     return pointer
 
 
@@ -191,7 +200,8 @@ class FakeNvmlLibrary:
     """Pass as ``pynvml.nvmlLib`` (``bind`` does): its attributes are the library's C functions."""
 
     def __init__(self, source: str | Path | NodeFixture) -> None:
-        self.fake = FakeNvml(source)  # reads and checks the fixture now: a bad one is refused here
+        self.binding = _private_binding()  # what ``bind`` hands out; the fake answers in its structs
+        self.fake = FakeNvml(source, self.binding)  # reads and checks the fixture: a bad one is refused here
         self.internal_errors: list[str] = []
         self._objects: dict[int, object] = {}
         self._handles: dict[object, int] = {}
@@ -214,8 +224,8 @@ class FakeNvmlLibrary:
         def c_function(*args: Any) -> Any:
             try:
                 result = implementation(*args)
-            except pynvml.NVMLError as e:
-                return e.value
+            except (_Failure, self.binding.NVMLError) as e:
+                return int(e.value)
             except Exception as e:  # the fake's own bug: never an answer that reads as success
                 self.internal_errors.append(f"{name}: {type(e).__name__}: {e}")
                 log.error("the fake NVML library failed in %s: %s", name, e)
@@ -235,7 +245,7 @@ class FakeNvmlLibrary:
     def _take(self, handle: int | None) -> object:
         obj = self._objects.get(handle or 0)
         if obj is None:
-            raise pynvml.NVMLError(INVALID_ARGUMENT)
+            raise _Failure(INVALID_ARGUMENT)
         return obj
 
     # -- the exports -----------------------------------------------------------------------------
@@ -320,13 +330,13 @@ class FakeNvmlLibrary:
 
     def _pci_info_ext(self, handle: int, out: int) -> None:
         target = _struct(_PciInfoExtV1, out, struct_version(_PciInfoExtV1, 1))
-        answer = pynvml.nvmlPciInfoExt_v1_t()
-        answer.version = pynvml.nvmlPciInfoExt_v1
+        answer = self.binding.nvmlPciInfoExt_v1_t()
+        answer.version = self.binding.nvmlPciInfoExt_v1
         self.fake.nvmlDeviceGetPciInfoExt(self._take(handle), ctypes.byref(answer))
         _copy(answer, target)
 
     def _fabric_v1(self, handle: int, out: int) -> None:
-        answer = pynvml.c_nvmlGpuFabricInfo_t()
+        answer = self.binding.c_nvmlGpuFabricInfo_t()
         self.fake.nvmlDeviceGetGpuFabricInfo(self._take(handle), ctypes.byref(answer))
         _copy(answer, _struct(_FabricV1, out))
 
@@ -334,7 +344,7 @@ class FakeNvmlLibrary:
         """nvmlGpuFabricInfoV_t is v3 in today's nvml.h; the library still takes a v2 struct."""
         v2, v3 = struct_version(_FabricV2, 2), struct_version(_FabricV3, 3)
         word = _struct(_FabricV2, out, v2, v3).version
-        answer = pynvml.c_nvmlGpuFabricInfo_v2_t()
+        answer = self.binding.c_nvmlGpuFabricInfo_v2_t()
         self.fake.nvmlDeviceGetGpuFabricInfoV(self._take(handle), ctypes.byref(answer))
         _copy(answer, _FabricV2.from_address(out) if word == v2 else _FabricV3.from_address(out))
 
@@ -357,9 +367,15 @@ _copies = itertools.count(1)
 
 
 def bind(library: FakeNvmlLibrary) -> ModuleType:
-    """A private copy of the real ``pynvml`` module over ``library``: the binding's own code (symbol
-    lookup, ctypes marshalling, struct versions, ``NVMLError`` mapping) with its own globals, so
-    two fakes in one process never share a library, a function-pointer cache or a refcount."""
+    """The library's private copy of the real ``pynvml`` module, over ``library``: the binding's own
+    code (symbol lookup, ctypes marshalling, struct versions, ``NVMLError`` mapping) with its own
+    globals, so two fakes in one process never share a library, a function-pointer cache or a
+    refcount."""
+    library.binding.__dict__["nvmlLib"] = library
+    return library.binding
+
+
+def _private_binding() -> ModuleType:
     spec = importlib.util.find_spec("pynvml")
     assert spec is not None and spec.origin is not None
     name = f"_mig_labeler_pynvml_{next(_copies)}"
@@ -371,5 +387,4 @@ def bind(library: FakeNvmlLibrary) -> ModuleType:
         copy_spec.loader.exec_module(module)
     finally:
         del sys.modules[name]
-    module.__dict__["nvmlLib"] = library
     return module

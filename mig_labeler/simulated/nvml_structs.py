@@ -8,16 +8,15 @@ Also which symbols a fixture's library lacks (``symbol_missing``). Used by the t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
-
-import pynvml
 
 from mig_labeler.gpu_models import GiProfile
 from mig_labeler.simulated.fixture import FixtureGpu, NodeFixture
 from mig_labeler.topology import CI_INDEX_FOR_SLICES
 
 
-def by_reference(call: str, c_info: Any, struct: type[Any], version: int | None = None) -> Any:
+def by_reference(nvml: ModuleType, call: str, c_info: Any, struct: type[Any], version: int | None = None) -> Any:
     """The struct behind ``ctypes.byref(...)``. The real binding hands the argument to C as it is,
     so a struct passed by value is read as a pointer: it crashed the process (SIGSEGV) on a real
     H100. Refuse it as loudly as a fake can, and check the version field where the call has one."""
@@ -25,7 +24,7 @@ def by_reference(call: str, c_info: Any, struct: type[Any], version: int | None 
     if not isinstance(info, struct):
         raise TypeError(f"{call} needs ctypes.byref({struct.__name__}()); a struct by value crashes real NVML")
     if version is not None and info.version != version:
-        raise pynvml.NVMLError(pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+        raise nvml.NVMLError(nvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
     return info
 
 
@@ -83,15 +82,15 @@ def _release(driver_version: str) -> tuple[int, int]:
     return (fields + [0, 0])[0], (fields + [0, 0])[1]
 
 
-def error_code(name: str) -> int:
-    code = getattr(pynvml, name, None)
+def error_code(nvml: ModuleType, name: str) -> int:
+    code = getattr(nvml, name, None)
     if not isinstance(code, int):
         raise ValueError(f"unknown NVML error name {name!r}")
     return code
 
 
-def gi_profile_info(p: GiProfile, version: int) -> Any:
-    info = pynvml.c_nvmlGpuInstanceProfileInfo_v2_t() if version == 2 else pynvml.c_nvmlGpuInstanceProfileInfo_t()
+def gi_profile_info(nvml: ModuleType, p: GiProfile, version: int) -> Any:
+    info = nvml.c_nvmlGpuInstanceProfileInfo_v2_t() if version == 2 else nvml.c_nvmlGpuInstanceProfileInfo_t()
     a = p.attributes
     info.id = p.gi_profile_id
     info.sliceCount = a.slices_gi
@@ -108,7 +107,7 @@ def gi_profile_info(p: GiProfile, version: int) -> Any:
     return info
 
 
-def ci_profile_info(gpu: FixtureGpu, gi: GiProfile, index: int, version: int) -> Any:
+def ci_profile_info(nvml: ModuleType, gpu: FixtureGpu, gi: GiProfile, index: int, version: int) -> Any:
     a = gi.attributes
     if index == CI_INDEX_FOR_SLICES.get(a.slices_gi):
         slices, sms, name = a.slices_gi, a.multiprocessors, gi.name
@@ -117,7 +116,7 @@ def ci_profile_info(gpu: FixtureGpu, gi: GiProfile, index: int, version: int) ->
         if row is None:
             return None
         slices, sms, name = row.ci_slices, row.multiprocessors, row.name
-    cls = pynvml.c_nvmlComputeInstanceProfileInfo_v2_t if version == 2 else pynvml.c_nvmlComputeInstanceProfileInfo_t
+    cls = nvml.c_nvmlComputeInstanceProfileInfo_v2_t if version == 2 else nvml.c_nvmlComputeInstanceProfileInfo_t
     info = cls()
     info.id = index
     info.sliceCount = slices
