@@ -7,7 +7,7 @@ TOOLS ?= .tools
 K8S_TOOLS := $(TOOLS)/helm $(TOOLS)/kubectl $(TOOLS)/promtool
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test test-stress test-e2e admission-policy tools chart-check manifests-check lint bench bench-check models wheel-check image lock sbom clean
+.PHONY: install demo test test-stress test-e2e admission-policy tools chart-check manifests-check lint bench bench-check bench-publish models wheel-check image lock sbom clean
 
 RUN_STAMP := $(VENV)/.installed-run
 
@@ -74,6 +74,9 @@ bench: $(STAMP)  ## speed, memory and API-cost rows (BENCH_ONLY=node,shutdown,..
 
 bench-check: $(STAMP)  ## the figures README.md and docs/ publish, against the last make bench on this machine
 	$(BIN)/python -m tools.bench_check
+
+bench-publish: $(STAMP)  ## write the last make bench's numbers into every figure README.md and docs/ publish
+	$(BIN)/python -m tools.bench_check --write
 
 image: $(STAMP)  ## build the image from the Dockerfile (buildah, else podman/docker) and run its entrypoint in it
 	$(BIN)/python -m tools.image

@@ -58,6 +58,23 @@ def test_memory_within_ten_percent_ratios_within_a_quarter_counts_exactly():
     assert "a count, and it differs" in str(compare(figure(741, "", "nvml_calls"), ROWS, CALIBRATION))
 
 
+def test_writing_publishes_each_figure_in_its_own_unit_and_precision():
+    """``make bench-publish``: what it writes is what the check then finds holding, exactly."""
+    rows = {**ROWS, "nvml_calls": {"value": "12345"}}
+    text = ("calibration 500.0 ms<!--bench:calibration:0--> here\n"
+            "| pass | 1.2<!--bench:pass_time:0--> / 2.3 ms<!--bench:pass_time:1--> |\n"
+            "idle at 38 MiB<!-- bench:pod_idle_rss:0 -->, 2.0x<!--bench:check_ratio:0-->, 9,000<!--bench:nvml_calls:0-->"
+            " calls, stop in 120 ms<!--bench:shutdown_idle:0--> (was 0.12 s)")
+    written = bench_check.write(text, rows)
+    assert written == ("calibration 600.0 ms<!--bench:calibration:0--> here\n"
+                       "| pass | 1.4<!--bench:pass_time:0--> / 2.7 ms<!--bench:pass_time:1--> |\n"
+                       "idle at 39 MiB<!-- bench:pod_idle_rss:0 -->, 1.4x<!--bench:check_ratio:0-->, "
+                       "12,345<!--bench:nvml_calls:0--> calls, stop in 11 ms<!--bench:shutdown_idle:0--> (was 0.12 s)")
+    marked = figures(written, "doc.md")
+    calibration = (600.0, 600.0)
+    assert [compare(f, rows, calibration) for f in marked if f.key != "calibration"] == [None] * 6
+
+
 def test_a_marker_naming_no_row_or_no_number_is_reported():
     assert "no bench row 'nope'" in str(compare(figure(1, "ms", "nope"), ROWS, CALIBRATION))
     assert "has no number 5" in str(compare(figure(1, "ms", "pass_time", 5), ROWS, CALIBRATION))

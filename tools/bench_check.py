@@ -16,6 +16,11 @@ number of the row, converted to the same unit:
 
 Exit 0 when every figure holds, 1 when one does not (each one line), 2 when there are no results
 to compare with (run ``make bench`` first) or a marker names no row.
+
+``--write`` (``make bench-publish``) instead writes the last run's numbers into the documents: each
+marked figure becomes its row's number in the figure's own unit and precision, the calibration
+figure included, so that a page publishes one run. The words around the figures (a target "missed",
+a date) are for a person to read again.
 """
 
 from __future__ import annotations
@@ -115,6 +120,34 @@ def compare(figure: Figure, rows: dict[str, dict], calibration: tuple[float, flo
     return None
 
 
+def published(figure_text: str, measured: float, unit: str, figure_unit: str) -> str:
+    """``measured`` (in the bench row's ``unit``) written as the figure ``figure_text`` is: its unit,
+    its number of decimals, its thousands separators."""
+    if figure_unit in TIME:
+        measured = measured * TIME.get(unit, TIME[figure_unit]) / TIME[figure_unit]
+    elif figure_unit in MEMORY:
+        measured = measured * MEMORY.get(unit, 1.0) / MEMORY[figure_unit]
+    decimals = len(figure_text.split(".", 1)[1]) if "." in figure_text else 0
+    return f"{measured:,.{decimals}f}" if "," in figure_text else f"{measured:.{decimals}f}"
+
+
+def write(text: str, rows: dict[str, dict]) -> str:
+    """``text`` with every marked figure replaced by its row's number (rows it names must exist)."""
+    out, done = [], 0
+    for match in MARKER.finditer(text):
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        before = FIGURE.search(text[line_start:match.start()])
+        if before is None:
+            raise ValueError(f"no number just before the marker {match.group(0)}")
+        row = rows[match.group("key")]
+        measured, unit = value_unit(row["value"], int(match.group("index")))
+        figure_unit = before.group("unit") or _unit_after(text[match.end():].split("\n", 1)[0]) or unit
+        start = line_start + before.start("number")
+        out += [text[done:start], published(before.group("number"), measured, unit, figure_unit)]
+        done = line_start + before.end("number")
+    return "".join(out) + text[done:]
+
+
 def documents(root: Path = ROOT) -> list[Path]:
     return sorted({p for pattern in DOCUMENTS for p in root.glob(pattern)})
 
@@ -130,11 +163,18 @@ def check(root: Path, rows: dict[str, dict]) -> tuple[list[str], int]:
     return problems, len(marked)
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     if not RESULTS.exists():
         print(f"bench-check: no {RESULTS.relative_to(ROOT)}: run make bench first", file=sys.stderr)
         return 2
     data = json.loads(RESULTS.read_text())
+    if argv == ["--write"]:
+        for doc in documents(ROOT):
+            text = doc.read_text()
+            if MARKER.search(text):
+                doc.write_text(write(text, data["rows"]))
+                print(f"bench-check: wrote the figures of {doc.relative_to(ROOT)}")
+        return 0
     problems, count = check(ROOT, data["rows"])
     for problem in problems:
         print(problem)
@@ -147,4 +187,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
