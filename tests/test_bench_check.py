@@ -63,8 +63,8 @@ def test_writing_publishes_each_figure_in_its_own_unit_and_precision():
     rows = {**ROWS, "nvml_calls": {"value": "12345"}}
     text = ("calibration 500.0 ms<!--bench:calibration:0--> here\n"
             "| pass | 1.2<!--bench:pass_time:0--> / 2.3 ms<!--bench:pass_time:1--> |\n"
-            "idle at 38 MiB<!-- bench:pod_idle_rss:0 -->, 2.0x<!--bench:check_ratio:0-->, 9,000<!--bench:nvml_calls:0-->"
-            " calls, stop in 120 ms<!--bench:shutdown_idle:0--> (was 0.12 s)")
+            "idle at 38 MiB<!-- bench:pod_idle_rss:0 -->, 2.0x<!--bench:check_ratio:0-->, "
+            "9,000<!--bench:nvml_calls:0--> calls, stop in 120 ms<!--bench:shutdown_idle:0--> (was 0.12 s)")
     written = bench_check.write(text, rows)
     assert written == ("calibration 600.0 ms<!--bench:calibration:0--> here\n"
                        "| pass | 1.4<!--bench:pass_time:0--> / 2.7 ms<!--bench:pass_time:1--> |\n"
