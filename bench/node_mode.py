@@ -2,7 +2,7 @@
 
 In a pod's view of the machine: the service account's token and CA where the kubelet mounts them,
 the API server's address in the environment, HTTPS, no kubeconfig (``tests/fakes/pod.py``: a user
-and mount namespace). This is the path whose imports ``kube/transport.py`` keeps small, so its
+and mount namespace). This is the path whose imports ``deferred_imports`` keeps small, so its
 memory and start-up are measured here rather than through a kubeconfig (section 2), which loads
 the kubeconfig machinery a pod never needs.
 """
