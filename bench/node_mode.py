@@ -9,7 +9,6 @@ the kubeconfig machinery a pod never needs.
 
 from __future__ import annotations
 
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.child import timed_child, wait_for
+from tests.conftest import free_port
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.pod import available, pod_command, pod_env
 
@@ -45,18 +45,12 @@ def _oneshot(api: FakeKubeApi, node: str) -> tuple[float, float]:
     return wall, peak
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _idle(api: FakeKubeApi, node: str) -> tuple[float, float, float]:
     """Seconds from exec to labels on the Node, VmRSS once idle (labels published, watch open), and
     VmRSS after ``SCRAPES`` scrapes of /metrics (what Prometheus does every 30 s)."""
     api.add_node(node)
     watches = api.open_watches
-    port = _free_port()
+    port = free_port()
     argv = [BIN, "run", "--node-name", node, "--fixture", FIXTURE, "--sleep-interval", "1h",
             "--metrics-port", str(port)]
     start = time.perf_counter()

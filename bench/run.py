@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from mig_labeler.labels.desired import labels_for_topology  # noqa: E402
 from mig_labeler.simulated.fake_nvml import FakeNvml  # noqa: E402
 from mig_labeler.simulated.fixture import resolve_fixture  # noqa: E402
 from mig_labeler.sources import TopologySource  # noqa: E402
-from tests.conftest import write_kubeconfig  # noqa: E402
+from tests.conftest import free_port, write_kubeconfig  # noqa: E402
 from tests.fakes.kube_api import FakeKubeApi  # noqa: E402
 
 BIN = Path(sys.executable).parent / "mig-labeler"
@@ -287,9 +286,7 @@ def bench_pause_end(api: FakeKubeApi, kubeconfig: Path, trials: int = 20) -> Non
     print(f"7. pause end: gpu.deploy.client paused -> true with a new MIG layout -> labels ({trials} trials)")
     node = "paused-node"
     api.add_node(node, {"nvidia.com/gpu.deploy.client": "true", "nvidia.com/mig.config.state": "success"})
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         fixture = Path(tmp) / "node.yaml"
         fixture.write_text(LAYOUTS["1g.10gb"])

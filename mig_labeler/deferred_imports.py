@@ -5,8 +5,8 @@ Owns: ``load``, the one way ``mig_labeler`` imports the packages below, and whic
 ``__init__`` runs, whole and unchanged, the first time anything asks the package for a name that
 is not one of its modules. Code that uses a package the usual way (a kubeconfig, ``from
 kubernetes import client``, ``multiprocessing.Pool``) sees the real thing; the node daemon does
-not carry the ``__init__`` modules it never needs. Measured by ``make bench`` section 2b and broken down
-in ``docs/performance.md``:
+not carry the ``__init__`` modules it never needs. Measured by ``make bench`` section 2b and
+broken down in ``docs/performance.md``:
 
 - ``kubernetes``, ``kubernetes.config``, ``kubernetes.utils``: ``import kubernetes.client.rest``
   would first run ``kubernetes/__init__.py``, which imports ``config`` (requests, oauthlib,

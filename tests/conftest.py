@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -222,6 +223,13 @@ def reload_with(daemon: Daemon, command_line: CommandLine, **changes: Any) -> No
     command_line.config = dataclasses.replace(command_line.config, **changes)
     daemon.wake.request_reload()
     daemon.reload()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a daemon's --metrics-port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def write_kubeconfig(path: Path, url: str) -> Path:

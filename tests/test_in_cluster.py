@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -16,7 +15,7 @@ import pytest
 from mig_labeler import __version__
 from mig_labeler.errors import EXIT_RUNTIME
 
-from .conftest import wait_until
+from .conftest import free_port, wait_until
 from .fakes.kube_api import FakeKubeApi
 from .fakes.pod import available, pod_command, pod_env
 
@@ -111,9 +110,7 @@ runpy.run_module("mig_labeler", run_name="__main__", alter_sys=True)
 
 def test_the_daemon_in_a_pod_leaves_out_what_it_never_uses(tls_api, tmp_path):
     """Labels published and /metrics scraped, the modules above were never imported."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     argv = [sys.executable, "-c", IMPORTS, str(tmp_path / "imports"), "run", "--node-name", NODE, "--fixture",
             "a30-mig-off", "--metrics-port", str(port), "--sleep-interval", "1h"]
     proc = subprocess.Popen(pod_command(argv, TOKEN), env=pod_env(tls_api), stdout=subprocess.DEVNULL,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import wait_until, write_kubeconfig
+from .conftest import free_port, wait_until, write_kubeconfig
 from .k8s_tools import tool
 
 CHART = Path(__file__).resolve().parents[1] / "deployments" / "helm" / "mig-labeler"
@@ -48,9 +47,7 @@ def scraped(tmp_path_factory):
     api.add_node(NODE, FOREIGN)
     tmp = tmp_path_factory.mktemp("metrics")
     kubeconfig = write_kubeconfig(tmp / "kubeconfig", api.url)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mig_labeler", "run", "--node-name", NODE, "--kubeconfig",
                              str(kubeconfig), "--fixture", "dgx-a100-mixed", "--mig-strategy", "mixed",
                              "--sleep-interval", "1h", "--metrics-port", str(port)], stderr=subprocess.DEVNULL)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,16 +60,22 @@ class Figure:
 
 def figures(text: str, where: str) -> list[Figure]:
     """Every marked figure of a document."""
-    found = []
-    for match in MARKER.finditer(text):
-        line = text.count("\n", 0, match.start()) + 1
-        before = FIGURE.search(text[:match.start()].rsplit("\n", 1)[-1])
+    return [Figure(f"{where}:{line}", marker.group("key"), int(marker.group("index")),
+                   float(text[start:end].replace(",", "")), unit)
+            for marker, line, start, end, unit in _marked(text, where)]
+
+
+def _marked(text: str, where: str) -> Iterator[tuple[re.Match[str], int, int, int, str]]:
+    """Each marker of ``text``: its line, where the number just before it starts and ends, and the
+    figure's unit ("" for none)."""
+    for marker in MARKER.finditer(text):
+        line = text.count("\n", 0, marker.start()) + 1
+        line_start = text.rfind("\n", 0, marker.start()) + 1
+        before = FIGURE.search(text[line_start:marker.start()])
         if before is None:
-            raise ValueError(f"{where}:{line}: no number just before the marker {match.group(0)}")
-        unit = before.group("unit") or _unit_after(text[match.end():].split("\n", 1)[0])
-        found.append(Figure(f"{where}:{line}", match.group("key"), int(match.group("index")),
-                            float(before.group("number").replace(",", "")), unit))
-    return found
+            raise ValueError(f"{where}:{line}: no number just before the marker {marker.group(0)}")
+        unit = before.group("unit") or _unit_after(text[marker.end():].split("\n", 1)[0])
+        yield marker, line, line_start + before.start("number"), line_start + before.end("number"), unit
 
 
 def _unit_after(rest: str) -> str:
@@ -131,20 +138,13 @@ def published(figure_text: str, measured: float, unit: str, figure_unit: str) ->
     return f"{measured:,.{decimals}f}" if "," in figure_text else f"{measured:.{decimals}f}"
 
 
-def write(text: str, rows: dict[str, dict]) -> str:
+def write(text: str, rows: dict[str, dict], where: str = "document") -> str:
     """``text`` with every marked figure replaced by its row's number (rows it names must exist)."""
     out, done = [], 0
-    for match in MARKER.finditer(text):
-        line_start = text.rfind("\n", 0, match.start()) + 1
-        before = FIGURE.search(text[line_start:match.start()])
-        if before is None:
-            raise ValueError(f"no number just before the marker {match.group(0)}")
-        row = rows[match.group("key")]
-        measured, unit = value_unit(row["value"], int(match.group("index")))
-        figure_unit = before.group("unit") or _unit_after(text[match.end():].split("\n", 1)[0]) or unit
-        start = line_start + before.start("number")
-        out += [text[done:start], published(before.group("number"), measured, unit, figure_unit)]
-        done = line_start + before.end("number")
+    for marker, _, start, end, figure_unit in _marked(text, where):
+        measured, unit = value_unit(rows[marker.group("key")]["value"], int(marker.group("index")))
+        out += [text[done:start], published(text[start:end], measured, unit, figure_unit or unit)]
+        done = end
     return "".join(out) + text[done:]
 
 
@@ -172,7 +172,7 @@ def main(argv: list[str]) -> int:
         for doc in documents(ROOT):
             text = doc.read_text()
             if MARKER.search(text):
-                doc.write_text(write(text, data["rows"]))
+                doc.write_text(write(text, data["rows"], str(doc.relative_to(ROOT))))
                 print(f"bench-check: wrote the figures of {doc.relative_to(ROOT)}")
         return 0
     problems, count = check(ROOT, data["rows"])

@@ -52,7 +52,7 @@ def use_format(log_format: str) -> None:
 def setup_logging(log_format: str) -> None:
     use_format(log_format)
     # No line shows the process name, and reading it would run multiprocessing's __init__, which
-    # kube.transport leaves waiting (its modules are half a MiB of the daemon's memory).
+    # deferred_imports leaves waiting (its modules are half a MiB of the daemon's memory).
     logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())

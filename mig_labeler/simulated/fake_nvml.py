@@ -4,8 +4,8 @@ Owns: pynvml's function names, return structs and ``NVMLError`` codes for everyt
 calls, answered from ``fixture.NodeFixture`` and the real GPU model table. It takes the binding
 (a ``pynvml`` module) only for constants, struct classes and error classes. It enforces what real
 NVML enforces (calls before ``nvmlInit`` fail, parent-only calls reject MIG handles and vice
-versa, empty MIG slots are NOT_FOUND), reloads its fixture file on every ``nvmlInit`` (how tests simulate a MIG
-reconfiguration), and counts calls (for the benchmarks). Used by tests, ``--fixture``,
+versa, empty MIG slots are NOT_FOUND), reloads its fixture file on every ``nvmlInit`` (how tests
+simulate a MIG reconfiguration), and counts calls (for the benchmarks). Used by tests, ``--fixture``,
 ``make demo`` and ``make bench``.
 """
 
